@@ -1,0 +1,38 @@
+# fedchem: two commands from a fresh clone, `make demo` and `make test`. Each builds .venv by itself.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.fedchem-installed
+DEMO_DIR ?= demo-output
+
+.PHONY: all venv test test-slow demo bench clean help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create .venv (Python 3.11, torch 2.13.0 CPU first) and install fedchem with its test extras
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first and pinned: anything that pulls torch later then finds it satisfied (no multi-GB CUDA build).
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+test: $(STAMP) ## run the default test suite (slow cases excluded)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP) ## run only the slow cases
+	$(PY) -m pytest -q -m slow
+
+demo: $(STAMP) ## the main job end to end on real data; prints where the reports are
+	$(VENV)/bin/fedchem demo --out $(DEMO_DIR)
+
+bench: $(STAMP) ## run every benchmark under bench/ (minutes; prints figures)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: ## remove the virtualenv, build artefacts and demo output
+	rm -rf $(VENV) build dist *.egg-info $(DEMO_DIR) local-worker .pytest_cache

@@ -1,0 +1,45 @@
+"""Model, training and secure-aggregation settings shared by every partner of a consortium."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """SparseChem-class trunk: sparse input layer then dense hidden layers; heads are per partner."""
+
+    hidden_sizes: tuple[int, ...] = (512,)
+    activation: Literal["relu", "tanh"] = "relu"
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    input_transform: Literal["none", "binarize", "log1p"] = "binarize"
+
+
+class TrainingConfig(_Strict):
+    """Local training schedule; in a federated run `epochs_per_round` replaces `epochs`."""
+
+    epochs: int = Field(20, ge=1)
+    epochs_per_round: float = Field(1.0, gt=0)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_steps: tuple[int, ...] = ()  # epochs at which the learning rate is multiplied by lr_gamma
+    lr_gamma: float = Field(0.3, gt=0, le=1)
+    early_stopping_patience: int = Field(5, ge=0)  # 0: no early stopping
+    validation_fold: int = Field(0, ge=0)
+    test_fold: int = Field(1, ge=0)
+    seed: int = 0
+
+
+class SecAggConfig(_Strict):
+    """Secure aggregation (Bonawitz et al. 2017): ring size, clipping bound, share threshold."""
+
+    enabled: bool = True
+    ring_bits: Literal[32, 64] = 64
+    clip: float = Field(1.0, gt=0)  # each coordinate of a weighted update is clipped to [-clip, clip]
+    threshold: int | None = Field(None, ge=2)  # t of t-of-n; default: majority of the partners

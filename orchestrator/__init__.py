@@ -1,0 +1,1 @@
+"""fedchem.orchestrator."""

@@ -1,0 +1,65 @@
+"""`fedchem`: one command line with git/kubectl-style subcommands.
+
+Each subcommand lives in its own module `fedchem.orchestrator.cmd_<name>` exposing `register(subparsers)`, which
+adds its parser and sets `func` (a callable taking the parsed args and returning an exit code). Heavy imports
+(torch, substra, rdkit) happen inside the handlers so that `fedchem --help` stays instant.
+User mistakes raise FedchemError and become a clean message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fedchem.opener.errors import FedchemError
+
+# The order here is the order in `fedchem --help`.
+COMMAND_MODULES = [
+    "data",
+    "prepare",
+    "train_local",
+]
+
+DESCRIPTION = """\
+fedchem trains one multi-task bioactivity model across pharmaceutical partners on Substra: a shared trunk learned
+with secure aggregation, a private head per partner, and a report telling each partner whether joining helped.
+
+typical flow:
+  fedchem data moleculeace --partners 3 --out raw/      build partner folders from public data
+  fedchem prepare --consortium C.yaml --partner P.yaml  featurise one partner's data, on its own node
+  fedchem train-local PREPARED_DIR                      the baseline: that partner alone
+  fedchem run C.yaml                                    federated training (Substra compute plans)
+  fedchem report RUN_DIR --partner NAME                 did joining help, by how much, on which tasks?
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedchem", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="fedchem 0.1.0")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"fedchem.orchestrator.cmd_{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except FedchemError as exc:
+        print(exc.message(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept; re-run (or `fedchem run --resume`) to continue",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

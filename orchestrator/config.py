@@ -1,0 +1,201 @@
+"""The consortium config and the partner configs (YAML), parsed into pydantic models with clear errors.
+
+A consortium file names the shared settings (fingerprints, preparation rules, model, training, federation) and
+lists its partners, each with a partner file of its own (its data, its Substra connection, its deployment).
+Relative paths in a file are resolved against that file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fedchem.algo.config import ModelConfig, SecAggConfig, TrainingConfig
+from fedchem.opener.config import FingerprintConfig, PreparationConfig
+from fedchem.opener.errors import ConfigError
+from fedchem.orchestrator.deploy_config import DeploymentConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """A secret is never written in a config: it is read from an environment variable or a file."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` or `file`")
+        return self
+
+    def read(self, what: str) -> bytes:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(f"the {what} is not set", where=f"environment variable {self.env}",
+                                  fix=f"export {self.env}=... (the value your consortium agreed on)")
+            return value.encode()
+        path = Path(self.file)
+        if not path.is_file():
+            raise ConfigError(f"the {what} file does not exist", where=str(path),
+                              fix="create it (e.g. `python -c 'import secrets;print(secrets.token_hex(32))' > FILE`)")
+        data = path.read_bytes().strip()
+        if len(data) < 16:
+            raise ConfigError(f"the {what} is too short ({len(data)} bytes)", where=str(path),
+                              fix="use at least 16 random bytes (32 hex characters or more)")
+        return data
+
+
+class PartnerData(_Strict):
+    """A partner's raw MELLODDY-TUNER files (T0 assays, T1 activities, T2 structures)."""
+
+    t0: Path
+    t1: Path
+    t2: Path
+
+
+class SubstraConnection(_Strict):
+    """How the orchestrator reaches this partner's Substra backend when `--backend remote`."""
+
+    url: str | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+
+
+class PartnerConfig(_Strict):
+    """One partner: its name, its Substra organisation, its data, and its private output folder."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    organization: str | None = None  # the Substra organisation id (MSP id) on a real network
+    data: PartnerData | None = None
+    prepared_dir: Path | None = None
+    fingerprint: FingerprintConfig | None = None  # if given, must equal the consortium's
+    substra: SubstraConnection = SubstraConnection()
+    deployment: DeploymentConfig | None = None
+
+
+class PartnerRef(_Strict):
+    name: str
+    config: Path
+
+
+class FederationConfig(_Strict):
+    """The federated schedule: rounds, evaluation cadence, aggregator organisation, secure aggregation."""
+
+    rounds: int = Field(10, ge=1)
+    evaluate_every: int = Field(1, ge=1)
+    aggregator: str = "aggregator"  # name of the aggregator organisation (never a holder of the consortium secret)
+    secure_aggregation: SecAggConfig = SecAggConfig()
+
+
+class ConsortiumConfig(_Strict):
+    name: str
+    secret: SecretRef
+    fingerprint: FingerprintConfig = FingerprintConfig()
+    preparation: PreparationConfig = PreparationConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    federation: FederationConfig = FederationConfig()
+    backend: Literal["subprocess", "remote"] = "subprocess"
+    partners: tuple[PartnerRef, ...]
+
+    @model_validator(mode="after")
+    def _unique_partners(self):
+        names = [p.name for p in self.partners]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"partner names must be unique; repeated: {', '.join(dup)}")
+        if self.federation.aggregator in names:
+            raise ValueError(f"the aggregator '{self.federation.aggregator}' must not be one of the partners")
+        if len(names) < 2:
+            raise ValueError("a consortium needs at least two partners")
+        return self
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"the {what} file does not exist", where=str(path), fix="check the path")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"the {what} file is not valid YAML", where=where, fix="fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the {what} file must hold a mapping of keys", where=str(path))
+    return data
+
+
+def _resolve(data: Any, base: Path, keys: set[str]) -> Any:
+    """Make relative paths under the given keys relative to the config file's folder."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if k in keys and isinstance(v, str) and not os.path.isabs(v):
+                out[k] = str((base / v).resolve())
+            else:
+                out[k] = _resolve(v, base, keys)
+        return out
+    if isinstance(data, list):
+        return [_resolve(v, base, keys) for v in data]
+    return data
+
+
+def _validate(model: type[BaseModel], data: dict, path: Path, what: str):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        n = len(exc.errors())
+        more = f" (and {n - 1} more problem{'s' if n > 2 else ''})" if n > 1 else ""
+        raise ConfigError(f"invalid {what}: {first['msg']}{more}", where=f"{path}, key '{key}'",
+                          fix="correct that key (see partner_configs/ for a complete example)") from None
+
+
+_PATH_KEYS = {"t0", "t1", "t2", "prepared_dir", "file", "token_file", "config"}
+
+
+def load_partner(path: Path) -> PartnerConfig:
+    path = Path(path)
+    data = _resolve(_read_yaml(path, "partner config"), path.parent, _PATH_KEYS)
+    return _validate(PartnerConfig, data, path, "partner config")
+
+
+def load_consortium(path: Path) -> ConsortiumConfig:
+    path = Path(path)
+    data = _resolve(_read_yaml(path, "consortium config"), path.parent, _PATH_KEYS)
+    return _validate(ConsortiumConfig, data, path, "consortium config")
+
+
+def load_all(path: Path) -> tuple[ConsortiumConfig, dict[str, PartnerConfig]]:
+    """Load a consortium and every partner it names, and cross-check them (same fingerprints, names match)."""
+    consortium = load_consortium(path)
+    partners: dict[str, PartnerConfig] = {}
+    orgs: dict[str, str] = {}
+    for ref in consortium.partners:
+        p = load_partner(ref.config)
+        if p.name != ref.name:
+            raise ConfigError(f"partner file names '{p.name}' but the consortium lists it as '{ref.name}'",
+                              where=str(ref.config), fix="make the two names agree")
+        if p.fingerprint is not None and p.fingerprint != consortium.fingerprint:
+            diff = [k for k in FingerprintConfig.model_fields
+                    if getattr(p.fingerprint, k) != getattr(consortium.fingerprint, k)]
+            raise ConfigError(f"partner '{p.name}' uses different fingerprint settings than the consortium "
+                              f"({', '.join(diff)})", where=f"{ref.config}, key 'fingerprint'",
+                              fix="remove the partner's fingerprint section or make it equal the consortium's")
+        if p.organization:
+            if p.organization in orgs:
+                raise ConfigError(f"organisation '{p.organization}' is claimed by both '{orgs[p.organization]}' "
+                                  f"and '{p.name}'", where=str(ref.config), fix="give each partner its own organisation")
+            orgs[p.organization] = p.name
+        partners[p.name] = p
+    return consortium, partners
