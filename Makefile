@@ -9,6 +9,9 @@ DEMO_DIR ?= demo-output
 
 .PHONY: all venv test test-slow demo bench clean help
 
+# deployment targets (make deploy-partner PARTNER=<name>) live in their own file
+include deploy/deploy.mk
+
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
 

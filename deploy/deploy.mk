@@ -1,0 +1,1 @@
+# Deployment targets; filled in by the deployment work (issue 8).
