@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.fedchem-installed
 DEMO_DIR ?= demo-output
+.DEFAULT_GOAL := help
 
 .PHONY: all venv test test-slow demo bench clean help
 
