@@ -43,3 +43,4 @@ class SecAggConfig(_Strict):
     ring_bits: Literal[32, 64] = 64
     clip: float = Field(1.0, gt=0)  # each coordinate of a weighted update is clipped to [-clip, clip]
     threshold: int | None = Field(None, ge=2)  # t of t-of-n; default: majority of the partners
+    max_weight: float = Field(1.0, gt=0)  # a partner's weight lies in (0, max_weight]; bounds the fixed-point encoding
