@@ -94,6 +94,10 @@ class FederationConfig(_Strict):
     evaluate_every: int = Field(1, ge=1)
     aggregator: str = "aggregator"  # name of the aggregator organisation (never a holder of the consortium secret)
     secure_aggregation: SecAggConfig = SecAggConfig()
+    # remote backend: how the operator reaches the aggregator organisation's Substra node (URL + token reference)
+    aggregator_substra: SubstraConnection = SubstraConnection()
+    # the aggregator organisation's node file (a partner-style file without data) for deployment and network checks
+    aggregator_node: Path | None = None
 
 
 class ConsortiumConfig(_Strict):
@@ -161,7 +165,7 @@ def _validate(model: type[BaseModel], data: dict, path: Path, what: str):
                           fix="correct that key (see partner_configs/ for a complete example)") from None
 
 
-_PATH_KEYS = {"t0", "t1", "t2", "prepared_dir", "file", "token_file", "config"}
+_PATH_KEYS = {"t0", "t1", "t2", "prepared_dir", "file", "token_file", "config", "secrets_dir", "aggregator_node"}
 
 
 def load_partner(path: Path) -> PartnerConfig:
