@@ -7,7 +7,6 @@ logits instead of probabilities, mismatched shapes) still raise ValueError: thos
 
 from __future__ import annotations
 
-
 import numpy as np
 import scipy.sparse as sp
 import sklearn
