@@ -1,0 +1,219 @@
+"""Read and check a partner's raw MELLODDY-TUNER files (T0 assays, T1 activities, T2 structures).
+
+Only structure is checked here: files and columns exist, ids are unique, every T1 row points at a known assay and
+compound. Values, qualifiers and units are checked in `activities`. Errors name the file, the line (line 1 is the
+header) and the column, never a SMILES, an id or a value. Files may be plain `.csv` or gzipped `.csv.gz`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedchem.opener.errors import DataError
+
+T0_REQUIRED = ["input_assay_id", "assay_type", "use_in_regression", "is_binary", "expert_threshold_1", "direction"]
+T0_THRESHOLDS = [f"expert_threshold_{i}" for i in range(1, 6)]  # _2.._5 may be absent
+T1_REQUIRED = ["input_compound_id", "input_assay_id", "standard_qualifier", "standard_value"]
+T2_REQUIRED = ["input_compound_id", "smiles"]
+DIRECTIONS = ("high", "low")
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+@dataclass(frozen=True)
+class Assay:
+    """One T0 row. Thresholds are on the log scale values have after unit conversion (pIC50-like)."""
+
+    assay_id: str
+    assay_type: str
+    use_in_regression: bool
+    is_binary: bool
+    thresholds: tuple[float, ...]
+    direction: str  # "high": value >= threshold is active; "low": value <= threshold is active
+    auxiliary: bool
+    line: int
+
+
+@dataclass
+class Structures:
+    """T2: one row per input compound (identical repeated rows are collapsed)."""
+
+    ids: list[str]
+    smiles: list[str]
+    lines: list[int]
+    n_repeated_rows: int = 0
+
+
+@dataclass
+class ActivityRows:
+    """T1 as read: text fields, one entry per row, plus the row's line number in the file."""
+
+    compound_ids: list[str]
+    assay_ids: list[str]
+    qualifiers: list[str]
+    values: list[str]
+    units: list[str]
+    lines: list[int]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def short(token: str, limit: int = 12) -> str:
+    """Quote a short token (qualifier, unit, flag) for an error message; longer text is not echoed."""
+    token = token.strip()
+    return repr(token) if len(token) <= limit else f"a {len(token)}-character text"
+
+
+def _rows(path: Path, what: str, required: list[str]):
+    """Yield (line, row dict) of a CSV file after checking that it exists and has the required columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"the {what} file does not exist", where=str(path),
+                        fix=f"check the `data` section of the partner config ({what})")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"the {what} file is empty", where=str(path),
+                                fix=f"export the {what} with a header row: {', '.join(required)}")
+            header = [h.strip() for h in header]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DataError(f"the {what} file lacks column(s) {', '.join(missing)}", where=str(path),
+                                fix=f"add the column(s); the {what} needs {', '.join(required)}")
+            dup = sorted({h for h in header if h and header.count(h) > 1})
+            if dup:
+                raise DataError(f"the {what} file repeats column(s) {', '.join(dup)}", where=str(path),
+                                fix="keep one column of each name")
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"row has {len(row)} fields, the header has {len(header)}",
+                                    where=f"{path}, line {reader.line_num}",
+                                    fix="quote fields that contain commas; check the row")
+                yield reader.line_num, dict(zip(header, (c.strip() for c in row)))
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read the {what} file ({type(exc).__name__})", where=str(path),
+                        fix="export it as UTF-8 CSV (optionally gzipped as .csv.gz)") from None
+
+
+def fmt_threshold(t: float) -> str:
+    """A threshold as short stable text (10 significant digits), used in task names and tasks.csv."""
+    return format(float(t), ".10g")
+
+
+def _flag(text: str, column: str, where: str) -> bool:
+    t = text.strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise DataError(f"column {column} must be true or false, got {short(text)}", where=where,
+                    fix="use true/false (or 1/0)")
+
+
+def _require_id(text: str, column: str, where: str) -> str:
+    if not text:
+        raise DataError(f"empty {column}", where=where, fix=f"give every row a {column}")
+    return text
+
+
+def read_t0(path: Path) -> dict[str, Assay]:
+    """T0 assay metadata, keyed by input_assay_id in file order."""
+    assays: dict[str, Assay] = {}
+    first_line: dict[str, int] = {}
+    for line, r in _rows(path, "T0 assay table", T0_REQUIRED):
+        where = f"{path}, line {line}"
+        aid = _require_id(r["input_assay_id"], "input_assay_id", where)
+        if aid in assays:
+            raise DataError(f"assay listed twice (first on line {first_line[aid]})", where=where,
+                            fix="keep one T0 row per input_assay_id")
+        is_binary = _flag(r["is_binary"], "is_binary", where)
+        use_regr = _flag(r["use_in_regression"], "use_in_regression", where)
+        aux = _flag(r.get("auxiliary", ""), "auxiliary", where)
+        thresholds: list[float] = []
+        for col in T0_THRESHOLDS:
+            text = r.get(col, "")
+            if not text:
+                continue
+            try:
+                t = float(text)
+            except ValueError:
+                t = math.nan
+            if not math.isfinite(t):
+                raise DataError(f"column {col} is not a finite number", where=where,
+                                fix="give thresholds as numbers on the log scale (e.g. 6.5), or leave empty")
+            if fmt_threshold(t) not in {fmt_threshold(x) for x in thresholds}:  # repeats add no task
+                thresholds.append(t)
+        direction = r["direction"].strip().lower()
+        if is_binary:
+            direction, thresholds = "high", [0.5]
+        elif direction not in DIRECTIONS:
+            if thresholds or direction:
+                raise DataError(f"column direction must be 'high' or 'low', got {short(r['direction'])}",
+                                where=where, fix="'high': value >= threshold is active; 'low': value <= threshold")
+            direction = "high"
+        assays[aid] = Assay(aid, r["assay_type"] or "OTHER", use_regr and not is_binary, is_binary,
+                            tuple(thresholds), direction, aux, line)
+        first_line[aid] = line
+    if not assays:
+        raise DataError("the T0 assay table has no rows", where=str(path), fix="list the partner's assays")
+    return assays
+
+
+def read_t2(path: Path) -> Structures:
+    """T2 structures. The same id twice with different SMILES is an error; identical repeats are collapsed."""
+    ids: list[str] = []
+    smiles: list[str] = []
+    lines: list[int] = []
+    seen: dict[str, int] = {}
+    repeated = 0
+    for line, r in _rows(path, "T2 structure table", T2_REQUIRED):
+        where = f"{path}, line {line}"
+        cid = _require_id(r["input_compound_id"], "input_compound_id", where)
+        if cid in seen:
+            i = seen[cid]
+            if smiles[i] != r["smiles"]:
+                raise DataError(f"compound id listed twice with different SMILES (first on line {lines[i]})",
+                                where=where, fix="keep one T2 row per input_compound_id")
+            repeated += 1
+            continue
+        seen[cid] = len(ids)
+        ids.append(cid)
+        smiles.append(r["smiles"])
+        lines.append(line)
+    if not ids:
+        raise DataError("the T2 structure table has no rows", where=str(path), fix="list the partner's structures")
+    return Structures(ids, smiles, lines, repeated)
+
+
+def read_t1(path: Path, assays: dict[str, Assay], compound_ids: set[str]) -> ActivityRows:
+    """T1 activities as text; every row must name an assay of T0 and a compound of T2."""
+    out = ActivityRows([], [], [], [], [], [])
+    for line, r in _rows(path, "T1 activity table", T1_REQUIRED):
+        where = f"{path}, line {line}"
+        cid = _require_id(r["input_compound_id"], "input_compound_id", where)
+        aid = _require_id(r["input_assay_id"], "input_assay_id", where)
+        if aid not in assays:
+            raise DataError("activity for an assay that is not in the T0 assay table", where=where,
+                            fix="add the assay to T0 or remove its rows from T1")
+        if cid not in compound_ids:
+            raise DataError("activity for a compound that is not in the T2 structure table", where=where,
+                            fix="add the compound to T2 or remove its rows from T1")
+        out.compound_ids.append(cid)
+        out.assay_ids.append(aid)
+        out.qualifiers.append(r["standard_qualifier"])
+        out.values.append(r["standard_value"])
+        out.units.append(r.get("standard_units", ""))
+        out.lines.append(line)
+    if not out.lines:
+        raise DataError("the T1 activity table has no rows", where=str(path), fix="export the partner's activities")
+    return out
