@@ -97,8 +97,8 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
 
 
 def fmt_value(value: float) -> str:
-    """A float as short, stable text (10 significant digits; integers without a trailing '.0')."""
-    return format(float(value), ".10g")
+    """A float as stable text: 15 significant digits (exact for any source decimal of that length), no '.0'."""
+    return format(float(value), ".15g")
 
 
 def structure_bucket(smiles: str, n: int) -> int:
