@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "data",
     "prepare",
     "train_local",
+    "run",
 ]
 
 DESCRIPTION = """\
@@ -40,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="fedchem 0.1.0")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"fedchem.orchestrator.cmd_{name}").register(sub)
+        module = f"fedchem.orchestrator.cmd_{name}"
+        try:
+            importlib.import_module(module).register(sub)
+        except ModuleNotFoundError as exc:  # a command still being written; tests/test_cli.py requires them all
+            if exc.name != module:
+                raise
     return parser
 
 

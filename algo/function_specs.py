@@ -1,0 +1,105 @@
+"""The Substra functions of a federated run: their inputs, outputs and what each output holds.
+
+One table used three ways: the task scripts read their identifiers from it, the orchestrator registers functions
+from it, and the privacy checker decides from each output's *content* who may read it (DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Content(str, Enum):
+    """What an output holds, which fixes who may read it."""
+
+    PRIVATE = "private"            # head weights, metrics, predictions, secrets, logs: the owner only
+    MASKED_UPDATE = "masked"       # a masked (or, test-only, plain) trunk update: the aggregator only
+    RELEASED_SHARES = "released"   # decrypted secret shares for unmasking: the aggregator only
+    TRUNK = "trunk"                # the global trunk: every partner and the aggregator
+    PUBLIC_KEYS = "public_keys"    # public keys: every organisation
+    SEALED_SHARES = "sealed"       # secret shares encrypted to each recipient: every partner
+    RECEIPT = "receipt"            # "this partner submitted round r" (no data): every organisation
+
+
+@dataclass(frozen=True)
+class Input:
+    identifier: str
+    kind: str  # "model", "data_manager", "data_sample"
+    multiple: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    identifier: str
+    content: Content
+    kind: str = "model"  # Substra asset kind; "performance" outputs must be public
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    name: str          # Substra function name and registered python function name
+    module: str        # module that registers it (imported by the task script)
+    role: str          # "partner" or "aggregator": where its tasks may run
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    description: str
+
+    def output(self, identifier: str) -> Output:
+        return next(o for o in self.outputs if o.identifier == identifier)
+
+
+OPENER = Input("opener", "data_manager")
+DATASAMPLES = Input("datasamples", "data_sample", multiple=True)
+
+FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
+    FunctionDef(
+        "keygen", "fedchem.algo.function_keys", "partner",
+        inputs=(OPENER, DATASAMPLES, Input("trunk", "model")),
+        outputs=(Output("public_keys", Content.PUBLIC_KEYS), Output("secret_keys", Content.PRIVATE)),
+        description="Per-round X25519 key pairs and self-mask seeds for one partner; publishes the public keys.",
+    ),
+    FunctionDef(
+        "deal_shares", "fedchem.algo.function_keys", "partner",
+        inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("secret_keys", "model"),
+                Input("public_keys", "model", multiple=True)),
+        outputs=(Output("sealed_shares", Content.SEALED_SHARES),),
+        description="t-of-n shares of this partner's per-round secrets, each encrypted to its recipient.",
+    ),
+    FunctionDef(
+        "init_trunk", "fedchem.algo.function_aggregate", "aggregator",
+        inputs=(OPENER, DATASAMPLES),
+        outputs=(Output("trunk", Content.TRUNK),),
+        description="Publishes the starting trunk of this plan (the seed's initial trunk, or a resumed one).",
+    ),
+    FunctionDef(
+        "train", "fedchem.algo.function_train", "partner",
+        inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
+                Input("secret_keys", "model", optional=True), Input("public_keys", "model", multiple=True)),
+        outputs=(Output("head", Content.PRIVATE), Output("masked_update", Content.MASKED_UPDATE),
+                 Output("receipt", Content.RECEIPT), Output("log", Content.PRIVATE)),
+        description="Local training of trunk + own head for one round; uploads only the masked trunk update.",
+    ),
+    FunctionDef(
+        "release_shares", "fedchem.algo.function_keys", "partner",
+        inputs=(OPENER, DATASAMPLES, Input("secret_keys", "model"), Input("public_keys", "model", multiple=True),
+                Input("sealed_shares", "model", multiple=True), Input("receipt", "model", multiple=True)),
+        outputs=(Output("released_shares", Content.RELEASED_SHARES),),
+        description="Decrypts the shares the aggregator needs: self-mask seeds of survivors, pair keys of dropouts.",
+    ),
+    FunctionDef(
+        "aggregate", "fedchem.algo.function_aggregate", "aggregator",
+        inputs=(Input("trunk", "model"), Input("public_keys", "model", multiple=True),
+                Input("masked_update", "model", multiple=True),
+                Input("released_shares", "model", multiple=True, optional=True)),
+        outputs=(Output("trunk", Content.TRUNK),),
+        description="Sums the masked updates (masks cancel), decodes the weighted mean, applies it to the trunk.",
+    ),
+    FunctionDef(
+        "evaluate", "fedchem.algo.function_train", "partner",
+        inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True)),
+        outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE)),
+        description="Per-task metrics and test-fold predictions of global trunk + own head, private to the partner.",
+    ),
+]}

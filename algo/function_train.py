@@ -1,0 +1,131 @@
+"""Substra functions that run on a partner's node with torch: one round of local training, and evaluation.
+
+train:    global trunk + own head (previous round's output, or the private checkpoint after a resume, or a fresh
+          one) are trained on the partner's own training folds; the trunk update leaves masked (secure
+          aggregation) and only towards the aggregator; the head, a per-round log and the validation metrics of the
+          incoming model stay private; a data-free receipt tells the other partners this one submitted.
+evaluate: per-task metrics (validation and test folds) and test-fold predictions, private to the partner.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import substratools as tools
+
+from fedchem.algo import secagg
+from fedchem.algo.task_io import derived_seed, maybe_fail, partner_name, settings_of, write_json
+from fedchem.algo.trunk_file import flatten, load_trunk
+from fedchem.opener.dataset import load_prepared
+
+
+def _fold_rows(ds, tcfg):
+    folds = np.asarray(ds.folds)
+    val = np.flatnonzero(folds == tcfg.validation_fold)
+    test = np.flatnonzero(folds == tcfg.test_fold)
+    train = np.flatnonzero(~np.isin(folds, [tcfg.validation_fold, tcfg.test_fold]))
+    return train, val, test
+
+
+def _load_model(inputs, ds, meta):
+    """Trunk from the trunk input; head from the head input, else the private checkpoint, else a fresh one."""
+    from fedchem.algo import model as M
+
+    arrays, _ = load_trunk(inputs["trunk"])
+    mcfg, tcfg, _ = settings_of(meta)
+    trunk = M.init_trunk(ds.n_features, mcfg, tcfg.seed)
+    M.load_trunk_arrays(trunk, arrays)
+    head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1], derived_seed(tcfg.seed, "head",
+                                                                                   ds.manifest.get("partner")))
+    source = "new"
+    head_path = inputs.get("head")
+    ck = inputs["datasamples"].checkpoint_dir
+    if head_path:
+        M.load_head_arrays(head, dict(np.load(head_path)))
+        source = "previous round"
+    elif ck is not None and (Path(ck) / "head.npz").is_file():
+        M.load_head_arrays(head, dict(np.load(Path(ck) / "head.npz")))
+        source = "checkpoint"
+    return trunk, head, arrays, source
+
+
+def _save_head(path, head) -> None:
+    from fedchem.algo import model as M
+
+    with open(path, "wb") as fh:
+        np.savez(fh, **M.head_to_arrays(head))
+
+
+@tools.register
+def train(inputs, outputs, task_properties):
+    import torch
+
+    from fedchem.algo import evaluation, model as M, training
+
+    t_start = time.perf_counter()
+    ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
+    me = partner_name(inputs["datasamples"].prepared_dir)
+    _, meta = load_trunk(inputs["trunk"])
+    round_ = meta["round"] + 1
+    maybe_fail(me, round_, "train")
+    mcfg, tcfg, scfg = settings_of(meta)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    trunk, head, before_arrays, head_source = _load_model(inputs, ds, meta)
+    train_rows, val_rows, _ = _fold_rows(ds, tcfg)
+    log = {"partner": me, "round": round_, "plan_id": meta["plan_id"], "head_from": head_source,
+           "n_train": int(train_rows.size), "seconds": {}}
+    log["seconds"]["load"] = time.perf_counter() - t_start
+
+    t = time.perf_counter()
+    if head_source != "new" and (round_ - 1) % meta["settings"]["evaluate_every"] == 0 and val_rows.size:
+        res = evaluation.evaluate(trunk, head, ds, val_rows)
+        log["validation_of_incoming"] = {"after_round": round_ - 1, "aggregate": res.aggregate}
+    log["seconds"]["validate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stats = training.train_epochs(trunk, head, ds, train_rows, tcfg, epochs=tcfg.epochs_per_round,
+                                  seed=derived_seed(tcfg.seed, me, round_))
+    log["train"] = stats.as_dict() if hasattr(stats, "as_dict") else dict(vars(stats))
+    log["seconds"]["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    delta = flatten(M.trunk_to_arrays(trunk)).astype(np.float64) - flatten(before_arrays).astype(np.float64)
+    weight = float(train_rows.size)
+    if meta["settings"]["secure"]:
+        secret = secagg.load_secret_bundle(inputs["secret_keys"])
+        publics = {b.party_id: b for b in map(secagg.load_public_bundle, inputs["public_keys"])}
+        masked = secagg.mask_update(meta["plan_id"], round_, me, sorted(publics), secret, publics, delta, weight,
+                                    scfg)
+        secagg.save_masked_update(outputs["masked_update"], masked)
+        log["clipped"] = int(masked.n_clipped)
+    else:  # test-only switch: the same update in the clear (still readable by the aggregator only)
+        clipped = np.clip(delta, -scfg.clip, scfg.clip)
+        log["clipped"] = int(np.count_nonzero(clipped != delta))
+        with open(outputs["masked_update"], "wb") as fh:
+            np.savez(fh, weighted_update=(weight / scfg.max_weight) * clipped,
+                     weight=np.float64(weight / scfg.max_weight))
+    log["seconds"]["mask"] = time.perf_counter() - t
+
+    _save_head(outputs["head"], head)
+    write_json(outputs["receipt"], {"partner": me, "round": round_, "plan_id": meta["plan_id"]})
+    log["seconds"]["total"] = time.perf_counter() - t_start
+    write_json(outputs["log"], log)
+
+
+@tools.register
+def evaluate(inputs, outputs, task_properties):
+    from fedchem.algo import evaluation
+    from fedchem.algo.predictions import save_predictions
+
+    ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
+    _, meta = load_trunk(inputs["trunk"])
+    mcfg, tcfg, _ = settings_of(meta)
+    trunk, head, _, head_source = _load_model(inputs, ds, meta)
+    _, val_rows, test_rows = _fold_rows(ds, tcfg)
+    val = evaluation.evaluate(trunk, head, ds, val_rows)
+    test = evaluation.evaluate(trunk, head, ds, test_rows)
+    write_json(outputs["metrics"], {"after_round": meta["round"], "head_from": head_source,
+                                    "validation": val.as_dict(), "test": test.as_dict()})
+    evaluation.save_test_predictions(outputs["predictions"], trunk, head, ds, test_rows)

@@ -1,0 +1,106 @@
+"""`fedchem run` (start or resume a federated run) and `fedchem status` (where a run stands)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from fedchem.opener.errors import ConfigError
+
+RUN_HELP = """\
+Train the consortium's model federated: a key setup, then R rounds in which every partner trains the shared
+trunk and its own private head on its own data and uploads only a masked trunk update; the aggregator sums the
+masked updates (the masks cancel) into the next trunk. Each round is checked against the privacy rules before it
+is submitted to Substra. A partner that fails mid-round is dropped and the round completes with the survivors;
+below the secure-aggregation threshold the run stops cleanly and can be resumed.
+
+The run folder gets a ledger (ledger.json, `fedchem status`), the public settings, and one private folder per
+partner (partners/<name>/: its checkpoint head, per-round logs, final metrics and test predictions).
+
+examples:
+  fedchem run consortium.yaml --run-dir runs/first
+  fedchem run consortium.yaml --rounds 3
+  fedchem run --resume runs/first          # after an interruption (Ctrl-C, a kill, a stopped round)
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run (or resume) federated training with secure aggregation",
+                       description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("consortium", nargs="?", type=Path, help="the consortium YAML (not needed with --resume)")
+    p.add_argument("--run-dir", type=Path, help="folder for this run (default: runs/<consortium>-<time>)")
+    p.add_argument("--rounds", type=int, help="number of rounds (default: the consortium's federation.rounds)")
+    p.add_argument("--backend", choices=["subprocess", "remote"], default=None,
+                   help="subprocess: every organisation on this machine (default); remote: real Substra nodes, "
+                        "URLs and tokens from the partner configs")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last completed round")
+    p.add_argument("--insecure-test-only", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=_run)
+
+    s = sub.add_parser("status", help="show where a run stands (rounds, dropouts, timings)",
+                       description="Read a run folder's ledger and show its progress. Reads no private file.")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("--json", action="store_true", help="print the ledger as JSON")
+    s.set_defaults(func=_status)
+
+
+def _run(args) -> int:
+    from fedchem.orchestrator.config import load_all
+    from fedchem.orchestrator.federation import run_federation
+    from fedchem.orchestrator.ledger import Ledger
+
+    resume = args.resume is not None
+    if resume:
+        ledger = Ledger.load(args.resume)
+        cpath = args.consortium or (Path(ledger.consortium_path) if ledger.consortium_path else None)
+        if cpath is None:
+            raise ConfigError("the run does not record its consortium config", where=str(args.resume),
+                              fix="give it: fedchem run CONSORTIUM.yaml --resume RUN_DIR")
+        run_dir = args.resume
+    else:
+        if args.consortium is None:
+            raise ConfigError("no consortium config given", fix="fedchem run CONSORTIUM.yaml (see --help)")
+        cpath = args.consortium
+    consortium, partners = load_all(cpath)
+    if not resume:
+        run_dir = args.run_dir or Path("runs") / f"{consortium.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    backend = args.backend or consortium.backend
+    network = None
+    if backend == "remote":
+        from fedchem.orchestrator.remote import remote_clients
+        from fedchem.orchestrator.substra_backend import network_from_clients
+
+        network = network_from_clients(remote_clients(consortium, partners), consortium.federation.aggregator)
+    run_federation(consortium, partners, run_dir, rounds=args.rounds, resume=resume,
+                   secure=False if args.insecure_test_only else None, network=network, consortium_path=cpath)
+    print(f"run folder: {Path(run_dir).resolve()}")
+    return 0
+
+
+def _status(args) -> int:
+    from dataclasses import asdict
+
+    from fedchem.orchestrator.ledger import Ledger
+
+    ledger = Ledger.load(args.run_dir)
+    if args.json:
+        print(json.dumps(asdict(ledger), indent=2))
+        return 0
+    print(f"run {ledger.run_name}: {ledger.status}")
+    print(f"  rounds: {ledger.completed_rounds}/{ledger.rounds_planned} completed; secure aggregation "
+          f"{'on' if ledger.secure else 'OFF'}; partners: {', '.join(ledger.partners)}; aggregator: {ledger.aggregator}")
+    if ledger.dropped:
+        print("  dropped out: " + ", ".join(f"{p} (round {r})" for p, r in sorted(ledger.dropped.items())))
+    for rec in ledger.rounds[-10:]:
+        secs = ", ".join(f"{k} {v:.1f}s" for k, v in rec.seconds.items())
+        print(f"  round {rec.round}: {len(rec.survivors)} submitted" +
+              (f", dropped {', '.join(rec.dropped)}" if rec.dropped else "") + f" ({secs})")
+    if ledger.message:
+        print(f"  note: {ledger.message}")
+    if ledger.status in ("running", "stopped") and ledger.completed_rounds < ledger.rounds_planned:
+        print(f"  resume with: fedchem run --resume {Path(args.run_dir)}")
+    if ledger.status == "completed":
+        print(f"  results: {Path(args.run_dir) / 'partners'}/<name>/ (each partner's own, private)")
+    return 0

@@ -1,0 +1,339 @@
+"""The federated run: key setup, R rounds of train -> release shares -> aggregate, a final evaluation.
+
+Rounds are submitted one step at a time so that a partner failing mid-round is seen (Substra's local backend runs
+tasks synchronously and raises on the first failure): its train task's failure marks it dropped, the round
+completes with the survivors through the secure-aggregation recovery, and later rounds go on without it. After
+every completed round each partner's private checkpoint (its head) and the trunk are saved and the ledger
+updated, so `--resume` continues from there with a fresh key setup and reaches the same trunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fedchem.opener.dataset import load_prepared
+from fedchem.opener.errors import ConfigError, DataError, ProtocolError
+from fedchem.orchestrator import plan as planner
+from fedchem.orchestrator import substra_backend as sb
+from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
+from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
+from fedchem.orchestrator.privacy import check_tasks
+
+EXIT_STOPPED = 3  # the run stopped cleanly (too few survivors, a failed aggregation): resumable
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    ledger: Ledger
+    network: sb.Network | None = None
+    tasks: dict[str, planner.TaskPlan] = field(default_factory=dict)
+    contexts: list[planner.PlanContext] = field(default_factory=list)
+
+
+def partner_dir(run_dir: Path, name: str) -> Path:
+    """A partner's private folder (stands for its own node's storage in local mode)."""
+    return Path(run_dir) / "partners" / name
+
+
+def run_settings(consortium: ConsortiumConfig, rounds: int, secure: bool) -> dict:
+    """Consortium-wide settings every task reads from the trunk's metadata (no secret, no partner data)."""
+    return {
+        "consortium": consortium.name,
+        "fingerprint": consortium.fingerprint.model_dump(),
+        "model": consortium.model.model_dump(),
+        "training": consortium.training.model_dump(),
+        "secure_aggregation": consortium.federation.secure_aggregation.model_dump(),
+        "secure": secure,
+        "rounds": rounds,
+        "evaluate_every": consortium.federation.evaluate_every,
+        "seed": consortium.training.seed,
+    }
+
+
+def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig]) -> dict[str, int]:
+    """Before anything is submitted: every partner has a prepared dataset made with the consortium's settings and
+    at least one trainable task. Returns the number of features (the same for all)."""
+    fp = consortium.fingerprint.model_dump()
+    n_features = None
+    for ref in consortium.partners:
+        p = partners.get(ref.name)
+        if p is None:
+            raise ConfigError(f"partner '{ref.name}' has no partner config", where=str(ref.config))
+        if p.prepared_dir is None:
+            raise ConfigError(f"partner '{p.name}' names no prepared_dir", where=str(ref.config),
+                              fix="add `prepared_dir:` and run `fedchem prepare` for it")
+        ds = load_prepared(p.prepared_dir, verify=True)
+        man_fp = ds.manifest.get("fingerprint")
+        if man_fp is not None and man_fp != fp:
+            raise ConfigError(f"partner '{p.name}' was prepared with other fingerprint settings than the consortium's",
+                              where=str(p.prepared_dir / "manifest.json"),
+                              fix="re-run `fedchem prepare` for it with the consortium config")
+        if ds.n_features != consortium.fingerprint.size:
+            raise ConfigError(f"partner '{p.name}' has {ds.n_features} features, the consortium {consortium.fingerprint.size}",
+                              where=str(p.prepared_dir), fix="re-run `fedchem prepare` with the consortium config")
+        t = consortium.training
+        train_rows = ~np.isin(ds.folds, [t.validation_fold, t.test_fold])
+        labelled = ds.Y_class[train_rows].nnz + ds.Y_regr[train_rows].nnz
+        if labelled == 0:
+            raise DataError(f"partner '{p.name}' has no label in its training folds", where=str(p.prepared_dir),
+                            fix="check its data and the validation/test folds of the consortium's training section")
+        n_features = ds.n_features
+    return {"n_features": n_features}
+
+
+def _initial_trunk(consortium: ConsortiumConfig, n_features: int, path: Path, meta: dict) -> None:
+    from fedchem.algo.model import init_trunk, trunk_to_arrays
+    from fedchem.algo.trunk_file import save_trunk
+
+    trunk = init_trunk(n_features, consortium.model, consortium.training.seed)
+    save_trunk(path, trunk_to_arrays(trunk), meta)
+
+
+def _restamp_trunk(src: Path, dest: Path, meta_update: dict) -> None:
+    from fedchem.algo.trunk_file import load_trunk, save_trunk
+
+    arrays, meta = load_trunk(src)
+    meta.update(meta_update)
+    save_trunk(dest, arrays, meta)
+
+
+class Console:
+    """Progress lines for a person watching the run (no data, no values)."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None):
+        self.echo = echo or (lambda s: print(s, flush=True))
+
+    def __call__(self, msg: str) -> None:
+        self.echo(msg)
+
+
+def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig], run_dir: Path, *,
+                   rounds: int | None = None, resume: bool = False, secure: bool | None = None,
+                   network: sb.Network | None = None, console: Console | None = None,
+                   keep_network: bool = False, consortium_path: Path | None = None) -> RunResult:
+    """Run (or resume) a federated training; returns the ledger and, for tests, the Substra network and tasks."""
+    say = console or Console()
+    run_dir = Path(run_dir).resolve()
+    names = [p.name for p in consortium.partners]
+    agg = consortium.federation.aggregator
+    secure = consortium.federation.secure_aggregation.enabled if secure is None else secure
+    feats = check_partners(consortium, partners)
+
+    if resume:
+        ledger = Ledger.load(run_dir)
+        rounds = ledger.rounds_planned
+        settings = run_settings(consortium, rounds, ledger.secure)
+        if ledger.settings_hash != settings_hash(settings):
+            raise ConfigError("the consortium settings differ from those the run started with",
+                              where=str(run_dir / "ledger.json"),
+                              fix="resume with the same consortium config, or start a new run folder")
+        secure = ledger.secure
+        if ledger.status == "completed":
+            say(f"run already completed ({ledger.completed_rounds} rounds); nothing to do")
+            return RunResult(run_dir, ledger)
+    else:
+        rounds = rounds or consortium.federation.rounds
+        if (run_dir / "ledger.json").exists():
+            raise ConfigError("this run folder already holds a run", where=str(run_dir),
+                              fix="use `fedchem run --resume RUN_DIR` to continue it, or choose a new folder")
+        settings = run_settings(consortium, rounds, secure)
+        ledger = Ledger(run_name=run_dir.name, settings_hash=settings_hash(settings), partners=names,
+                        aggregator=agg, rounds_planned=rounds, secure=secure,
+                        consortium_path=str(Path(consortium_path).resolve()) if consortium_path else "")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+    ledger.status = "running"
+    ledger.message = ""
+    ledger.save(run_dir)
+    first_round = ledger.completed_rounds + 1
+    plan_id = str(uuid.uuid4())
+    threshold = consortium.federation.secure_aggregation.threshold or (len(names) // 2 + 1)
+
+    work = run_dir / "substra-work" / plan_id[:8]
+    result = RunResult(run_dir, ledger)
+    with sb.working_directory(work):
+        net = network or sb.local_network(names, agg)
+        result.network = net
+        if not net.function_keys:
+            sb.register_functions(net, work / "functions")
+
+        # the plan's starting trunk: initial, or the one saved after the last completed round
+        start = work / "aggregator-start"
+        start.mkdir(parents=True, exist_ok=True)
+        plan_meta = {"round": ledger.completed_rounds, "plan_id": plan_id, "first_round": first_round,
+                     "last_round": rounds, "roster": names, "threshold": threshold, "settings": settings}
+        saved = run_dir / "aggregator" / "trunk.npz"
+        if ledger.completed_rounds == 0:
+            _initial_trunk(consortium, feats["n_features"], start / "trunk.npz", plan_meta)
+        else:
+            _restamp_trunk(saved, start / "trunk.npz", plan_meta)
+
+        datasets = {"aggregator": sb.register_dataset(net, agg, f"{agg}-trunk", [start], work / "datasets" / agg)}
+        heads_in_checkpoint = set()
+        for name in names:
+            folders = [partners[name].prepared_dir]
+            ck = partner_dir(run_dir, name) / "checkpoint"
+            if ledger.completed_rounds > 0 and (ck / "checkpoint.json").is_file():
+                folders.append(ck)
+                heads_in_checkpoint.add(name)
+            datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name)
+
+        ctx = planner.PlanContext(plan_id=plan_id, partner_orgs={n: net.orgs[n] for n in names},
+                                  aggregator_org=net.orgs[agg], datasets=datasets, secure=secure)
+        result.contexts.append(ctx)
+        # the whole plan (no dropouts) is checked before anything is submitted; every batch again below
+        check_tasks(ctx, planner.full_plan(ctx, names, first_round, rounds))
+        known: dict[str, planner.TaskPlan] = result.tasks
+
+        def submit(tasks: list[planner.TaskPlan], create: bool = False) -> None:
+            check_tasks(ctx, tasks, known)
+            if create:
+                sb.create_plan(net, plan_id, f"fedchem {consortium.name} rounds {first_round}-{rounds}", tasks)
+            else:
+                sb.add_tasks(net, plan_id, tasks)
+            known.update({t.task_id: t for t in tasks})
+
+        ledger.plans.append({"plan_id": plan_id, "first_round": first_round, "started": time.time()})
+        ledger.save(run_dir)
+
+        t0 = time.perf_counter()
+        say(f"plan {plan_id[:8]}: key setup for {len(names)} partners" if secure else
+            f"plan {plan_id[:8]}: secure aggregation OFF (test-only switch)")
+        submit(planner.setup_tasks(ctx, names), create=True)
+        say(f"  setup done in {time.perf_counter() - t0:.1f} s")
+
+        active = list(names)
+        last_head: dict[str, int | None] = {n: None for n in names}
+        for r in range(first_round, rounds + 1):
+            times: dict[str, float] = {}
+            say(f"round {r}/{rounds}")
+            survivors, dropped = [], []
+            t = time.perf_counter()
+            for name in active:
+                task = planner.train_task(ctx, name, r, first_round, active, last_head[name])
+                ts = time.perf_counter()
+                try:
+                    submit([task])
+                except sb.TaskFailed:
+                    dropped.append(name)
+                    say(f"  {name}: FAILED during training: dropped from this round on")
+                    continue
+                survivors.append(name)
+                say(f"  {name}: trained ({time.perf_counter() - ts:.1f} s)")
+            times["train"] = time.perf_counter() - t
+            if secure and len(survivors) < threshold:
+                return _stop(ledger, run_dir, say, result,
+                             f"round {r}: only {len(survivors)} of {len(active)} partners submitted, below the "
+                             f"threshold of {threshold}: nothing was unmasked",
+                             keep_network)
+            if not survivors:
+                return _stop(ledger, run_dir, say, result, f"round {r}: no partner submitted", keep_network)
+            releasers = list(survivors)
+            t = time.perf_counter()
+            if secure:
+                releasers = []
+                for task in planner.release_tasks(ctx, r, active, survivors):
+                    try:
+                        submit([task])
+                        releasers.append(task.name.split("/")[1])
+                    except sb.TaskFailed:
+                        say(f"  {task.name.split('/')[1]}: failed to release its shares")
+                if len(releasers) < threshold:
+                    return _stop(ledger, run_dir, say, result,
+                                 f"round {r}: only {len(releasers)} partners released shares, below the threshold "
+                                 f"of {threshold}: nothing was unmasked", keep_network)
+            times["release"] = time.perf_counter() - t
+            t = time.perf_counter()
+            try:
+                submit([planner.aggregate_task(ctx, r, first_round, active, survivors, releasers)])
+            except sb.TaskFailed:
+                return _stop(ledger, run_dir, say, result, f"round {r}: the aggregation failed", keep_network)
+            times["aggregate"] = time.perf_counter() - t
+            say(f"  aggregated {len(survivors)} masked updates" + (f" ({len(dropped)} dropped out, recovered)"
+                                                                     if dropped else ""))
+            # checkpoints: each partner's own head through its own client; the trunk; then the ledger
+            t = time.perf_counter()
+            for name in survivors:
+                last_head[name] = r
+                _save_checkpoint(net, known, ctx, run_dir, name, r)
+            agg_task = known[ctx.task_id(f"aggregate/{r}")]
+            _download_as(net, agg, agg_task, "trunk", run_dir / "aggregator" / "trunk.npz")
+            times["download"] = time.perf_counter() - t
+            for name in dropped:
+                ledger.dropped[name] = r
+            active = survivors
+            ledger.rounds.append(RoundRecord(round=r, plan_id=plan_id, survivors=survivors, dropped=dropped,
+                                             seconds={k: round(v, 3) for k, v in times.items()}))
+            ledger.completed_rounds = r
+            ledger.save(run_dir)
+
+        say("final evaluation")
+        last_trunk = (known[ctx.task_id(f"aggregate/{rounds}")] if rounds >= first_round
+                      else known[ctx.task_id("init_trunk")])
+        for name in active:
+            task = planner.evaluate_task(ctx, name, rounds, first_round, last_head[name])
+            submit([task])
+            out = partner_dir(run_dir, name)
+            _download_as(net, name, task, "metrics", out / "metrics.json")
+            _download_as(net, name, task, "predictions", out / "test_predictions.npz")
+            _download_as(net, name, last_trunk, "trunk", out / "trunk.npz")
+            say(f"  {name}: evaluated; private results in {out}")
+        ledger.evaluated = True
+        ledger.status = "completed"
+        ledger.save(run_dir)
+        say(f"run completed: {rounds} rounds; each partner's results are in {run_dir / 'partners'}/<name>/")
+    if not keep_network:
+        shutil.rmtree(run_dir / "substra-work", ignore_errors=True)
+    return result
+
+
+def _download_as(net: sb.Network, reader: str, task: planner.TaskPlan, identifier: str, dest: Path) -> Path:
+    """Download one output through `reader`'s client into `dest`, atomically."""
+    tmpdir = dest.parent / f".dl-{uuid.uuid4().hex[:8]}"
+    try:
+        got = sb.download(net, reader, task, identifier, tmpdir)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(got, dest)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return dest
+
+
+def _save_checkpoint(net, known, ctx, run_dir: Path, name: str, r: int) -> None:
+    """A partner's private checkpoint after round r: its head and its round log (in its own folder)."""
+    task = known[ctx.task_id(f"train/{name}/{r}")]
+    pdir = partner_dir(run_dir, name)
+    new = pdir / f".checkpoint-{r}"
+    shutil.rmtree(new, ignore_errors=True)
+    _download_as(net, name, task, "head", new / "head.npz")
+    (new / "checkpoint.json").write_text(json.dumps({"round": r, "partner": name}) + "\n")
+    _download_as(net, name, task, "log", pdir / "logs" / f"round_{r:03d}.json")
+    final = pdir / "checkpoint"
+    if final.exists():
+        old = pdir / f".checkpoint-old-{r}"
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, final)
+
+
+def _stop(ledger: Ledger, run_dir: Path, say, result: RunResult, message: str, keep_network: bool) -> RunResult:
+    ledger.status = "stopped"
+    ledger.message = message
+    ledger.save(run_dir)
+    say(f"stopped: {message}")
+    say(f"the run is resumable from round {ledger.completed_rounds + 1}: fedchem run --resume {run_dir}")
+    raise ProtocolError(message, where=str(run_dir / "ledger.json"),
+                        fix=f"bring the partners back and run `fedchem run --resume {run_dir}`")

@@ -1,0 +1,70 @@
+"""The run ledger: the orchestrator's own record of a run, since Substra's local backend forgets everything.
+
+One JSON file in the run folder, rewritten atomically (temp + rename) after every step that matters, so a run
+killed at any point (SIGINT or SIGKILL) resumes from its last completed round. It holds no data, no metrics of a
+partner and no secret: settings, rounds, timings, who dropped out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fedchem.opener.errors import ConfigError
+
+LEDGER = "ledger.json"
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    plan_id: str
+    survivors: list[str]
+    dropped: list[str]
+    seconds: dict[str, float]           # wall time by phase: train, release, aggregate, download, substra
+    clipped: int | None = None          # coordinates clipped by secure-aggregation encoding (from partners' logs)
+
+
+@dataclass
+class Ledger:
+    run_name: str
+    settings_hash: str
+    partners: list[str]
+    aggregator: str
+    rounds_planned: int
+    secure: bool
+    consortium_path: str = ""           # the consortium config the run was started with (for --resume)
+    status: str = "created"             # created | running | stopped | completed
+    completed_rounds: int = 0
+    rounds: list[RoundRecord] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # partner -> round it dropped out in
+    plans: list[dict] = field(default_factory=list)        # one per run segment: plan id, first round, start time
+    message: str = ""
+    evaluated: bool = False
+    updated: float = 0.0
+
+    def save(self, run_dir: Path) -> None:
+        self.updated = time.time()
+        path = Path(run_dir) / LEDGER
+        tmp = path.with_name(f".{LEDGER}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "Ledger":
+        path = Path(run_dir) / LEDGER
+        if not path.is_file():
+            raise ConfigError("this folder holds no fedchem run (no ledger.json)", where=str(run_dir),
+                              fix="give the run folder that `fedchem run` created")
+        data = json.loads(path.read_text())
+        data["rounds"] = [RoundRecord(**r) for r in data.get("rounds", [])]
+        return cls(**data)
+
+
+def settings_hash(settings: dict) -> str:
+    """A fingerprint of everything that must not change between a run and its resume."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,203 @@
+"""Substra plumbing for a run: one client per organisation, function archives, datasets, submission, downloads.
+
+Local mode (`subprocess`): every client lives in this process and shares one in-memory Substra; each becomes an
+organisation numbered in creation order. Substra writes `local-worker/` into the current directory, so the run
+chdirs into its work folder first. Remote mode builds the same clients against real backends (fedchem.orchestrator
+.remote). Downloads go through the reader's own client and are refused when the plan did not authorize that reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedchem.algo.function_specs import FUNCTIONS, FunctionDef
+from fedchem.opener.errors import FedchemError, PrivacyError
+from fedchem.orchestrator.plan import DatasetKeys, TaskPlan
+
+OPENER_SHIM = (
+    '"""fedchem dataset opener (the code lives in fedchem.opener.substra_opener)."""\n'
+    "from fedchem.opener.substra_opener import FedchemOpener  # noqa: F401\n"
+)
+
+DOCKERFILE = """\
+FROM python:3.11-slim
+# On a real Substra backend the image must hold fedchem and its pinned dependencies; the wheel travels in the archive.
+COPY . /workspace
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \\
+ && (ls /workspace/*.whl >/dev/null 2>&1 && pip install --no-cache-dir /workspace/*.whl || true)
+WORKDIR /workspace
+ENTRYPOINT ["python3", "function.py", "--function-name", "{name}"]
+"""
+
+SCRIPT = """\
+\"\"\"Substra task script for fedchem function `{name}`: {description}\"\"\"
+import substratools as tools
+
+import {module}  # noqa: F401  (registers `{name}`)
+
+if __name__ == "__main__":
+    tools.execute()
+"""
+
+
+@contextlib.contextmanager
+def working_directory(path: Path):
+    """Substra's local backend writes into the current directory; keep it inside the run folder."""
+    old = Path.cwd()
+    path.mkdir(parents=True, exist_ok=True)
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(old)
+
+
+@dataclass
+class Network:
+    """The organisations of a run: name -> client and name -> organisation id (aggregator included)."""
+
+    clients: dict
+    orgs: dict[str, str]
+    aggregator: str
+    function_keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def operator(self):
+        """The client that submits plans (the aggregator's organisation hosts the run)."""
+        return self.clients[self.aggregator]
+
+
+def local_network(partners: list[str], aggregator: str) -> Network:
+    """One subprocess-backend client per organisation; the aggregator's first, partners in consortium order."""
+    import substra
+
+    clients, orgs = {}, {}
+    for name in [aggregator] + list(partners):
+        c = substra.Client(client_name=name, backend_type="subprocess")
+        clients[name] = c
+        orgs[name] = c.organization_info().organization_id
+    return Network(clients, orgs, aggregator)
+
+
+def network_from_clients(clients: dict, aggregator: str) -> Network:
+    """A network of already-built clients (remote mode: one per organisation's real backend)."""
+    return Network(dict(clients), {n: c.organization_info().organization_id for n, c in clients.items()}, aggregator)
+
+
+def _function_archive(fdef: FunctionDef, folder: Path, wheel: Path | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / f"{fdef.name}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("Dockerfile", DOCKERFILE.replace("{name}", fdef.name))
+        z.writestr("function.py", SCRIPT.format(name=fdef.name, module=fdef.module, description=fdef.description))
+        if wheel is not None:
+            z.write(wheel, wheel.name)
+    return archive
+
+
+def register_functions(net: Network, folder: Path, wheel: Path | None = None) -> dict[str, str]:
+    """Register every fedchem function once, usable by the consortium's organisations only."""
+    from substra.sdk.schemas import FunctionInputSpec, FunctionOutputSpec, FunctionSpec, Permissions
+
+    members = sorted(net.orgs.values())
+    for fdef in FUNCTIONS.values():
+        desc = folder / f"{fdef.name}.md"
+        folder.mkdir(parents=True, exist_ok=True)
+        desc.write_text(f"# {fdef.name}\n\n{fdef.description}\n")
+        spec = FunctionSpec(
+            name=f"fedchem-{fdef.name}",
+            description=desc,
+            file=_function_archive(fdef, folder, wheel),
+            permissions=Permissions(public=False, authorized_ids=members),
+            inputs=[FunctionInputSpec(identifier=i.identifier, kind=i.kind, multiple=i.multiple,
+                                      optional=i.optional) for i in fdef.inputs],
+            outputs=[FunctionOutputSpec(identifier=o.identifier, kind=o.kind, multiple=False)
+                     for o in fdef.outputs],
+        )
+        net.function_keys[fdef.name] = net.operator.add_function(spec)
+    return net.function_keys
+
+
+def register_dataset(net: Network, owner: str, name: str, sample_folders: list[Path], folder: Path) -> DatasetKeys:
+    """Register `owner`'s dataset (usable by the owner only) with one data sample per folder."""
+    from substra.sdk.schemas import DataSampleSpec, DatasetSpec, Permissions
+
+    client = net.clients[owner]
+    own = Permissions(public=False, authorized_ids=[net.orgs[owner]])
+    folder.mkdir(parents=True, exist_ok=True)
+    opener = folder / "opener.py"
+    opener.write_text(OPENER_SHIM)
+    desc = folder / "description.md"
+    desc.write_text(f"# {name}\n\nA fedchem dataset of organisation '{owner}'. Its content never leaves it.\n")
+    key = client.add_dataset(DatasetSpec(name=name, data_opener=opener, description=desc, permissions=own,
+                                         logs_permission=own))
+    samples = tuple(client.add_data_sample(DataSampleSpec(path=Path(f).resolve(), data_manager_keys=[key]))
+                    for f in sample_folders)
+    return DatasetKeys(opener=key, samples=samples)
+
+
+def to_substra(task: TaskPlan, function_keys: dict[str, str]):
+    from substra.sdk.schemas import ComputePlanTaskSpec, ComputeTaskOutputSpec, InputRef, Permissions
+
+    inputs = []
+    for ref in task.inputs:
+        if ref.asset_key is not None:
+            inputs.append(InputRef(identifier=ref.identifier, asset_key=ref.asset_key))
+        else:
+            inputs.append(InputRef(identifier=ref.identifier, parent_task_key=ref.parent_task,
+                                   parent_task_output_identifier=ref.parent_output))
+    outputs = {ident: ComputeTaskOutputSpec(permissions=Permissions(public=False, authorized_ids=list(readers)))
+               for ident, readers in task.outputs}
+    return ComputePlanTaskSpec(task_id=task.task_id, function_key=function_keys[task.function], worker=task.worker,
+                               tag=task.name, metadata={"fedchem_task": task.name.replace("/", ":")},
+                               inputs=inputs, outputs=outputs)
+
+
+class TaskFailed(FedchemError):
+    """A task's own code failed (the partner's node went down, or its input broke it)."""
+
+
+def create_plan(net: Network, plan_id: str, name: str, tasks: list[TaskPlan]) -> None:
+    from substra.sdk.schemas import ComputePlanSpec
+
+    spec = ComputePlanSpec(key=plan_id, name=name, tasks=[to_substra(t, net.function_keys) for t in tasks])
+    _run(lambda: net.operator.add_compute_plan(spec), tasks)
+
+
+def add_tasks(net: Network, plan_id: str, tasks: list[TaskPlan]) -> None:
+    from substra.sdk.schemas import UpdateComputePlanTasksSpec
+
+    spec = UpdateComputePlanTasksSpec(key=plan_id, tasks=[to_substra(t, net.function_keys) for t in tasks])
+    _run(lambda: net.operator.add_compute_plan_tasks(key=plan_id, tasks=spec), tasks)
+
+
+def _run(call, tasks: list[TaskPlan]) -> None:
+    from substra.sdk.backends.local.compute.spawner.base import ExecutionError
+
+    try:
+        call()
+    except ExecutionError as exc:
+        names = ", ".join(t.name for t in tasks)
+        raise TaskFailed(f"a task failed while running [{names}]", where=type(exc).__name__,
+                         fix="see the task's output above and its private log") from None
+
+
+def download(net: Network, reader: str, task: TaskPlan, identifier: str, dest: Path) -> Path:
+    """Fetch one output through `reader`'s own client, only if the plan authorized that reader."""
+    if net.orgs[reader] not in task.authorized(identifier):
+        raise PrivacyError(f"'{reader}' may not read output '{identifier}'", where=f"task '{task.name}'",
+                           fix="only an authorized organisation downloads an output")
+    dest.mkdir(parents=True, exist_ok=True)
+    path = net.clients[reader].download_model_from_task(task.task_id, identifier=identifier, folder=dest)
+    return Path(path)
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
