@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "prepare",
     "train_local",
     "run",
+    "node",
 ]
 
 DESCRIPTION = """\

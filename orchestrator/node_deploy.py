@@ -1,0 +1,110 @@
+"""`make deploy-partner PARTNER=<name>`: the steps that put one organisation's node on its cluster.
+
+Real run: generate values -> `helm repo add substra <Substra's repo>` -> `helm dependency build` -> create the
+node's secrets from local files (kubernetes client) -> `helm upgrade --install` into the node's namespace -> wait
+until its pods are ready. Dry run: print every command, render the manifests with `helm template` (no cluster);
+when Substra's repository is unreachable the render uses the offline stand-in charts, and says so.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from fedchem.opener.errors import FedchemError
+from fedchem.orchestrator.helm_run import CHART_DIR, PROJECT, Helm, copy_chart, render, standin_repo
+from fedchem.orchestrator.helm_values import SUBSTRA_REPO_URL, node_values, write_values
+from fedchem.orchestrator.network_check import load_network
+from fedchem.orchestrator.node import describe_material, secret_material
+
+DEFAULT_OUT = PROJECT / ".cache" / "deploy"
+
+
+def _install_args(release: str, namespace: str, values: Path, node, chart: Path) -> list[str]:
+    d = node.deployment
+    args = ["upgrade", "--install", release, str(chart), "--namespace", namespace, "--create-namespace",
+            "-f", str(values), "--wait", "--timeout", f"{d.ready_timeout_s}s"]
+    if d.secrets_dir is not None:  # substra-backend 26.14.2 reads the MinIO root password from values only
+        args += ["--set-file", f"substra-backend.minio.auth.rootPassword={Path(d.secrets_dir) / 'objectstore-password'}"]
+    if d.kube_context:
+        args += ["--kube-context", d.kube_context]
+    return args
+
+
+def deploy_partner(consortium: Path, name: str, helm_path: Path, dry_run: bool = False,
+                   out_dir: Path = DEFAULT_OUT, repo_url: str = SUBSTRA_REPO_URL) -> Path:
+    """Deploy node `name` (or, with dry_run, print the steps and render its manifests). Returns the output folder."""
+    network = load_network(consortium)
+    values = node_values(network, name)
+    node = network.nodes()[name]
+    d = node.deployment
+    out = Path(out_dir) / name
+    values_path = write_values(values, out / "values.yaml")
+    print(f"values for {name}: {values_path}")
+    return (_dry_run if dry_run else _real_run)(network, node, values_path, Path(helm_path), repo_url, out)
+
+
+def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path) -> Path:
+    d = node.deployment
+    print("DRY RUN: nothing is sent to a cluster; the commands of a real run are printed with '+'.")
+    with tempfile.TemporaryDirectory(prefix="fedchem-deploy-") as tmp:
+        tmp = Path(tmp)
+        helm = Helm(helm_path, home=tmp / "helm-home", echo=True)
+        chart = copy_chart(tmp / "fedchem-node")
+        reachable = helm.run("repo", "add", "substra", repo_url, check=False).returncode == 0
+        if reachable:
+            helm.run("dependency", "build", chart)
+            manifests = _render_all(helm, chart, values_path, d, out)
+        else:
+            print("NOTE: Substra's chart repository is unreachable from here: rendering with the offline STAND-IN "
+                  "charts (deploy/standins: same names and versions, not Substra's charts).")
+            with standin_repo(helm, tmp) as url:
+                helm.run("repo", "add", "substra", url, "--force-update")
+                helm.run("dependency", "build", chart)
+                manifests = _render_all(helm, chart, values_path, d, out)
+    try:
+        material = secret_material(node)
+        lines = describe_material(material)
+    except FedchemError as exc:
+        names = d.secret_names.model_dump().values()
+        lines = [f"secret {n}" for n in names] + [f"(not readable here: {exc.what}; a real run stops on this)"]
+    for line in lines:
+        print(f"+ kubernetes: create or replace in namespace {d.namespace}: {line}")
+    print("+ " + shlex.join(["helm", *_install_args(d.release, d.namespace, values_path, node, CHART_DIR)]))
+    print(f"+ kubernetes: wait until the pods of release {d.release} in namespace {d.namespace} are ready")
+    print(f"manifests: {manifests}")
+    return out
+
+
+def _render_all(helm: Helm, chart: Path, values: Path, d, out: Path) -> Path:
+    docs = render(helm, chart, values, d.release, d.namespace)
+    path = out / "manifests.yaml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    tmp.replace(path)
+    kinds: dict[str, int] = {}
+    for doc in docs:
+        kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1
+    print("rendered: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    return path
+
+
+def _real_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path) -> Path:
+    from fedchem.orchestrator.node import apply_secrets, core_api, wait_ready
+
+    d = node.deployment
+    material = secret_material(node)  # read and checked before anything changes on the cluster
+    helm = Helm(helm_path, echo=True)
+    helm.run("repo", "add", "substra", repo_url, "--force-update")
+    helm.run("dependency", "build", CHART_DIR)
+    api = core_api(d.kube_context)
+    for name in apply_secrets(api, d.namespace, material):
+        print(f"secret {name} applied in namespace {d.namespace}")
+    helm.run(*_install_args(d.release, d.namespace, values_path, node, CHART_DIR), what="helm upgrade --install")
+    status = wait_ready(api, node)
+    print(f"node {node.name} is ready: {len(status.pods)} pods; web UI {status.frontend_url}, "
+          f"API {status.backend_url}")
+    return out
