@@ -1,0 +1,114 @@
+"""`fedchem prepare`: turn one partner's raw T0/T1/T2 files into its prepared dataset, on the partner's own machine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fedchem.opener.errors import ConfigError
+
+HELP = """\
+Prepare one partner's data for training, on that partner's own machine: read its MELLODDY-TUNER files (named in
+the partner config's `data` section: T0 assays, T1 activities, T2 structures), standardise the structures with
+RDKit, compute ECFP fingerprints as the consortium config says (scrambling the columns with the consortium
+secret if `fingerprint.scramble`), aggregate replicate measurements, build one classification task per threshold
+(qualifier-aware) and one regression task per assay with a censor matrix, assign scaffold folds keyed by the
+consortium secret (one scaffold, one fold, at every partner), and drop tasks below the quorum of the consortium's
+`preparation` section.
+
+input files:
+  T2  input_compound_id, smiles
+  T1  input_compound_id, input_assay_id, standard_qualifier (<, <=, =, >=, >, ~; empty means =), standard_value,
+      [standard_units: empty/log/p = already a log value; pM, nM, uM, µM, mM, M = concentration, converted to
+      -log10(molar) with the qualifier flipped]
+  T0  input_assay_id, assay_type, use_in_regression, is_binary, expert_threshold_1[.._5], direction (high|low),
+      [auxiliary: true/false]
+
+output (--out DIR, default: the partner config's prepared_dir): X.npz, Y_class.npz, Y_regr.npz, Y_censor.npz,
+folds.npy, tasks.csv, compounds.csv, manifest.json (content hashes, settings) and prep_report.md (private: what was
+kept and dropped, and why). Written to a temporary folder and renamed into place: a failure leaves no half-written
+folder, and a re-run with the same inputs gives byte-identical files. Unparsable SMILES are dropped and listed in
+the report; any other bad input (unknown qualifier or unit, non-numeric value, missing column or file, duplicate
+id, unknown assay or compound) stops the run with a message naming the file and line.
+
+The consortium secret is read from where the consortium config's `secret` says (an environment variable or a
+file). Nothing printed here contains a SMILES, a compound id or a value.
+
+example:
+  fedchem prepare --consortium raw/consortium.yaml --partner raw/partner-1/partner.yaml
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="featurise one partner's raw files (T0/T1/T2) into its prepared dataset",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--consortium", type=Path, required=True, metavar="CONSORTIUM.yaml",
+                   help="the consortium config (fingerprint and preparation settings, where the secret is)")
+    p.add_argument("--partner", type=Path, required=True, metavar="PARTNER.yaml",
+                   help="this partner's config (its `data` files and `prepared_dir`)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the partner's prepared_dir)")
+    p.add_argument("--workers", type=int, metavar="N", help="processes to use (default: every core available)")
+    p.set_defaults(func=_prepare)
+
+
+def check_partner(consortium, partner, partner_path: Path) -> None:
+    """The one-partner equivalent of load_all's cross-checks: listed by name, same fingerprint settings."""
+    from fedchem.opener.config import FingerprintConfig
+    names = [ref.name for ref in consortium.partners]
+    if partner.name not in names:
+        raise ConfigError(f"partner '{partner.name}' is not listed in the consortium (it lists "
+                          f"{', '.join(names)})", where=f"{partner_path}, key 'name'",
+                          fix="use this partner's own config, or add it to the consortium's `partners`")
+    if partner.fingerprint is not None and partner.fingerprint != consortium.fingerprint:
+        diff = [k for k in FingerprintConfig.model_fields
+                if getattr(partner.fingerprint, k) != getattr(consortium.fingerprint, k)]
+        raise ConfigError(f"partner '{partner.name}' uses different fingerprint settings than the consortium "
+                          f"({', '.join(diff)})", where=f"{partner_path}, key 'fingerprint'",
+                          fix="remove the partner's fingerprint section or make it equal the consortium's")
+
+
+def _prepare(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fedchem.opener.prepare import prepare_partner
+    from fedchem.orchestrator.config import load_consortium, load_partner
+
+    consortium = load_consortium(args.consortium)
+    partner = load_partner(args.partner)
+    check_partner(consortium, partner, args.partner)
+    if partner.data is None:
+        raise ConfigError("the partner config has no `data` section (T0/T1/T2 files)", where=str(args.partner),
+                          fix="add data: {t0: T0.csv, t1: T1.csv, t2: T2.csv}")
+    out = args.out or partner.prepared_dir
+    if out is None:
+        raise ConfigError("no output folder: the partner config has no prepared_dir", where=str(args.partner),
+                          fix="add `prepared_dir: DIR` to the partner config, or pass --out DIR")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers must be at least 1", where="--workers", fix="give a positive number")
+    secret = consortium.secret.read("consortium secret")
+
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description:<13}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        ids: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in ids:
+                ids[stage] = bar.add_task(stage, total=total or None)
+            bar.update(ids[stage], completed=done, total=total or None)
+
+        s = prepare_partner(partner.data.t0, partner.data.t1, partner.data.t2, out, consortium.fingerprint,
+                            consortium.preparation, secret, partner.name, progress=progress, workers=args.workers)
+    total = sum(s.timings.values())
+    print(f"prepared partner '{s.partner}' in {total:.1f} s "
+              f"({s.n_t2_rows / total if total else 0:,.0f} input compounds/s)")
+    print(f"  compounds      {s.n_compounds:,} (from {s.n_t2_rows:,} T2 rows; {s.n_dropped_structures:,} "
+              f"structures dropped)")
+    print(f"  features       {s.n_features:,}")
+    print(f"  tasks          {s.n_class_tasks} classification ({s.n_class_labels:,} labels), "
+              f"{s.n_regr_tasks} regression ({s.n_regr_values:,} values); {s.n_dropped_tasks} dropped by quorum")
+    print("  timings        " + ", ".join(f"{k} {v:.1f} s" for k, v in s.timings.items()))
+    print(f"  output         {s.out_dir}")
+    print(f"  report         {s.report_path} (private: what was dropped and why)")
+    return 0
