@@ -23,7 +23,7 @@ def read_token(conn: SubstraConnection, where: str) -> str:
         if value:
             return value
         if not conn.token_file:
-            raise ConfigError(f"the API token is not set", where=f"environment variable {conn.token_env} ({where})",
+            raise ConfigError("the API token is not set", where=f"environment variable {conn.token_env} ({where})",
                               fix=f"export {conn.token_env}=<token created in that organisation's Substra web UI>")
     if conn.token_file:
         path = Path(conn.token_file).expanduser()
