@@ -59,16 +59,20 @@ def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray
     """Clip `values` to [-clip, clip], multiply by `factor` (= w * S), round, and write ring elements into `out`.
 
     `work` is a float64 scratch buffer of the same length. Returns how many coordinates were clipped.
-    Non-finite values are a ProtocolError (a diverged update must not be sent).
+    Non-finite values are a ProtocolError (a diverged update must not be sent). Chunks needing no clipping skip it.
     """
-    if not np.isfinite(values).all():
+    lo, hi = float(values.min()), float(values.max())  # NaN propagates through min/max
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ProtocolError("the update contains NaN or infinite values", "mask_update",
                             "check the local training (learning rate, loss) before sending an update")
-    np.clip(values, -clip, clip, out=work)
-    n_clipped = int(np.count_nonzero(work != values))
-    np.multiply(work, factor, out=work)
-    np.rint(work, out=work)
-    np.copyto(out.view(signed_dtype(8 * out.itemsize)), work, casting="unsafe")  # |work| < 2^(k-1): exact
+    n_clipped = 0
+    if lo < -clip or hi > clip:
+        np.clip(values, -clip, clip, out=work)
+        n_clipped = int(np.count_nonzero(work != values))
+        np.multiply(work, factor, out=work)
+    else:
+        np.multiply(values, factor, out=work)
+    np.rint(work, out=out.view(signed_dtype(8 * out.itemsize)), casting="unsafe")  # |work| < 2^(k-1): exact
     return n_clipped
 
 
