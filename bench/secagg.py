@@ -1,0 +1,193 @@
+"""Secure-aggregation speed and traffic: masking, unmasking (with and without a dropout), bytes sent, and two ratios
+measured in the same run: masking throughput / raw ChaCha20 keystream throughput (goal >= 0.5) and secure-sum time /
+plain numpy weighted-sum time.
+
+Run:  .venv/bin/python bench/secagg.py            (N in 3, 10, 30; 1e6 and 3.2e7 parameters; a few minutes)
+      .venv/bin/python bench/secagg.py --quick    (smoke run: N in 3, 10; 1e5 and 1e6 parameters)
+
+How it is measured. Key setup is real for every N. "real" rows mask every partner's update, so the decoded sum is
+checked against the plain weighted sum (max error printed). When N^2 * d keystream words would exceed the budget
+(N = 10 and 30 at 3.2e7), one partner's masking is timed for real and the aggregator is fed stand-in masked vectors
+(the real one plus a distinct constant per partner, so each is a different array): unmasking does exactly the same
+work (sum N vectors, N self masks, N-1 dangling masks for a dropout), but its output is not checked. In that
+"streamed" mode the N masked vectors and the N plain float vectors are written to a temp folder and memory-mapped,
+as an aggregator task reads its input files, so 30 x 256 MB never sit in memory at once; the plain sum reads its
+inputs the same way. Masking throughput counts the N keystreams a partner applies (N-1 pairwise + 1 self).
+Figures on a shared machine are distorted by other jobs: compare ratios, which are measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+import fedchem.algo.secagg as sa
+from fedchem.algo.config import SecAggConfig
+from fedchem.algo.secagg import masking
+
+PLAN = "bench-plan"
+ROUND = 0
+REAL_BUDGET_WORDS = 1.0e9  # N^2 * d above this: stand-in partners (see module docstring)
+RAW_CAP_BYTES = 2 << 30
+
+
+def timed(fn, *args, repeat: int = 1, **kw):
+    """(best wall time of `repeat` calls, result of the last call)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(*args, **kw)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def raw_keystream_seconds(n_bytes: int) -> float:
+    """Time to generate n_bytes of ChaCha20 keystream into a reused buffer, in the chunk size masking uses."""
+    chunk = masking.CHUNK_BYTES
+    enc = Cipher(algorithms.ChaCha20(os.urandom(32), bytes(16)), None).encryptor()
+    zeros, buf = bytes(chunk), memoryview(bytearray(chunk))
+    t0 = time.perf_counter()
+    for _ in range(n_bytes // chunk):
+        enc.update_into(zeros, buf)
+    return time.perf_counter() - t0
+
+
+def key_setup(n: int) -> tuple[list[str], dict, dict, dict, int, float]:
+    ids = [f"Org{i:02d}" for i in range(n)]
+    t0 = time.perf_counter()
+    pairs = {p: sa.keygen(PLAN, p, [ROUND]) for p in ids}
+    public = {p: k[0] for p, k in pairs.items()}
+    secret = {p: k[1] for p, k in pairs.items()}
+    t = sa.default_threshold(n)
+    shares = {p: sa.deal_shares(PLAN, p, secret[p], public, t) for p in ids}
+    return ids, public, secret, shares, t, (time.perf_counter() - t0) / n
+
+
+def plain_sum(vectors, weights) -> np.ndarray:
+    """The baseline: what an aggregator without secure aggregation does (numpy weighted sum of float vectors)."""
+    total = np.zeros(vectors[0].shape[0], dtype=np.float64)
+    for v, w in zip(vectors, weights):
+        total += w * v
+    return total
+
+
+def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
+    ids, public, secret, shares, t, setup_s = key_setup(n)
+    rng = np.random.default_rng(n)  # bench data only, never a mask
+    base = rng.normal(0, 0.5 * config.clip, d).astype(np.float32)
+    weights = [float(w) for w in rng.uniform(0.1, 1.0, n)]
+    real = n * n * d <= REAL_BUDGET_WORDS
+    row = {"N": n, "d": d, "mode": "real" if real else "streamed", "setup_s": setup_s}
+
+    def update_of(i: int) -> np.ndarray:
+        return base if i == 0 else base + np.float32(1e-3 * i)
+
+    rep = 3 if d <= 1_000_000 else 1  # small cases: best of 3 against noise from other jobs
+    raw_bytes = min(n * (d + 1) * config.ring_bits // 8, RAW_CAP_BYTES) // masking.CHUNK_BYTES * masking.CHUNK_BYTES
+    raw_s = min(raw_keystream_seconds(raw_bytes) for _ in range(rep))
+    mask_s, m0 = timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, base, weights[0], config,
+                       repeat=rep)
+    row.update(mask_s=mask_s, raw_gbps=raw_bytes / raw_s / 1e9,
+               mask_gbps=n * (d + 1) * config.ring_bits / 8 / mask_s / 1e9)
+    row["ratio_mask_raw"] = row["mask_gbps"] / row["raw_gbps"]
+
+    sa.save_masked_update(workdir / "m0.npz", m0)
+    sa.save_public_bundle(workdir / "pub.json", public[ids[0]])
+    sa.save_shares_bundle(workdir / "shares.json", shares[ids[0]])
+    row.update(bytes_masked=(workdir / "m0.npz").stat().st_size, bytes_public=(workdir / "pub.json").stat().st_size,
+               bytes_shares=(workdir / "shares.json").stat().st_size)
+
+    if real:
+        masked = {ids[0]: m0, **{p: sa.mask_update(PLAN, ROUND, p, ids, secret[p], public, update_of(i), weights[i], config)
+                                 for i, p in enumerate(ids) if i > 0}}
+        floats = [update_of(i) for i in range(n)]
+    else:  # stand-ins on disk, memory-mapped (see module docstring)
+        masked, floats = {ids[0]: sa.load_masked_update(workdir / "m0.npz", mmap=True)}, []
+        del m0
+        for i, p in enumerate(ids):
+            np.save(workdir / f"f{i}.npy", update_of(i))
+            floats.append(np.load(workdir / f"f{i}.npy", mmap_mode="r"))
+            if i > 0:
+                vec = masked[ids[0]].vector + np.uint64(i).astype(masked[ids[0]].vector.dtype)
+                stand_in = sa.MaskedUpdate(PLAN, ROUND, p, config.ring_bits, n, vec)
+                sa.save_masked_update(workdir / f"m{i}.npz", stand_in)
+                del vec, stand_in
+                masked[p] = sa.load_masked_update(workdir / f"m{i}.npz", mmap=True)
+
+    released = {p: sa.release_shares(PLAN, ROUND, p, secret[p], public, shares, ids, []) for p in ids}
+    sa.save_released_shares(workdir / "rel.json", released[ids[0]])
+    row["bytes_released"] = (workdir / "rel.json").stat().st_size
+    row["unmask_s"], (total, total_w) = timed(sa.unmask_sum, PLAN, ROUND, ids, public, masked, released, t, config,
+                                              repeat=rep)
+    row["plain_s"], plain = timed(plain_sum, floats, weights, repeat=rep)
+    if real:
+        reference = plain_sum([np.clip(v, -config.clip, config.clip) for v in floats], weights)
+        row["max_err"] = float(np.abs(total - reference).max())
+        row["weight_err"] = abs(total_w - sum(weights))
+    del total
+
+    survivors, dropped = ids[:-1], ids[-1:]
+    released = {p: sa.release_shares(PLAN, ROUND, p, secret[p], public, shares, survivors, dropped) for p in survivors}
+    row["unmask_drop_s"], _ = timed(sa.unmask_sum, PLAN, ROUND, ids, public, masked, released, t, config, repeat=rep)
+    row["ratio_secure_plain"] = row["unmask_s"] / row["plain_s"]
+    row["ratio_e2e_plain"] = (row["mask_s"] + row["unmask_s"]) / row["plain_s"]
+    del masked, floats, plain
+    for f in workdir.iterdir():
+        f.unlink()
+    return row
+
+
+def print_tables(rows: list[dict], config: SecAggConfig) -> None:
+    print(f"\nsecure aggregation, ring 2^{config.ring_bits}, clip {config.clip}; times in seconds "
+          f"(one partner's masking; aggregator's unmasking); shared machine: absolute figures are contended\n")
+    head = (f"{'N':>3} {'params':>9} {'mode':>8} | {'setup/p':>7} {'mask':>7} {'mask GB/s':>9} {'raw GB/s':>8} "
+            f"{'mask/raw':>8} | {'unmask':>7} {'1 drop':>7} {'plain':>7} {'sec/pl':>7} {'e2e/pl':>7} | {'max err':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        err = f"{r['max_err']:.1e}" if "max_err" in r else "n/a"
+        print(f"{r['N']:>3} {r['d']:>9.2g} {r['mode']:>8} | {r['setup_s']:>7.3f} {r['mask_s']:>7.3f} {r['mask_gbps']:>9.2f} "
+              f"{r['raw_gbps']:>8.2f} {r['ratio_mask_raw']:>8.2f} | {r['unmask_s']:>7.3f} {r['unmask_drop_s']:>7.3f} "
+              f"{r['plain_s']:>7.3f} {r['ratio_secure_plain']:>7.1f} {r['ratio_e2e_plain']:>7.1f} | {err:>8}")
+    print("\nbytes each partner sends (per round; key setup once per plan, here for 1 round)")
+    head = f"{'N':>3} {'params':>9} | {'masked update':>14} {'public bundle':>14} {'shares bundle':>14} {'released':>10}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['N']:>3} {r['d']:>9.2g} | {r['bytes_masked']:>14,} {r['bytes_public']:>14,} {r['bytes_shares']:>14,} "
+              f"{r['bytes_released']:>10,}")
+    print("\nmask/raw: masking throughput (N keystreams per partner) over raw ChaCha20 keystream throughput; goal >= 0.5.\n"
+          "sec/pl: aggregator unmasking over plain numpy weighted sum; e2e/pl: (one partner's masking + unmasking) over "
+          "plain sum.\nreleased: the shares file one survivor sends the aggregator without dropouts (grows by one "
+          "share per dropped partner).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: N in 3, 10 and 1e5, 1e6 parameters")
+    parser.add_argument("--ring-bits", type=int, choices=(32, 64), default=64, help="ring Z/2^k (default 64)")
+    args = parser.parse_args(argv)
+    config = SecAggConfig(ring_bits=args.ring_bits, clip=1.0)
+    sizes = (100_000, 1_000_000) if args.quick else (1_000_000, 32_000_000)
+    parties = (3, 10) if args.quick else (3, 10, 30)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fedchem-secagg-bench-") as tmp:
+        for d in sizes:
+            for n in parties:
+                rows.append(bench_case(n, d, config, Path(tmp)))
+                r = rows[-1]
+                print(f"  done N={n} d={d:.2g} ({r['mode']}): mask {r['mask_s']:.2f}s, unmask {r['unmask_s']:.2f}s",
+                      file=sys.stderr, flush=True)
+    print_tables(rows, config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
