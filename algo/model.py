@@ -1,0 +1,180 @@
+"""The SparseChem-class network: a shared trunk (sparse input layer + hidden layers) and a private head per partner.
+
+The input layer is `embedding_bag(mode="sum", per_sample_weights=values)` over the CSR rows: it never densifies X,
+and its gradient is row-sparse (only the fingerprint columns a batch uses), so the optimiser step can touch only
+those rows too (see algo/sparse_adam.py). bench/train_throughput.py measures it against CSR `torch.sparse.mm` and
+COO `torch.mm` (SparseChem's path), whose gradients are dense over all n_features rows.
+Trunk output = dropout(activation(last hidden layer)); heads are plain linear layers on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedchem.algo.batches import SparseRows, rows_from_csr
+from fedchem.algo.config import ModelConfig
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | None:
+    """SparseChem's input transforms on the stored values; None means "all ones" (binarize: skip the weights)."""
+    if transform == "binarize":
+        return None
+    if transform == "log1p":
+        return torch.log1p(values)
+    if transform == "none":
+        return values
+    raise ValueError(f"unknown input transform {transform!r}")
+
+
+class SparseInput(nn.Module):
+    """Linear layer on sparse rows: out[i] = sum_j value_ij * weight[j] + bias, touching only the stored j."""
+
+    def __init__(self, n_features: int, n_out: int, transform: str):
+        super().__init__()
+        self.transform = transform
+        self.weight = nn.Parameter(torch.empty(n_features, n_out))  # rows = input features, as in SparseChem
+        self.bias = nn.Parameter(torch.empty(n_out))
+
+    def forward(self, x: SparseRows) -> torch.Tensor:
+        w = transform_values(x.values, self.transform)
+        if x.indices.numel() == 0:  # embedding_bag rejects an empty bag list with per-sample weights
+            out = self.weight.new_zeros(x.n_rows, self.weight.shape[1])
+        else:
+            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=w, sparse=True)
+        return out + self.bias
+
+
+class Trunk(nn.Module):
+    """Sparse input layer to hidden_sizes[0], then (activation, dropout, linear) per further hidden size,
+    then a final activation and dropout. Its parameters are what the partners aggregate."""
+
+    def __init__(self, n_features: int, cfg: ModelConfig):
+        super().__init__()
+        if n_features < 1:
+            raise ValueError("the trunk needs at least one input feature")
+        if not cfg.hidden_sizes:
+            raise ValueError("model.hidden_sizes must name at least one layer")
+        sizes = list(cfg.hidden_sizes)
+        self.n_features = int(n_features)
+        self.n_out = sizes[-1]
+        self.input = SparseInput(n_features, sizes[0], cfg.input_transform)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.act = _ACTIVATIONS[cfg.activation]()
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: SparseRows | sp.spmatrix) -> torch.Tensor:
+        if sp.issparse(x):
+            x = rows_from_csr(x)
+        h = self.input(x)
+        for layer in self.hidden:
+            h = layer(self.drop(self.act(h)))
+        return self.drop(self.act(h))
+
+
+class Head(nn.Module):
+    """A partner's private output layers: logits of its classification tasks, values of its regression tasks."""
+
+    def __init__(self, n_hidden: int, n_class_tasks: int, n_regr_tasks: int):
+        super().__init__()
+        self.n_class = int(n_class_tasks)
+        self.n_regr = int(n_regr_tasks)
+        self.classification = nn.Linear(n_hidden, self.n_class)
+        self.regression = nn.Linear(n_hidden, self.n_regr)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.classification(h), self.regression(h)
+
+
+def _uniform_(t: torch.Tensor, bound: float, gen: torch.Generator) -> None:
+    if t.numel():
+        with torch.no_grad():
+            t.uniform_(-bound, bound, generator=gen)
+
+
+def _xavier_bound(fan_in: int, fan_out: int, gain: float) -> float:
+    return gain * math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def init_trunk(n_features: int, cfg: ModelConfig, seed: int) -> Trunk:
+    """A fresh trunk, identical bit for bit for the same (n_features, cfg, seed); Xavier-uniform weights with
+    the activation's gain and biases 0.1, as SparseChem initialises them."""
+    trunk = Trunk(n_features, cfg)
+    gen = torch.Generator().manual_seed(int(seed) % (1 << 63))
+    gain = nn.init.calculate_gain(cfg.activation)
+    w = trunk.input.weight
+    _uniform_(w, _xavier_bound(w.shape[0], w.shape[1], gain), gen)
+    with torch.no_grad():
+        trunk.input.bias.fill_(0.1)
+    for layer in trunk.hidden:
+        _uniform_(layer.weight, _xavier_bound(layer.in_features, layer.out_features, gain), gen)
+        with torch.no_grad():
+            layer.bias.fill_(0.1)
+    return trunk
+
+
+def init_head(cfg: ModelConfig, n_class_tasks: int, n_regr_tasks: int, seed: int,
+              regr_bias: np.ndarray | None = None) -> Head:
+    """A fresh head on top of a trunk of `cfg`; `regr_bias` (e.g. each regression task's training mean) starts
+    the regression outputs at a sensible level instead of 0."""
+    n_hidden = cfg.hidden_sizes[-1]
+    head = Head(n_hidden, n_class_tasks, n_regr_tasks)
+    gen = torch.Generator().manual_seed(int(seed) % (1 << 63))
+    for layer in (head.classification, head.regression):
+        _uniform_(layer.weight, _xavier_bound(n_hidden, max(layer.out_features, 1), 1.0), gen)
+        with torch.no_grad():
+            layer.bias.zero_()
+    if regr_bias is not None:
+        rb = np.asarray(regr_bias, dtype=np.float32).reshape(-1)
+        if rb.shape != (n_regr_tasks,):
+            raise ValueError(f"regr_bias has {rb.size} values for {n_regr_tasks} regression tasks")
+        with torch.no_grad():
+            head.regression.bias.copy_(torch.from_numpy(np.nan_to_num(rb)))
+    return head
+
+
+def _to_arrays(module: nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in module.state_dict().items()}
+
+
+def _load_arrays(module: nn.Module, arrays: dict[str, np.ndarray], what: str) -> None:
+    own = module.state_dict()
+    if list(arrays) != list(own):
+        missing = sorted(set(own) - set(arrays))
+        extra = sorted(set(arrays) - set(own))
+        if missing or extra:
+            raise ValueError(f"{what} arrays do not match the model: missing {missing}, unexpected {extra}")
+    for k, v in own.items():
+        a = np.asarray(arrays[k])
+        if tuple(a.shape) != tuple(v.shape):
+            raise ValueError(f"{what} array {k} has shape {tuple(a.shape)}, the model needs {tuple(v.shape)}")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.float32)))
+
+
+def trunk_to_arrays(trunk: Trunk) -> dict[str, np.ndarray]:
+    """The trunk's parameters as an ordered dict of float32 arrays (input.weight first: n_features x hidden)."""
+    return _to_arrays(trunk)
+
+
+def load_trunk_arrays(trunk: Trunk, arrays: dict[str, np.ndarray]) -> None:
+    """Overwrite the trunk's parameters in place (ValueError on a name or shape mismatch)."""
+    _load_arrays(trunk, arrays, "trunk")
+
+
+def head_to_arrays(head: Head) -> dict[str, np.ndarray]:
+    """The head's parameters: classification.weight/bias, regression.weight/bias."""
+    return _to_arrays(head)
+
+
+def load_head_arrays(head: Head, arrays: dict[str, np.ndarray]) -> None:
+    """Overwrite the head's parameters in place (ValueError on a name or shape mismatch)."""
+    _load_arrays(head, arrays, "head")

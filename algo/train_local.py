@@ -1,0 +1,211 @@
+"""A partner training alone: epochs with a step learning-rate schedule, early stopping on the validation fold
+(the best epoch is restored), then validation/test metrics and test predictions written to one output folder.
+
+This is the baseline every federated result is compared with; `fedchem train-local` is its command line and
+bench/quality.py calls it directly. The output folder is built in a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fedchem.algo import evaluation, model as M, training
+from fedchem.algo.batches import BatchSource
+from fedchem.algo.config import ModelConfig, TrainingConfig
+from fedchem.algo.evaluation import EvalResult, json_ready
+from fedchem.algo.predictions import save_predictions
+from fedchem.algo.trunk_io import save_arrays
+from fedchem.opener.dataset import PreparedDataset
+from fedchem.opener.errors import ConfigError, DataError
+
+OUTPUT_FILES = ["trunk.npz", "head.npz", "model.json", "metrics.json", "metrics_per_task.csv",
+                "test_predictions.npz", "history.json"]
+
+# (event, info): "epoch_start" {epoch, epochs, steps}, "step" {done, steps, loss}, "epoch_end" {history row}
+Reporter = Callable[[str, dict], None]
+
+
+@dataclass
+class Folds:
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+def split_folds(data: PreparedDataset, cfg: TrainingConfig, where: str = "") -> Folds:
+    """Training rows = every fold but the validation and test folds; FedchemError when that cannot work."""
+    folds = np.asarray(data.folds)
+    present = sorted(int(f) for f in np.unique(folds))
+    if cfg.validation_fold == cfg.test_fold:
+        raise ConfigError(f"the validation fold and the test fold are both {cfg.test_fold}",
+                          where="training.validation_fold / training.test_fold",
+                          fix="choose two different folds (e.g. --validation-fold 0 --test-fold 1)")
+    for name, f in (("validation", cfg.validation_fold), ("test", cfg.test_fold)):
+        if f not in present:
+            raise DataError(f"the {name} fold {f} holds no compound (folds present: "
+                            f"{', '.join(map(str, present)) or 'none'})", where=where,
+                            fix=f"choose a {name} fold among those present")
+    out = Folds(train=np.flatnonzero(~np.isin(folds, [cfg.validation_fold, cfg.test_fold])),
+                validation=np.flatnonzero(folds == cfg.validation_fold),
+                test=np.flatnonzero(folds == cfg.test_fold))
+    if out.train.size == 0:
+        raise DataError("no compound is left for training once the validation and test folds are set aside",
+                        where=where, fix="prepare with more folds, or use more data")
+    if training.labelled_counts(data, out.train) == 0:
+        raise DataError("no task has a label in the training folds", where=where,
+                        fix="check the prepared tasks (prep_report.md) and the validation/test fold settings")
+    return out
+
+
+def lr_at(cfg: TrainingConfig, epoch: int, base: float | None = None) -> float:
+    """Learning rate of 0-based `epoch`: multiplied by lr_gamma at each of lr_steps already reached."""
+    base = cfg.learning_rate if base is None else base
+    return base * cfg.lr_gamma ** sum(1 for s in cfg.lr_steps if s <= epoch)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct, reproducible seed per epoch (batch order and dropout); epoch -1 seeds the head."""
+    ss = np.random.SeedSequence([int(seed) % (1 << 63), epoch + 1])
+    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _summary(res: EvalResult) -> dict:
+    name, value, _ = evaluation.headline(res)
+    out = {"select_on": name, "value": value}
+    c = res.aggregate.get("classification")
+    r = res.aggregate.get("regression")
+    if c:
+        out.update(auc_roc=c.get("auc_roc"), auc_pr=c.get("auc_pr"))
+    if r:
+        out.update(rmse=r.get("rmse"), r2=r.get("r2"), pearson=r.get("pearson"))
+    return out
+
+
+@dataclass
+class LocalRun:
+    """What `train_local` produced (also written to its output folder)."""
+
+    out_dir: Path
+    best_epoch: int
+    epochs_run: int
+    validation: EvalResult
+    test: EvalResult
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _per_task_csv(path: Path, results: dict[str, EvalResult]) -> None:
+    keys: list[str] = []
+    rows = []
+    for split, res in results.items():
+        for r in res.per_task:
+            row = {"split": split, **r}
+            rows.append(row)
+            keys += [k for k in row if k not in keys]
+    first = ["split", "task", "kind", "column", "auxiliary"]
+    header = first + [k for k in keys if k not in first and k != "reason"] + ["reason"]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+
+
+def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
+                report: Reporter | None = None, where: str = "", overwrite: bool = False) -> LocalRun:
+    """Train a fresh trunk and head on the training folds, pick the epoch with the best validation figure
+    (early stopping after `early_stopping_patience` epochs without improvement; 0 runs every epoch), evaluate
+    it on the validation and test folds, and write everything to `out_dir` (see OUTPUT_FILES)."""
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ConfigError("the output folder already exists and is not empty", where=str(out_dir),
+                          fix="choose another --out, or pass --overwrite to replace it")
+    folds = split_folds(data, train_cfg, where)
+    report = report or (lambda event, info: None)
+    seed = train_cfg.seed
+    trunk = M.init_trunk(data.n_features, model_cfg, seed)
+    head = M.init_head(model_cfg, data.Y_class.shape[1], data.Y_regr.shape[1], epoch_seed(seed, -1),
+                       regr_bias=training.regression_means(data, folds.train))
+    source = BatchSource(data, folds.train)
+    opt = training.Optimizer(trunk, head, train_cfg)
+    n_steps = math.ceil(folds.train.size / train_cfg.batch_size)
+    history: list[dict] = []
+    best = (None, -1, None)  # (value, epoch, (trunk state, head state))
+    since_best = 0
+    for epoch in range(train_cfg.epochs):
+        lr = lr_at(train_cfg, epoch)
+        report("epoch_start", {"epoch": epoch + 1, "epochs": train_cfg.epochs, "steps": n_steps})
+        stats = training.train_epochs(
+            trunk, head, data, folds.train, train_cfg, epochs=1.0, seed=epoch_seed(seed, epoch), lr=lr,
+            optimizer=opt, source=source,
+            progress=lambda done, total, loss: report("step", {"done": done, "steps": total, "loss": loss}))
+        val = evaluation.evaluate(trunk, head, data, folds.validation)
+        name, value, higher = evaluation.headline(val)
+        improved = math.isfinite(value) and (best[0] is None or (value > best[0] if higher else value < best[0]))
+        if improved or best[2] is None:
+            best = (value if math.isfinite(value) else None, epoch,
+                    (copy.deepcopy(trunk.state_dict()), copy.deepcopy(head.state_dict())))
+            since_best = 0
+        else:
+            since_best += 1
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.mean_loss, "train_seconds": stats.seconds,
+               "compounds_per_second": stats.compounds_per_second, "validation": _summary(val),
+               "best": bool(improved)}
+        history.append(row)
+        report("epoch_end", row)
+        if train_cfg.early_stopping_patience and since_best >= train_cfg.early_stopping_patience:
+            break
+    trunk.load_state_dict(best[2][0])
+    head.load_state_dict(best[2][1])
+    val = evaluation.evaluate(trunk, head, data, folds.validation)
+    test = evaluation.evaluate(trunk, head, data, folds.test)
+    seconds = time.perf_counter() - t_start
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        save_arrays(tmp / "trunk.npz", M.trunk_to_arrays(trunk))
+        save_arrays(tmp / "head.npz", M.head_to_arrays(head))
+        (tmp / "model.json").write_text(json.dumps({
+            "n_features": data.n_features, "n_class_tasks": int(data.Y_class.shape[1]),
+            "n_regr_tasks": int(data.Y_regr.shape[1]), "model": model_cfg.model_dump(mode="json")}, indent=2) + "\n")
+        metrics_doc = json_ready({
+            "settings": {"model": model_cfg.model_dump(mode="json"), "training": train_cfg.model_dump(mode="json")},
+            "dataset": {"n_compounds": data.n_compounds, "n_features": data.n_features,
+                        "content": data.manifest.get("files", {}).get("X.npz", "")[:16]},
+            "folds": {"n_train": int(folds.train.size), "n_validation": int(folds.validation.size),
+                      "n_test": int(folds.test.size)},
+            "best_epoch": best[1] + 1, "epochs_run": len(history), "seconds": seconds,
+            "validation": val.as_dict()["aggregate"], "test": test.as_dict()["aggregate"],
+        })
+        (tmp / "metrics.json").write_text(json.dumps(metrics_doc, indent=2, sort_keys=True) + "\n")
+        _per_task_csv(tmp / "metrics_per_task.csv", {"validation": val, "test": test})
+        p = test.predictions
+        save_predictions(tmp / "test_predictions.npz", p.rows, p.compound_ids, p.class_scores, p.regr_preds,
+                         class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
+        (tmp / "history.json").write_text(json.dumps(json_ready(history), indent=2) + "\n")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return LocalRun(out_dir=out_dir, best_epoch=best[1] + 1, epochs_run=len(history), validation=val, test=test,
+                    history=history, seconds=seconds)

@@ -1,0 +1,188 @@
+"""Local training of a trunk and a head on some rows of a prepared dataset: a plain library function.
+
+Used by `fedchem train-local` (whole epochs with a schedule and early stopping) and by the federated train task
+(a possibly fractional number of epochs per round). The input layer is updated by a row-sparse Adam (only the
+fingerprint columns a batch uses), every other parameter by AdamW; weight decay is decoupled in both.
+Reproducible: the same seed gives the same batches, dropout masks and therefore weights, bit for bit, on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from fedchem.algo.batches import BatchSource
+from fedchem.algo.config import TrainingConfig
+from fedchem.algo.losses import batch_loss
+from fedchem.algo.model import Head, Trunk
+from fedchem.algo.sparse_adam import RowSparseAdam
+from fedchem.opener.dataset import PreparedDataset
+
+Progress = Callable[[int, int, float], None]  # (steps done, steps in this call, running mean loss)
+
+
+THREADS_ENV = "FEDCHEM_THREADS"  # override the thread count (e.g. 1 on a machine shared with other jobs)
+
+
+def use_all_cores() -> int:
+    """Let torch use every core this process may run on (2 on the project's machines), or $FEDCHEM_THREADS;
+    returns the count."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if os.environ.get(THREADS_ENV, "").strip().isdigit():
+        n = int(os.environ[THREADS_ENV])
+    torch.set_num_threads(max(1, n))
+    return n
+
+
+def _weight(value: str | None) -> float:
+    try:
+        w = float(value) if value not in (None, "") else 1.0
+    except ValueError:
+        w = 1.0
+    return w if math.isfinite(w) and w >= 0 else 1.0
+
+
+def task_weights(data: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Training weight of each classification and regression column, from tasks.csv `weight` (blank: 1.0)."""
+    wc = np.ones(data.Y_class.shape[1], dtype=np.float32)
+    wr = np.ones(data.Y_regr.shape[1], dtype=np.float32)
+    for t in data.tasks:
+        target = wc if t["kind"] == "classification" else wr
+        col = int(t["column"])
+        if 0 <= col < target.size:
+            target[col] = _weight(t.get("weight"))
+    return wc, wr
+
+
+def regression_means(data: PreparedDataset, rows: np.ndarray) -> np.ndarray:
+    """Mean stored value of each regression task over `rows` (0 where a task has none): a starting bias."""
+    Y = data.Y_regr[np.asarray(rows, dtype=np.int64)].tocoo()
+    n = Y.shape[1]
+    counts = np.bincount(Y.col, minlength=n)
+    sums = np.bincount(Y.col, weights=Y.data.astype(np.float64), minlength=n)
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+def labelled_counts(data: PreparedDataset, rows: np.ndarray) -> int:
+    """How many labelled cells (classification +1/-1 and regression values) the rows hold."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return int(np.count_nonzero(data.Y_class[rows].data)) + int(data.Y_regr[rows].nnz)
+
+
+class Optimizer:
+    """Row-sparse Adam on the input layer's weight, AdamW on everything else; one learning rate for both."""
+
+    def __init__(self, trunk: Trunk, head: Head, cfg: TrainingConfig, lr: float | None = None):
+        lr = float(cfg.learning_rate if lr is None else lr)
+        self.sparse = RowSparseAdam(trunk.input.weight, lr=lr, weight_decay=cfg.weight_decay)
+        dense = [p for n, p in trunk.named_parameters() if n != "input.weight"] + list(head.parameters())
+        dense = [p for p in dense if p.numel()]
+        self.dense = torch.optim.AdamW(dense, lr=lr, weight_decay=cfg.weight_decay) if dense else None
+        self.rows_touched = 0
+
+    def set_lr(self, lr: float) -> None:
+        self.sparse.lr = float(lr)
+        if self.dense is not None:
+            for g in self.dense.param_groups:
+                g["lr"] = float(lr)
+
+    def zero_grad(self) -> None:
+        self.sparse.zero_grad()
+        if self.dense is not None:
+            self.dense.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.rows_touched += self.sparse.step()
+        if self.dense is not None:
+            self.dense.step()
+
+
+@dataclass
+class TrainStats:
+    """What one call of `train_epochs` did."""
+
+    steps: int
+    compounds: int           # compound rows processed (with repeats when epochs > 1)
+    epochs: float
+    n_train_rows: int
+    mean_loss: float         # mean batch loss over the call
+    last_loss: float
+    class_loss: float        # mean classification part
+    regr_loss: float         # mean regression part
+    seconds: float
+    compounds_per_second: float
+    mean_rows_touched: float  # input-layer rows updated per step
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def epoch_order(n_rows: int, epochs: float, seed: int) -> np.ndarray:
+    """Positions 0..n_rows-1 in training order: whole shuffled passes, then the first part of one more for a
+    fractional epoch (at least one row)."""
+    rng = np.random.default_rng(int(seed) % (1 << 63))
+    total = max(1, int(round(epochs * n_rows)))
+    parts, left = [], total
+    while left > 0:
+        perm = rng.permutation(n_rows)
+        parts.append(perm[:left])
+        left -= perm.size
+    return np.concatenate(parts)
+
+
+def train_epochs(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray, cfg: TrainingConfig,
+                 epochs: float, seed: int, progress: Progress | None = None, lr: float | None = None,
+                 optimizer: Optimizer | None = None, source: BatchSource | None = None) -> TrainStats:
+    """Train trunk and head in place on `rows` for `epochs` passes (fractional allowed) with batches of
+    cfg.batch_size, at learning rate `lr` (default cfg.learning_rate).
+
+    Without `optimizer` a fresh one is made (Adam moments start at zero: fine for a federated round, whose trunk
+    was just replaced); pass the same `Optimizer` across calls to keep its state (train-local does, epoch by epoch).
+    `source` reuses rows already sliced by `BatchSource(data, rows)`.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        raise ValueError("no training rows")
+    if epochs <= 0:
+        raise ValueError("epochs must be > 0")
+    source = source if source is not None else BatchSource(data, rows)
+    opt = optimizer if optimizer is not None else Optimizer(trunk, head, cfg, lr)
+    if lr is not None:
+        opt.set_lr(lr)
+    wc, wr = task_weights(data)
+    wc_t, wr_t = torch.from_numpy(wc), torch.from_numpy(wr)
+    order = epoch_order(len(source), epochs, seed)
+    n_steps = math.ceil(order.size / cfg.batch_size)
+    trunk.train()
+    head.train()
+    losses, c_parts, r_parts = [], [], []
+    touched0 = opt.rows_touched
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) % (1 << 63))
+        for step, batch in enumerate(source.batches(order, cfg.batch_size), start=1):
+            opt.zero_grad()
+            logits, regr = head(trunk(batch.x))
+            loss, c_part, r_part = batch_loss(logits, regr, batch.y_class, batch.y_regr, wc_t, wr_t, batch.n_rows)
+            if loss.requires_grad:
+                loss.backward()
+                opt.step()
+            losses.append(float(loss.detach()))
+            c_parts.append(c_part)
+            r_parts.append(r_part)
+            if progress is not None:
+                progress(step, n_steps, float(np.mean(losses)))
+    seconds = time.perf_counter() - t0
+    return TrainStats(
+        steps=len(losses), compounds=int(order.size), epochs=float(epochs), n_train_rows=int(rows.size),
+        mean_loss=float(np.mean(losses)), last_loss=float(losses[-1]),
+        class_loss=float(np.mean(c_parts)), regr_loss=float(np.mean(r_parts)), seconds=seconds,
+        compounds_per_second=order.size / seconds if seconds > 0 else float("inf"),
+        mean_rows_touched=(opt.rows_touched - touched0) / max(1, len(losses)),
+    )
