@@ -289,6 +289,9 @@ def test_bad_inputs_are_protocol_errors():
     with pytest.raises(ProtocolError, match="not a majority"):
         sa.deal_shares(PLAN, a, world.secret[a], world.public, 1)
     assert [sa.default_threshold(n) for n in (2, 3, 4, 5, 10, 30)] == [2, 2, 3, 3, 6, 16]
+    assert sa.threshold_for(None, 7) == 4 and sa.threshold_for(6, 7) == 6
+    with pytest.raises(ProtocolError, match="not a majority"):
+        sa.threshold_for(3, 7)  # two disjoint groups of 3 could release both shares of one partner
 
 
 def test_files_round_trip_and_masked_update_streams_from_disk(tmp_path):

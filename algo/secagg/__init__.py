@@ -21,13 +21,13 @@ from fedchem.algo.secagg.files import (
     save_secret_bundle,
     save_shares_bundle,
 )
-from fedchem.algo.secagg.keysetup import deal_shares, default_threshold, keygen
+from fedchem.algo.secagg.keysetup import deal_shares, default_threshold, keygen, threshold_for
 from fedchem.algo.secagg.protocol import mask_update, unmask_sum
 from fedchem.algo.secagg.release import release_shares
 
 __all__ = [
     "MaskedUpdate", "PublicBundle", "ReleasedShares", "SecretBundle", "SharesBundle",
-    "keygen", "deal_shares", "default_threshold", "mask_update", "release_shares", "unmask_sum",
+    "keygen", "deal_shares", "default_threshold", "threshold_for", "mask_update", "release_shares", "unmask_sum",
     "fixed_point_scale", "scales",
     "save_public_bundle", "load_public_bundle", "save_secret_bundle", "load_secret_bundle",
     "save_shares_bundle", "load_shares_bundle", "save_released_shares", "load_released_shares",

@@ -23,6 +23,13 @@ def default_threshold(n_parties: int) -> int:
     return max(2, n_parties // 2 + 1)
 
 
+def threshold_for(configured: int | None, n_parties: int) -> int:
+    """The threshold to use: SecAggConfig.threshold if set, else the majority; checked against n_parties."""
+    t = default_threshold(n_parties) if configured is None else configured
+    check_threshold(t, n_parties, "secagg.threshold")
+    return t
+
+
 def check_threshold(threshold: int, n_parties: int, where: str) -> None:
     """t must satisfy n/2 < t <= n (and t >= 2): then no two disjoint groups of t honest partners exist, so one
     partner's self-mask seed and mask key can never both be rebuilt in one round."""
