@@ -73,7 +73,7 @@ def key_setup(n: int) -> tuple[list[str], dict, dict, dict, int, float]:
 def plain_sum(vectors, weights) -> np.ndarray:
     """The baseline: what an aggregator without secure aggregation does (numpy weighted sum of float vectors)."""
     total = np.zeros(vectors[0].shape[0], dtype=np.float64)
-    for v, w in zip(vectors, weights):
+    for v, w in zip(vectors, weights, strict=True):
         total += w * v
     return total
 
@@ -92,21 +92,32 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
     rep = 3 if d <= 1_000_000 else 1  # small cases: best of 3 against noise from other jobs
     raw_bytes = min(n * (d + 1) * config.ring_bits // 8, RAW_CAP_BYTES) // masking.CHUNK_BYTES * masking.CHUNK_BYTES
     raw_s = min(raw_keystream_seconds(raw_bytes) for _ in range(rep))
-    mask_s, m0 = timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, base, weights[0], config,
-                       repeat=rep)
-    row.update(mask_s=mask_s, raw_gbps=raw_bytes / raw_s / 1e9,
-               mask_gbps=n * (d + 1) * config.ring_bits / 8 / mask_s / 1e9)
+    mask_s, m0 = timed(
+        sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, base, weights[0], config, repeat=rep
+    )
+    row.update(
+        mask_s=mask_s, raw_gbps=raw_bytes / raw_s / 1e9, mask_gbps=n * (d + 1) * config.ring_bits / 8 / mask_s / 1e9
+    )
     row["ratio_mask_raw"] = row["mask_gbps"] / row["raw_gbps"]
 
     sa.save_masked_update(workdir / "m0.npz", m0)
     sa.save_public_bundle(workdir / "pub.json", public[ids[0]])
     sa.save_shares_bundle(workdir / "shares.json", shares[ids[0]])
-    row.update(bytes_masked=(workdir / "m0.npz").stat().st_size, bytes_public=(workdir / "pub.json").stat().st_size,
-               bytes_shares=(workdir / "shares.json").stat().st_size)
+    row.update(
+        bytes_masked=(workdir / "m0.npz").stat().st_size,
+        bytes_public=(workdir / "pub.json").stat().st_size,
+        bytes_shares=(workdir / "shares.json").stat().st_size,
+    )
 
     if real:
-        masked = {ids[0]: m0, **{p: sa.mask_update(PLAN, ROUND, p, ids, secret[p], public, update_of(i), weights[i], config)
-                                 for i, p in enumerate(ids) if i > 0}}
+        masked = {
+            ids[0]: m0,
+            **{
+                p: sa.mask_update(PLAN, ROUND, p, ids, secret[p], public, update_of(i), weights[i], config)
+                for i, p in enumerate(ids)
+                if i > 0
+            },
+        }
         floats = [update_of(i) for i in range(n)]
     else:  # stand-ins on disk, memory-mapped (see module docstring)
         masked, floats = {ids[0]: sa.load_masked_update(workdir / "m0.npz", mmap=True)}, []
@@ -124,8 +135,9 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
     released = {p: sa.release_shares(PLAN, ROUND, p, secret[p], public, shares, ids, []) for p in ids}
     sa.save_released_shares(workdir / "rel.json", released[ids[0]])
     row["bytes_released"] = (workdir / "rel.json").stat().st_size
-    row["unmask_s"], (total, total_w) = timed(sa.unmask_sum, PLAN, ROUND, ids, public, masked, released, t, config,
-                                              repeat=rep)
+    row["unmask_s"], (total, total_w) = timed(
+        sa.unmask_sum, PLAN, ROUND, ids, public, masked, released, t, config, repeat=rep
+    )
     row["plain_s"], plain = timed(plain_sum, floats, weights, repeat=rep)
     if real:
         reference = plain_sum([np.clip(v, -config.clip, config.clip) for v in floats], weights)
@@ -145,32 +157,46 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
 
 
 def print_tables(rows: list[dict], config: SecAggConfig) -> None:
-    print(f"\nsecure aggregation, ring 2^{config.ring_bits}, clip {config.clip}; times in seconds "
-          f"(one partner's masking; aggregator's unmasking); shared machine: absolute figures are contended\n")
-    head = (f"{'N':>3} {'params':>9} {'mode':>8} | {'setup/p':>7} {'mask':>7} {'mask GB/s':>9} {'raw GB/s':>8} "
-            f"{'mask/raw':>8} | {'unmask':>7} {'1 drop':>7} {'plain':>7} {'sec/pl':>7} {'e2e/pl':>7} | {'max err':>8}")
+    print(
+        f"\nsecure aggregation, ring 2^{config.ring_bits}, clip {config.clip}; times in seconds "
+        f"(one partner's masking; aggregator's unmasking); shared machine: absolute figures are contended\n"
+    )
+    head = (
+        f"{'N':>3} {'params':>9} {'mode':>8} | {'setup/p':>7} {'mask':>7} {'mask GB/s':>9} {'raw GB/s':>8} "
+        f"{'mask/raw':>8} | {'unmask':>7} {'1 drop':>7} {'plain':>7} {'sec/pl':>7} {'e2e/pl':>7} | {'max err':>8}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         err = f"{r['max_err']:.1e}" if "max_err" in r else "n/a"
-        print(f"{r['N']:>3} {r['d']:>9.2g} {r['mode']:>8} | {r['setup_s']:>7.3f} {r['mask_s']:>7.3f} {r['mask_gbps']:>9.2f} "
-              f"{r['raw_gbps']:>8.2f} {r['ratio_mask_raw']:>8.2f} | {r['unmask_s']:>7.3f} {r['unmask_drop_s']:>7.3f} "
-              f"{r['plain_s']:>7.3f} {r['ratio_secure_plain']:>7.1f} {r['ratio_e2e_plain']:>7.1f} | {err:>8}")
+        print(
+            f"{r['N']:>3} {r['d']:>9.2g} {r['mode']:>8} | {r['setup_s']:>7.3f} {r['mask_s']:>7.3f} {r['mask_gbps']:>9.2f} "
+            f"{r['raw_gbps']:>8.2f} {r['ratio_mask_raw']:>8.2f} | {r['unmask_s']:>7.3f} {r['unmask_drop_s']:>7.3f} "
+            f"{r['plain_s']:>7.3f} {r['ratio_secure_plain']:>7.1f} {r['ratio_e2e_plain']:>7.1f} | {err:>8}"
+        )
     print("\nbytes each partner sends (per round; key setup once per plan, here for 1 round)")
-    head = f"{'N':>3} {'params':>9} | {'masked update':>14} {'public bundle':>14} {'shares bundle':>14} {'released':>10}"
+    head = (
+        f"{'N':>3} {'params':>9} | {'masked update':>14} {'public bundle':>14} {'shares bundle':>14} {'released':>10}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['N']:>3} {r['d']:>9.2g} | {r['bytes_masked']:>14,} {r['bytes_public']:>14,} {r['bytes_shares']:>14,} "
-              f"{r['bytes_released']:>10,}")
-    print("\nmask/raw: masking throughput (N keystreams per partner) over raw ChaCha20 keystream throughput; goal >= 0.5.\n"
-          "sec/pl: aggregator unmasking over plain numpy weighted sum; e2e/pl: (one partner's masking + unmasking) over "
-          "plain sum.\nreleased: the shares file one survivor sends the aggregator without dropouts (grows by one "
-          "share per dropped partner).")
+        print(
+            f"{r['N']:>3} {r['d']:>9.2g} | {r['bytes_masked']:>14,} {r['bytes_public']:>14,} {r['bytes_shares']:>14,} "
+            f"{r['bytes_released']:>10,}"
+        )
+    print(
+        "\nmask/raw: masking throughput (N keystreams per partner) over raw ChaCha20 keystream throughput; goal >= 0.5.\n"
+        "sec/pl: aggregator unmasking over plain numpy weighted sum; e2e/pl: (one partner's masking + unmasking) over "
+        "plain sum.\nreleased: the shares file one survivor sends the aggregator without dropouts (grows by one "
+        "share per dropped partner)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: N in 3, 10 and 1e5, 1e6 parameters")
     parser.add_argument("--ring-bits", type=int, choices=(32, 64), default=64, help="ring Z/2^k (default 64)")
     args = parser.parse_args(argv)
@@ -183,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             for n in parties:
                 rows.append(bench_case(n, d, config, Path(tmp)))
                 r = rows[-1]
-                print(f"  done N={n} d={d:.2g} ({r['mode']}): mask {r['mask_s']:.2f}s, unmask {r['unmask_s']:.2f}s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  done N={n} d={d:.2g} ({r['mode']}): mask {r['mask_s']:.2f}s, unmask {r['unmask_s']:.2f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print_tables(rows, config)
     return 0
 

@@ -40,10 +40,14 @@ class World:
         return cls(plan, ids, t, public, secret, shares)
 
     def mask(self, rnd, party, update, weight, config, roster=None):
-        return sa.mask_update(self.plan, rnd, party, roster or self.ids, self.secret[party], self.public, update, weight, config)
+        return sa.mask_update(
+            self.plan, rnd, party, roster or self.ids, self.secret[party], self.public, update, weight, config
+        )
 
     def release(self, rnd, party, survivors, dropped, **kw):
-        return sa.release_shares(self.plan, rnd, party, self.secret[party], self.public, self.shares, survivors, dropped, **kw)
+        return sa.release_shares(
+            self.plan, rnd, party, self.secret[party], self.public, self.shares, survivors, dropped, **kw
+        )
 
     def unmask(self, rnd, masked, released, config, roster=None):
         return sa.unmask_sum(self.plan, rnd, roster or self.ids, self.public, masked, released, self.threshold, config)
@@ -69,7 +73,13 @@ def run_round(world, config, d, rnd=1, drop_before=(), drop_after=(), seed=0, dt
     dropped = [p for p in world.ids if p not in survivors]
     released = {p: world.release(rnd, p, survivors, dropped) for p in survivors}
     total, total_w = world.unmask(rnd, masked, released, config)
-    return total, total_w, plain_sum(updates, weights, survivors, config.clip), sum(weights[p] for p in survivors), masked
+    return (
+        total,
+        total_w,
+        plain_sum(updates, weights, survivors, config.clip),
+        sum(weights[p] for p in survivors),
+        masked,
+    )
 
 
 @pytest.mark.parametrize("ring_bits", [32, 64])
@@ -81,7 +91,9 @@ def test_decoded_sum_equals_plain_weighted_sum(n, ring_bits):
     assert total.dtype == np.float64 and total.shape == plain.shape
     err = np.abs(total - plain).max()
     assert err <= tolerance(config, n, n)
-    assert total_w == pytest.approx(plain_w, abs=tolerance(SecAggConfig(clip=1.0, ring_bits=ring_bits, max_weight=250.0), n, n))
+    assert total_w == pytest.approx(
+        plain_w, abs=tolerance(SecAggConfig(clip=1.0, ring_bits=ring_bits, max_weight=250.0), n, n)
+    )
     if ring_bits == 32:
         assert err > 0  # the comparison is not vacuous: 32-bit quantisation is visible
 
@@ -112,7 +124,7 @@ def test_dropout_of_up_to_n_minus_t_partners_recovers(stage, k):
     world = World.make(7)  # t = 4, so up to 3 may drop
     assert world.threshold == 4
     config = SecAggConfig(ring_bits=32, clip=1.0, max_weight=3.0)
-    gone = world.ids[1:1 + k] if stage == "before_masking" else world.ids[-k:]
+    gone = world.ids[1 : 1 + k] if stage == "before_masking" else world.ids[-k:]
     kw = {"drop_before": gone} if stage == "before_masking" else {"drop_after": gone}
     total, total_w, plain, plain_w, masked = run_round(world, config, d=5_003, seed=k, **kw)
     assert np.abs(total - plain).max() <= tolerance(config, 7, 7 - k)
@@ -176,7 +188,10 @@ def test_share_kinds_cannot_be_swapped_tampered_replayed_or_redirected():
     r1 = good.rounds[1]
     swapped = {**good.rounds, 1: {**r1, a: {"b": r1[a]["s"], "s": r1[a]["b"]}}}  # mask-key share passed off as seed
     ct = r1[a]["b"].ciphertext
-    tampered = {**good.rounds, 1: {**r1, a: {**r1[a], "b": dataclasses.replace(r1[a]["b"], ciphertext=bytes([ct[0] ^ 1]) + ct[1:])}}}
+    tampered = {
+        **good.rounds,
+        1: {**r1, a: {**r1[a], "b": dataclasses.replace(r1[a]["b"], ciphertext=bytes([ct[0] ^ 1]) + ct[1:])}},
+    }
     replayed = {**good.rounds, 1: {**r1, a: good.rounds[0][a]}}  # round 0's shares offered for round 1
     redirected = {**good.rounds, 1: {**r1, a: r1[c]}}  # c's shares offered to a
     for rounds in (swapped, tampered, replayed, redirected):
@@ -240,7 +255,9 @@ def test_late_update_stays_hidden_when_its_mask_key_is_revealed():
     assert _byte_uniformity_pvalue(stripped[:-1]) > 1e-4
     assert np.count_nonzero(stripped[:-1] == plain) == 0
     # and with the self mask removed too (which no honest survivor allows), it would be the plain encoding
-    self_mask = masking.full_mask(keys.self_mask_key(world.secret[late].rounds[1].seed, PLAN, 1, late), stripped.shape[0], stripped.dtype)
+    self_mask = masking.full_mask(
+        keys.self_mask_key(world.secret[late].rounds[1].seed, PLAN, 1, late), stripped.shape[0], stripped.dtype
+    )
     np.testing.assert_array_equal((stripped - self_mask)[:-1], plain)
 
 
@@ -306,8 +323,11 @@ def test_files_round_trip_and_masked_update_streams_from_disk(tmp_path):
     assert sa.load_secret_bundle(tmp_path / "sec.json") == world.secret[a]
     assert sa.load_shares_bundle(tmp_path / "shares.json") == world.shares[a]
     secret_repr = repr(world.secret[a])
-    assert all(keys.b64(v) not in secret_repr and repr(v) not in secret_repr
-               for k in world.secret[a].rounds.values() for v in (k.seed, k.mask_sk, k.share_sk))
+    assert all(
+        keys.b64(v) not in secret_repr and repr(v) not in secret_repr
+        for k in world.secret[a].rounds.values()
+        for v in (k.seed, k.mask_sk, k.share_sk)
+    )
 
     rng = np.random.default_rng(5)
     updates = {p: rng.normal(0, 0.2, 30_001) for p in world.ids}
@@ -322,7 +342,9 @@ def test_files_round_trip_and_masked_update_streams_from_disk(tmp_path):
         sa.save_released_shares(tmp_path / f"rel-{p}.json", world.release(0, p, world.ids, []))
         released[p] = sa.load_released_shares(tmp_path / f"rel-{p}.json")
     total, total_w = world.unmask(0, loaded, released, config)
-    assert np.abs(total - plain_sum(updates, dict.fromkeys(world.ids, 1.0), world.ids, 1.0)).max() <= tolerance(config, 3, 3)
+    assert np.abs(total - plain_sum(updates, dict.fromkeys(world.ids, 1.0), world.ids, 1.0)).max() <= tolerance(
+        config, 3, 3
+    )
     assert total_w == pytest.approx(3.0)
     assert not list(tmp_path.glob(".*.tmp"))  # no temp files left behind
 
@@ -335,8 +357,10 @@ def test_files_round_trip_and_masked_update_streams_from_disk(tmp_path):
 
 
 def test_secagg_never_imports_torch():
-    code = ("import sys, numpy as np; import fedchem.algo.secagg as sa; from fedchem.algo.config import SecAggConfig;"
-            "pub, sec = sa.keygen('p', 'A', [0]); pub2, sec2 = sa.keygen('p', 'B', [0]);"
-            "sa.mask_update('p', 0, 'A', ['A', 'B'], sec, {'A': pub, 'B': pub2}, np.ones(3), 1.0, SecAggConfig());"
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys, numpy as np; import fedchem.algo.secagg as sa; from fedchem.algo.config import SecAggConfig;"
+        "pub, sec = sa.keygen('p', 'A', [0]); pub2, sec2 = sa.keygen('p', 'B', [0]);"
+        "sa.mask_update('p', 0, 'A', ['A', 'B'], sec, {'A': pub, 'B': pub2}, np.ones(3), 1.0, SecAggConfig());"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

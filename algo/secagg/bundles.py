@@ -61,8 +61,10 @@ class PublicBundle:
     rounds: dict[int, RoundPublic]
 
     def to_dict(self) -> dict:
-        rounds = {str(r): {"mask_pk": b64(k.mask_pk), "share_pk": b64(k.share_pk),
-                           "seed_commitment": b64(k.seed_commitment)} for r, k in sorted(self.rounds.items())}
+        rounds = {
+            str(r): {"mask_pk": b64(k.mask_pk), "share_pk": b64(k.share_pk), "seed_commitment": b64(k.seed_commitment)}
+            for r, k in sorted(self.rounds.items())
+        }
         return {"format": self.FORMAT, "plan_id": self.plan_id, "party_id": self.party_id, "rounds": rounds}
 
     @classmethod
@@ -71,15 +73,17 @@ class PublicBundle:
         rounds = {}
         for r, k in _rounds(d, where).items():
             w = f"{where}, round {r}"
-            rounds[r] = RoundPublic(*(unb64(_need(k, f, str, w), w, KEY_BYTES)
-                                      for f in ("mask_pk", "share_pk", "seed_commitment")))
+            rounds[r] = RoundPublic(
+                *(unb64(_need(k, f, str, w), w, KEY_BYTES) for f in ("mask_pk", "share_pk", "seed_commitment"))
+            )
         return cls(_need(d, "plan_id", str, where), _need(d, "party_id", str, where), rounds)
 
     def round(self, round_: int, where: str) -> RoundPublic:
         """This partner's keys for one round, or a ProtocolError if the round was not set up."""
         if round_ not in self.rounds:
-            raise ProtocolError(f"partner {self.party_id} has no keys for round {round_}", where,
-                                "run key setup for all planned rounds")
+            raise ProtocolError(
+                f"partner {self.party_id} has no keys for round {round_}", where, "run key setup for all planned rounds"
+            )
         return self.rounds[round_]
 
 
@@ -105,8 +109,10 @@ class SecretBundle:
         return f"SecretBundle(plan_id={self.plan_id!r}, party_id={self.party_id!r}, rounds={sorted(self.rounds)})"
 
     def to_dict(self) -> dict:
-        rounds = {str(r): {"mask_sk": b64(k.mask_sk), "share_sk": b64(k.share_sk), "seed": b64(k.seed)}
-                  for r, k in sorted(self.rounds.items())}
+        rounds = {
+            str(r): {"mask_sk": b64(k.mask_sk), "share_sk": b64(k.share_sk), "seed": b64(k.seed)}
+            for r, k in sorted(self.rounds.items())
+        }
         return {"format": self.FORMAT, "plan_id": self.plan_id, "party_id": self.party_id, "rounds": rounds}
 
     @classmethod
@@ -115,7 +121,9 @@ class SecretBundle:
         rounds = {}
         for r, k in _rounds(d, where).items():
             w = f"{where}, round {r}"
-            rounds[r] = RoundSecret(*(unb64(_need(k, f, str, w), w, KEY_BYTES) for f in ("mask_sk", "share_sk", "seed")))
+            rounds[r] = RoundSecret(
+                *(unb64(_need(k, f, str, w), w, KEY_BYTES) for f in ("mask_sk", "share_sk", "seed"))
+            )
         return cls(_need(d, "plan_id", str, where), _need(d, "party_id", str, where), rounds)
 
     def round(self, round_: int, where: str) -> RoundSecret:
@@ -144,10 +152,21 @@ class SharesBundle:
     rounds: dict[int, dict[str, dict[str, SealedShare]]]
 
     def to_dict(self) -> dict:
-        rounds = {str(r): {q: {k: {"nonce": b64(s.nonce), "ciphertext": b64(s.ciphertext)} for k, s in sorted(by_kind.items())}
-                           for q, by_kind in sorted(per_q.items())} for r, per_q in sorted(self.rounds.items())}
-        return {"format": self.FORMAT, "plan_id": self.plan_id, "sender": self.sender, "threshold": self.threshold,
-                "parties": list(self.parties), "rounds": rounds}
+        rounds = {
+            str(r): {
+                q: {k: {"nonce": b64(s.nonce), "ciphertext": b64(s.ciphertext)} for k, s in sorted(by_kind.items())}
+                for q, by_kind in sorted(per_q.items())
+            }
+            for r, per_q in sorted(self.rounds.items())
+        }
+        return {
+            "format": self.FORMAT,
+            "plan_id": self.plan_id,
+            "sender": self.sender,
+            "threshold": self.threshold,
+            "parties": list(self.parties),
+            "rounds": rounds,
+        }
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "shares bundle") -> SharesBundle:
@@ -160,11 +179,20 @@ class SharesBundle:
             rounds[r] = {}
             for q, by_kind in per_q.items():
                 w = f"{where}, round {r}, recipient {q}"
-                rounds[r][q] = {k: SealedShare(unb64(_need(_need(by_kind, k, dict, w), "nonce", str, w), w, NONCE_BYTES),
-                                               unb64(_need(by_kind[k], "ciphertext", str, w), w))
-                                for k in KINDS}
-        return cls(_need(d, "plan_id", str, where), _need(d, "sender", str, where),
-                   _need(d, "threshold", int, where), tuple(parties), rounds)
+                rounds[r][q] = {
+                    k: SealedShare(
+                        unb64(_need(_need(by_kind, k, dict, w), "nonce", str, w), w, NONCE_BYTES),
+                        unb64(_need(by_kind[k], "ciphertext", str, w), w),
+                    )
+                    for k in KINDS
+                }
+        return cls(
+            _need(d, "plan_id", str, where),
+            _need(d, "sender", str, where),
+            _need(d, "threshold", int, where),
+            tuple(parties),
+            rounds,
+        )
 
 
 @dataclass(frozen=True)
@@ -188,20 +216,40 @@ class ReleasedShares:
     def to_dict(self) -> dict:
         def enc(shares: dict[str, tuple[int, bytes]]) -> dict:
             return {p: {"index": i, "share": b64(s)} for p, (i, s) in sorted(shares.items())}
-        return {"format": self.FORMAT, "plan_id": self.plan_id, "round": self.round, "party_id": self.party_id,
-                "threshold": self.threshold, "survivors": list(self.survivors), "dropped": list(self.dropped),
-                "seed_shares": enc(self.seed_shares), "key_shares": enc(self.key_shares)}
+
+        return {
+            "format": self.FORMAT,
+            "plan_id": self.plan_id,
+            "round": self.round,
+            "party_id": self.party_id,
+            "threshold": self.threshold,
+            "survivors": list(self.survivors),
+            "dropped": list(self.dropped),
+            "seed_shares": enc(self.seed_shares),
+            "key_shares": enc(self.key_shares),
+        }
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "released shares") -> ReleasedShares:
         _check_format(d, cls.FORMAT, where)
 
         def dec(name: str) -> dict[str, tuple[int, bytes]]:
-            return {p: (_need(v, "index", int, where), unb64(_need(v, "share", str, where), where, KEY_BYTES))
-                    for p, v in _need(d, name, dict, where).items()}
+            return {
+                p: (_need(v, "index", int, where), unb64(_need(v, "share", str, where), where, KEY_BYTES))
+                for p, v in _need(d, name, dict, where).items()
+            }
+
         ids = [tuple(_need(d, name, list, where)) for name in ("survivors", "dropped")]
-        return cls(_need(d, "plan_id", str, where), _need(d, "round", int, where), _need(d, "party_id", str, where),
-                   _need(d, "threshold", int, where), ids[0], ids[1], dec("seed_shares"), dec("key_shares"))
+        return cls(
+            _need(d, "plan_id", str, where),
+            _need(d, "round", int, where),
+            _need(d, "party_id", str, where),
+            _need(d, "threshold", int, where),
+            ids[0],
+            ids[1],
+            dec("seed_shares"),
+            dec("key_shares"),
+        )
 
 
 @dataclass(frozen=True)
@@ -225,5 +273,11 @@ class MaskedUpdate:
         return int(self.vector.shape[0]) - 1
 
     def header(self) -> dict:
-        return {"format": "fedchem-secagg-masked/1", "plan_id": self.plan_id, "round": self.round,
-                "party_id": self.party_id, "ring_bits": self.ring_bits, "n_parties": self.n_parties}
+        return {
+            "format": "fedchem-secagg-masked/1",
+            "plan_id": self.plan_id,
+            "round": self.round,
+            "party_id": self.party_id,
+            "ring_bits": self.ring_bits,
+            "n_parties": self.n_parties,
+        }

@@ -36,8 +36,11 @@ def signed_dtype(ring_bits: int) -> np.dtype:
 def fixed_point_scale(bound: float, n_parties: int, ring_bits: int) -> float:
     """Largest power of two S with n_parties * ceil(bound * S) <= 2^(ring_bits-1) - 1 (see the module docstring)."""
     if n_parties < 1 or not bound > 0 or not math.isfinite(bound):
-        raise ProtocolError(f"no fixed-point scale for {n_parties} partners and bound {bound}", "secagg config",
-                            "use a positive clip and at least one partner")
+        raise ProtocolError(
+            f"no fixed-point scale for {n_parties} partners and bound {bound}",
+            "secagg config",
+            "use a positive clip and at least one partner",
+        )
     limit = 2 ** (ring_bits - 1) - 1
     exponent = math.floor(math.log2(limit / (n_parties * bound)))
     while exponent > -1074 and n_parties * math.ceil(bound * 2.0**exponent) > limit:
@@ -45,8 +48,11 @@ def fixed_point_scale(bound: float, n_parties: int, ring_bits: int) -> float:
     while n_parties * math.ceil(bound * 2.0 ** (exponent + 1)) <= limit:
         exponent += 1
     if n_parties * math.ceil(bound * 2.0**exponent) > limit or bound * 2.0**exponent < 1:
-        raise ProtocolError(f"{ring_bits}-bit ring too small for {n_parties} partners with bound {bound}",
-                            "secagg config", "use ring_bits 64, a smaller clip, or fewer partners")
+        raise ProtocolError(
+            f"{ring_bits}-bit ring too small for {n_parties} partners with bound {bound}",
+            "secagg config",
+            "use ring_bits 64, a smaller clip, or fewer partners",
+        )
     return 2.0**exponent
 
 
@@ -63,8 +69,11 @@ def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray
     """
     lo, hi = float(values.min()), float(values.max())  # NaN propagates through min/max
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ProtocolError("the update contains NaN or infinite values", "mask_update",
-                            "check the local training (learning rate, loss) before sending an update")
+        raise ProtocolError(
+            "the update contains NaN or infinite values",
+            "mask_update",
+            "check the local training (learning rate, loss) before sending an update",
+        )
     n_clipped = 0
     if lo < -clip or hi > clip:
         np.clip(values, -clip, clip, out=work)

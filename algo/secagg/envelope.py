@@ -36,6 +36,9 @@ def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, context: bytes, whe
     try:
         return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, context)
     except (InvalidTag, ValueError) as exc:
-        raise ProtocolError("a share failed authentication: it was tampered with, replayed from another round, or "
-                            "meant for another recipient or kind", where,
-                            "refuse this request; check the shares files given to the release task") from exc
+        raise ProtocolError(
+            "a share failed authentication: it was tampered with, replayed from another round, or "
+            "meant for another recipient or kind",
+            where,
+            "refuse this request; check the shares files given to the release task",
+        ) from exc

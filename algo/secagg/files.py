@@ -105,7 +105,9 @@ def _memmap_member(path: Path, member: str) -> np.ndarray:
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:
-            raise ProtocolError("compressed masked update cannot be memory-mapped", str(path), "load it with mmap=False")
+            raise ProtocolError(
+                "compressed masked update cannot be memory-mapped", str(path), "load it with mmap=False"
+            )
     with open(path, "rb") as fh:
         fh.seek(info.header_offset)
         local = fh.read(30)
@@ -114,8 +116,7 @@ def _memmap_member(path: Path, member: str) -> np.ndarray:
         name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
         fh.seek(info.header_offset + 30 + name_len + extra_len)
         version = np.lib.format.read_magic(fh)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read_header(fh)
         if dtype.hasobject or fortran:
             raise ProtocolError("unexpected array layout in masked update", str(path), "re-create the masked update")
@@ -132,14 +133,22 @@ def load_masked_update(path: str | os.PathLike, mmap: bool = False) -> MaskedUpd
     except FileNotFoundError as exc:
         raise ProtocolError("file not found", str(path), "check the task inputs") from exc
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
-        raise ProtocolError(f"not a masked-update file ({type(exc).__name__})", str(path), "pass the file fedchem wrote") from exc
+        raise ProtocolError(
+            f"not a masked-update file ({type(exc).__name__})", str(path), "pass the file fedchem wrote"
+        ) from exc
     if mmap:
         vector = _memmap_member(path, "vector.npy")
     if not isinstance(header, dict) or header.get("format") != MASKED_FORMAT:
         raise ProtocolError("not a masked-update file", str(path), "pass the file fedchem wrote")
     try:
-        masked = MaskedUpdate(plan_id=str(header["plan_id"]), round=int(header["round"]), party_id=str(header["party_id"]),
-                              ring_bits=int(header["ring_bits"]), n_parties=int(header["n_parties"]), vector=vector)
+        masked = MaskedUpdate(
+            plan_id=str(header["plan_id"]),
+            round=int(header["round"]),
+            party_id=str(header["party_id"]),
+            ring_bits=int(header["ring_bits"]),
+            n_parties=int(header["n_parties"]),
+            vector=vector,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError("masked-update header is incomplete", str(path), "pass the file fedchem wrote") from exc
     if vector.ndim != 1 or vector.dtype != ring_dtype(masked.ring_bits) or vector.shape[0] < 1:

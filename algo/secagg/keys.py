@@ -53,12 +53,16 @@ def new_seed() -> bytes:
 def shared_secret(private_raw: bytes, peer_public_raw: bytes, where: str) -> bytes:
     """X25519(private, peer public); a malformed or low-order peer key is a ProtocolError."""
     try:
-        return X25519PrivateKey.from_private_bytes(private_raw).exchange(X25519PublicKey.from_public_bytes(peer_public_raw))
+        return X25519PrivateKey.from_private_bytes(private_raw).exchange(
+            X25519PublicKey.from_public_bytes(peer_public_raw)
+        )
     except ValueError as exc:
         raise ProtocolError(f"unusable X25519 public key ({exc})", where, "re-run key setup for that partner") from exc
 
 
-def pairwise_mask_key(private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str) -> bytes:
+def pairwise_mask_key(
+    private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str
+) -> bytes:
     """ChaCha20 key of the mask shared by partners a and b in one round of one plan (symmetric in a, b)."""
     lo, hi = sorted((id_a, id_b))
     secret = shared_secret(private_raw, peer_public_raw, f"pairwise mask key {lo}-{hi}, round {round_}")
@@ -70,7 +74,9 @@ def self_mask_key(seed: bytes, plan_id: str, round_: int, party_id: str) -> byte
     return hkdf(seed, bind("self-mask", plan_id, round_, party_id))
 
 
-def share_encryption_key(private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str) -> bytes:
+def share_encryption_key(
+    private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str
+) -> bytes:
     """ChaCha20-Poly1305 key for shares exchanged between partners a and b in one round (symmetric in a, b)."""
     lo, hi = sorted((id_a, id_b))
     secret = shared_secret(private_raw, peer_public_raw, f"share encryption key {lo}-{hi}, round {round_}")

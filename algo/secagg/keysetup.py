@@ -34,24 +34,35 @@ def check_threshold(threshold: int, n_parties: int, where: str) -> None:
     """t must satisfy n/2 < t <= n (and t >= 2): then no two disjoint groups of t honest partners exist, so one
     partner's self-mask seed and mask key can never both be rebuilt in one round."""
     if n_parties < 2:
-        raise ProtocolError(f"secure aggregation needs at least 2 partners, got {n_parties}", where,
-                            "add partners or disable secure aggregation")
+        raise ProtocolError(
+            f"secure aggregation needs at least 2 partners, got {n_parties}",
+            where,
+            "add partners or disable secure aggregation",
+        )
     if not (2 * threshold > n_parties and 2 <= threshold <= n_parties):
-        raise ProtocolError(f"threshold {threshold} is not a majority of {n_parties} partners", where,
-                            f"use a threshold between {default_threshold(n_parties)} and {n_parties}")
+        raise ProtocolError(
+            f"threshold {threshold} is not a majority of {n_parties} partners",
+            where,
+            f"use a threshold between {default_threshold(n_parties)} and {n_parties}",
+        )
 
 
 def keygen(plan_id: str, party_id: str, rounds: Sequence[int]) -> tuple[PublicBundle, SecretBundle]:
     """Fresh per-round key pairs and self-mask seeds for one partner: (public bundle for all, secret bundle for it)."""
     rounds = list(rounds)
     if not rounds or len(set(rounds)) != len(rounds) or not all(isinstance(r, int) and r >= 0 for r in rounds):
-        raise ProtocolError("rounds must be distinct non-negative integers", f"key setup of {party_id}",
-                            "pass the planned round numbers")
+        raise ProtocolError(
+            "rounds must be distinct non-negative integers",
+            f"key setup of {party_id}",
+            "pass the planned round numbers",
+        )
     public, secret = {}, {}
     for r in rounds:
         mask_sk, share_sk, seed = new_private_key(), new_private_key(), new_seed()
         secret[r] = RoundSecret(mask_sk, share_sk, seed)
-        public[r] = RoundPublic(public_key_of(mask_sk), public_key_of(share_sk), seed_commitment(seed, plan_id, r, party_id))
+        public[r] = RoundPublic(
+            public_key_of(mask_sk), public_key_of(share_sk), seed_commitment(seed, plan_id, r, party_id)
+        )
     return PublicBundle(plan_id, party_id, public), SecretBundle(plan_id, party_id, secret)
 
 
@@ -59,24 +70,34 @@ def check_public_bundles(plan_id: str, public_bundles: Mapping[str, PublicBundle
     """Every bundle belongs to this plan and to the partner it is filed under."""
     for pid, bundle in public_bundles.items():
         if bundle.plan_id != plan_id or bundle.party_id != pid:
-            raise ProtocolError(f"public bundle filed under {pid} belongs to partner {bundle.party_id} of plan "
-                                f"{bundle.plan_id}", where, "pass each partner's own public bundle of this plan")
+            raise ProtocolError(
+                f"public bundle filed under {pid} belongs to partner {bundle.party_id} of plan {bundle.plan_id}",
+                where,
+                "pass each partner's own public bundle of this plan",
+            )
 
 
 def check_secret_bundle(plan_id: str, party_id: str, secret: SecretBundle, public: PublicBundle, where: str) -> None:
     """The secret bundle is this partner's, of this plan, and matches its published keys."""
     if secret.plan_id != plan_id or secret.party_id != party_id:
-        raise ProtocolError(f"secret bundle is partner {secret.party_id}'s of plan {secret.plan_id}", where,
-                            "pass this partner's own secret bundle")
+        raise ProtocolError(
+            f"secret bundle is partner {secret.party_id}'s of plan {secret.plan_id}",
+            where,
+            "pass this partner's own secret bundle",
+        )
     for r, keys in secret.rounds.items():
         pub = public.round(r, where)
         if public_key_of(keys.mask_sk) != pub.mask_pk or public_key_of(keys.share_sk) != pub.share_pk:
-            raise ProtocolError(f"secret keys of round {r} do not match the published public keys", where,
-                                "pass the secret bundle made together with the published public bundle")
+            raise ProtocolError(
+                f"secret keys of round {r} do not match the published public keys",
+                where,
+                "pass the secret bundle made together with the published public bundle",
+            )
 
 
-def deal_shares(plan_id: str, party_id: str, secret_bundle: SecretBundle, public_bundles: Mapping[str, PublicBundle],
-                threshold: int) -> SharesBundle:
+def deal_shares(
+    plan_id: str, party_id: str, secret_bundle: SecretBundle, public_bundles: Mapping[str, PublicBundle], threshold: int
+) -> SharesBundle:
     """Seal t-of-n shares of each round's mask key and self-mask seed to every partner in `public_bundles`.
 
     The key-setup roster is sorted(public_bundles); partner parties[i] holds share index i + 1.
@@ -90,10 +111,15 @@ def deal_shares(plan_id: str, party_id: str, secret_bundle: SecretBundle, public
     check_secret_bundle(plan_id, party_id, secret_bundle, public_bundles[party_id], where)
     rounds: dict[int, dict[str, dict[str, SealedShare]]] = {}
     for r, keys in sorted(secret_bundle.rounds.items()):
-        split = {"s": split_secret(keys.mask_sk, threshold, len(parties)), "b": split_secret(keys.seed, threshold, len(parties))}
+        split = {
+            "s": split_secret(keys.mask_sk, threshold, len(parties)),
+            "b": split_secret(keys.seed, threshold, len(parties)),
+        }
         rounds[r] = {}
         for pos, q in enumerate(parties):
-            key = share_encryption_key(keys.share_sk, public_bundles[q].round(r, where).share_pk, plan_id, r, party_id, q)
+            key = share_encryption_key(
+                keys.share_sk, public_bundles[q].round(r, where).share_pk, plan_id, r, party_id, q
+            )
             rounds[r][q] = {}
             for kind, shares in split.items():
                 index, share = shares[pos]

@@ -22,13 +22,17 @@ from fedchem.algo.secagg.shamir import combine_secret
 from fedchem.opener.errors import ProtocolError
 
 
-def _check_roster(roster: Sequence[str], public_bundles: Mapping[str, PublicBundle], plan_id: str, where: str) -> list[str]:
+def _check_roster(
+    roster: Sequence[str], public_bundles: Mapping[str, PublicBundle], plan_id: str, where: str
+) -> list[str]:
     roster = list(roster)
     if len(roster) < 2 or len(set(roster)) != len(roster):
         raise ProtocolError("the round roster must list at least 2 distinct partners", where, "fix the plan's roster")
     missing = sorted(set(roster) - set(public_bundles))
     if missing:
-        raise ProtocolError(f"no public bundle for partners {missing}", where, "pass every roster partner's public bundle")
+        raise ProtocolError(
+            f"no public bundle for partners {missing}", where, "pass every roster partner's public bundle"
+        )
     check_public_bundles(plan_id, {p: public_bundles[p] for p in roster}, where)
     return roster
 
@@ -36,14 +40,25 @@ def _check_roster(roster: Sequence[str], public_bundles: Mapping[str, PublicBund
 def _check_weight(weight: float, max_weight: float, where: str) -> float:
     """weight / max_weight, which must lie in (0, 1]."""
     if not (isinstance(weight, (int, float, np.floating, np.integer)) and 0 < float(weight) <= max_weight):
-        raise ProtocolError(f"weight {weight!r} is not in (0, max_weight={max_weight}]", where,
-                            "pass a positive weight and set secagg.max_weight to its largest possible value")
+        raise ProtocolError(
+            f"weight {weight!r} is not in (0, max_weight={max_weight}]",
+            where,
+            "pass a positive weight and set secagg.max_weight to its largest possible value",
+        )
     return float(weight) / max_weight
 
 
-def mask_update(plan_id: str, round: int, party_id: str, roster: Sequence[str], secret_bundle: SecretBundle,
-                public_bundles: Mapping[str, PublicBundle], update: np.ndarray, weight: float,
-                config: SecAggConfig) -> MaskedUpdate:
+def mask_update(
+    plan_id: str,
+    round: int,
+    party_id: str,
+    roster: Sequence[str],
+    secret_bundle: SecretBundle,
+    public_bundles: Mapping[str, PublicBundle],
+    update: np.ndarray,
+    weight: float,
+    config: SecAggConfig,
+) -> MaskedUpdate:
     """Encode [weight * clip(update)..., weight] in Z/2^k and add the pairwise and self masks of this round.
 
     `update`: 1-D float32/float64; `weight` in (0, config.max_weight]. The result's n_clipped counts the clipped
@@ -56,14 +71,22 @@ def mask_update(plan_id: str, round: int, party_id: str, roster: Sequence[str], 
     check_secret_bundle(plan_id, party_id, secret_bundle, public_bundles[party_id], where)
     update = np.asarray(update)
     if update.ndim != 1 or update.dtype not in (np.float32, np.float64) or update.shape[0] == 0:
-        raise ProtocolError(f"update must be a non-empty 1-D float32/float64 vector, got {update.dtype} {update.shape}",
-                            where, "flatten the trunk update into one vector")
+        raise ProtocolError(
+            f"update must be a non-empty 1-D float32/float64 vector, got {update.dtype} {update.shape}",
+            where,
+            "flatten the trunk update into one vector",
+        )
     w = _check_weight(weight, config.max_weight, where)
     keys = secret_bundle.round(round, where)
     masks = [KeystreamMask(self_mask_key(keys.seed, plan_id, round, party_id), +1)]
-    masks += [KeystreamMask(pairwise_mask_key(keys.mask_sk, public_bundles[q].round(round, where).mask_pk,
-                                              plan_id, round, party_id, q), +1 if q > party_id else -1)
-              for q in roster if q != party_id]
+    masks += [
+        KeystreamMask(
+            pairwise_mask_key(keys.mask_sk, public_bundles[q].round(round, where).mask_pk, plan_id, round, party_id, q),
+            +1 if q > party_id else -1,
+        )
+        for q in roster
+        if q != party_id
+    ]
     value_scale, weight_scale = scales(config.clip, len(roster), config.ring_bits)
     dtype = ring_dtype(config.ring_bits)
     d = update.shape[0]
@@ -73,37 +96,52 @@ def mask_update(plan_id: str, round: int, party_id: str, roster: Sequence[str], 
     for start, stop in chunks(d + 1, dtype.itemsize):
         end = min(stop, d)
         if start < end:
-            n_clipped += encode_chunk(update[start:end], config.clip, w * value_scale, out[start:end],
-                                      work.floats[: end - start])
+            n_clipped += encode_chunk(
+                update[start:end], config.clip, w * value_scale, out[start:end], work.floats[: end - start]
+            )
         if stop == d + 1:
             out[d] = int(np.rint(w * weight_scale))
         work.apply_all(out[start:stop], masks)
     return MaskedUpdate(plan_id, round, party_id, config.ring_bits, len(roster), out, n_clipped)
 
 
-def _check_releases(plan_id: str, round_: int, roster: list[str], released: Mapping[str, ReleasedShares],
-                    threshold: int, where: str) -> tuple[list[str], list[str]]:
+def _check_releases(
+    plan_id: str, round_: int, roster: list[str], released: Mapping[str, ReleasedShares], threshold: int, where: str
+) -> tuple[list[str], list[str]]:
     """(survivors, dropped) agreed by at least `threshold` consistent releases, else a ProtocolError."""
     if len(released) < threshold:
-        raise ProtocolError(f"only {len(released)} partners released shares, at least {threshold} are needed; the "
-                            "round stops and nothing is unmasked", where, "resume the round when enough partners are back")
+        raise ProtocolError(
+            f"only {len(released)} partners released shares, at least {threshold} are needed; the "
+            "round stops and nothing is unmasked",
+            where,
+            "resume the round when enough partners are back",
+        )
     views = set()
     for pid, rel in released.items():
         if (rel.plan_id, rel.round, rel.party_id) != (plan_id, round_, pid) or rel.threshold != threshold:
-            raise ProtocolError(f"release filed under {pid} is not that partner's for this plan, round and threshold",
-                                where, "pass this round's releases")
+            raise ProtocolError(
+                f"release filed under {pid} is not that partner's for this plan, round and threshold",
+                where,
+                "pass this round's releases",
+            )
         views.add((frozenset(rel.survivors), frozenset(rel.dropped)))
     if len(views) != 1:
-        raise ProtocolError("partners released shares for different lists of survivors and dropped partners", where,
-                            "ask every survivor with the same lists")
+        raise ProtocolError(
+            "partners released shares for different lists of survivors and dropped partners",
+            where,
+            "ask every survivor with the same lists",
+        )
     survivors, dropped = views.pop()
     if survivors & dropped or (survivors | dropped) != set(roster):
         raise ProtocolError("survivors and dropped partners must split the round's roster", where, "fix the request")
     if not set(released) <= survivors:
         raise ProtocolError("a partner declared dropped released shares", where, "only survivors may release shares")
     if len(survivors) < threshold:
-        raise ProtocolError(f"{len(survivors)} survivors, fewer than the threshold {threshold}; nothing is unmasked",
-                            where, "resume the round when enough partners are back")
+        raise ProtocolError(
+            f"{len(survivors)} survivors, fewer than the threshold {threshold}; nothing is unmasked",
+            where,
+            "resume the round when enough partners are back",
+        )
     return [p for p in roster if p in survivors], [p for p in roster if p in dropped]
 
 
@@ -112,9 +150,16 @@ def _recover(kind: str, owner: str, released: Mapping[str, ReleasedShares], thre
     return combine_secret([s for s in shares if s is not None], threshold, f"{where}: {kind} secret of {owner}")
 
 
-def unmask_sum(plan_id: str, round: int, roster: Sequence[str], public_bundles: Mapping[str, PublicBundle],
-               masked: Mapping[str, MaskedUpdate], released: Mapping[str, ReleasedShares], threshold: int,
-               config: SecAggConfig) -> tuple[np.ndarray, float]:
+def unmask_sum(
+    plan_id: str,
+    round: int,
+    roster: Sequence[str],
+    public_bundles: Mapping[str, PublicBundle],
+    masked: Mapping[str, MaskedUpdate],
+    released: Mapping[str, ReleasedShares],
+    threshold: int,
+    config: SecAggConfig,
+) -> tuple[np.ndarray, float]:
     """Sum the survivors' masked updates, remove all masks, decode: (sum of weight * clip(update), total weight).
 
     Survivors and dropped partners are those the releases name; a masked update of a dropped partner (a late one)
@@ -129,10 +174,17 @@ def unmask_sum(plan_id: str, round: int, roster: Sequence[str], public_bundles: 
         m = masked.get(q)
         if m is None:
             raise ProtocolError(f"no masked update from survivor {q}", where, "pass every survivor's masked update")
-        if (m.plan_id, m.round, m.party_id, m.ring_bits, m.n_parties) != (plan_id, round, q, config.ring_bits, len(roster)) \
-                or m.vector.dtype != dtype or m.vector.shape != masked[survivors[0]].vector.shape:
-            raise ProtocolError(f"masked update of {q} does not belong to this plan, round, roster or ring", where,
-                                "pass this round's masked updates")
+        if (
+            (m.plan_id, m.round, m.party_id, m.ring_bits, m.n_parties)
+            != (plan_id, round, q, config.ring_bits, len(roster))
+            or m.vector.dtype != dtype
+            or m.vector.shape != masked[survivors[0]].vector.shape
+        ):
+            raise ProtocolError(
+                f"masked update of {q} does not belong to this plan, round, roster or ring",
+                where,
+                "pass this round's masked updates",
+            )
     unknown = sorted(set(masked) - set(roster))
     if unknown:
         raise ProtocolError(f"masked updates from partners outside the roster: {unknown}", where, "fix the roster")
@@ -140,14 +192,20 @@ def unmask_sum(plan_id: str, round: int, roster: Sequence[str], public_bundles: 
     for q in survivors:
         seed = _recover("b", q, released, threshold, where)
         if seed_commitment(seed, plan_id, round, q) != public_bundles[q].round(round, where).seed_commitment:
-            raise ProtocolError(f"rebuilt self-mask seed of {q} does not match its commitment: a released share is "
-                                "wrong", where, "re-run the release step")
+            raise ProtocolError(
+                f"rebuilt self-mask seed of {q} does not match its commitment: a released share is wrong",
+                where,
+                "re-run the release step",
+            )
         masks.append(KeystreamMask(self_mask_key(seed, plan_id, round, q), -1))
     for p in dropped:
         sk = _recover("s", p, released, threshold, where)
         if public_key_of(sk) != public_bundles[p].round(round, where).mask_pk:
-            raise ProtocolError(f"rebuilt mask key of {p} does not match its public key: a released share is wrong",
-                                where, "re-run the release step")
+            raise ProtocolError(
+                f"rebuilt mask key of {p} does not match its public key: a released share is wrong",
+                where,
+                "re-run the release step",
+            )
         for q in survivors:  # q added +PRG if p > q, else -PRG: take it back
             key = pairwise_mask_key(sk, public_bundles[q].round(round, where).mask_pk, plan_id, round, p, q)
             masks.append(KeystreamMask(key, -1 if p > q else +1))

@@ -20,8 +20,11 @@ def split_secret(secret: bytes, threshold: int, n_shares: int) -> list[tuple[int
     if len(secret) != SECRET_BYTES:
         raise ValueError(f"secret must be {SECRET_BYTES} bytes, got {len(secret)}")
     if not 2 <= threshold <= n_shares:
-        raise ProtocolError(f"threshold {threshold} is not in 2..{n_shares}", "secure aggregation key setup",
-                            "choose a threshold between 2 and the number of partners")
+        raise ProtocolError(
+            f"threshold {threshold} is not in 2..{n_shares}",
+            "secure aggregation key setup",
+            "choose a threshold between 2 and the number of partners",
+        )
     low = Shamir.split(threshold, n_shares, secret[:HALF])
     high = Shamir.split(threshold, n_shares, secret[HALF:])
     return [(i, a + b) for (i, a), (_, b) in zip(low, high, strict=True)]
@@ -36,8 +39,11 @@ def combine_secret(shares: list[tuple[int, bytes]], threshold: int, where: str) 
     if len(set(indices)) != len(indices):
         raise ProtocolError("duplicate share indices", where, "each partner must release its own share once")
     if len(shares) < threshold:
-        raise ProtocolError(f"{len(shares)} shares, at least {threshold} needed", where,
-                            "wait for more partners to release their shares, or resume the round later")
+        raise ProtocolError(
+            f"{len(shares)} shares, at least {threshold} needed",
+            where,
+            "wait for more partners to release their shares, or resume the round later",
+        )
     if any(len(s) != SECRET_BYTES for _, s in shares):
         raise ProtocolError("a share has the wrong length", where, "re-run the release step")
     used = sorted(shares)[:threshold]  # exactly t points define the polynomial
