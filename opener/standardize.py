@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from fedchem.opener.parallel import map_chunks
 
 STEPS = [
-    "parse the SMILES with RDKit (with sanitisation)",
-    "remove explicit hydrogens",
+    "parse the SMILES with RDKit (with sanitisation; this also removes explicit hydrogens)",
     "disconnect metals (MetalDisconnector)",
     "normalise functional groups (Normalizer, RDKit's default transforms)",
     "reionise so the strongest acid is the one ionised (Reionizer; molecules carrying charges only)",
@@ -24,7 +23,7 @@ STEPS = [
     "neutralise charges where possible (Uncharger; molecules carrying charges only)",
     "write canonical isomeric SMILES",
 ]
-STEPS_OFF = ["parse the SMILES with RDKit (with sanitisation)", "write canonical isomeric SMILES"]
+STEPS_OFF = [STEPS[0], STEPS[-1]]
 NOT_DONE = "no tautomer canonicalisation (about 20x the cost of all the steps above)"
 CHUNK = 256
 
@@ -43,8 +42,10 @@ _TOOLS: dict = {}
 def _tools():
     if not _TOOLS:
         from rdkit.Chem.MolStandardize import rdMolStandardize as S
+        from rdkit import Chem
         _TOOLS.update(metal=S.MetalDisconnector(), normalizer=S.Normalizer(), reionizer=S.Reionizer(),
-                      chooser=S.LargestFragmentChooser(preferOrganic=True), uncharger=S.Uncharger())
+                      chooser=S.LargestFragmentChooser(preferOrganic=True), uncharger=S.Uncharger(),
+                      charged=Chem.MolFromSmarts("[+,-]"))
     return _TOOLS
 
 
@@ -68,13 +69,12 @@ def _one(smiles: str, standardize: bool) -> tuple[str, str]:
     try:
         if standardize:
             t = _tools()
-            mol = Chem.RemoveHs(mol)
             t["metal"].DisconnectInPlace(mol)
             t["normalizer"].normalizeInPlace(mol)
-            if any(a.GetFormalCharge() for a in mol.GetAtoms()):
+            if mol.HasSubstructMatch(t["charged"]):
                 t["reionizer"].reionizeInPlace(mol)
             t["chooser"].chooseInPlace(mol)
-            if any(a.GetFormalCharge() for a in mol.GetAtoms()):
+            if mol.HasSubstructMatch(t["charged"]):
                 t["uncharger"].unchargeInPlace(mol)
         canonical = Chem.MolToSmiles(mol)
     except Exception as exc:  # RDKit raises many types; the reason goes to the partner's own report
