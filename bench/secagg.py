@@ -60,6 +60,7 @@ def raw_keystream_seconds(n_bytes: int) -> float:
 
 
 def key_setup(n: int) -> tuple[list[str], dict, dict, dict, int, float]:
+    """Real key setup for n partners and one round: (ids, public, secret, shares, threshold, seconds per partner)."""
     ids = [f"Org{i:02d}" for i in range(n)]
     t0 = time.perf_counter()
     pairs = {p: sa.keygen(PLAN, p, [ROUND]) for p in ids}
@@ -79,6 +80,7 @@ def plain_sum(vectors, weights) -> np.ndarray:
 
 
 def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
+    """Measure one (N, d) case; returns one table row."""
     ids, public, secret, shares, t, setup_s = key_setup(n)
     rng = np.random.default_rng(n)  # bench data only, never a mask
     base = rng.normal(0, 0.5 * config.clip, d).astype(np.float32)
@@ -87,6 +89,7 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
     row = {"N": n, "d": d, "mode": "real" if real else "streamed", "setup_s": setup_s}
 
     def update_of(i: int) -> np.ndarray:
+        """Partner i's float update (distinct per partner, cheap to make)."""
         return base if i == 0 else base + np.float32(1e-3 * i)
 
     rep = 3 if d <= 1_000_000 else 1  # small cases: best of 3 against noise from other jobs
@@ -157,6 +160,7 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
 
 
 def print_tables(rows: list[dict], config: SecAggConfig) -> None:
+    """Print the timing and traffic tables."""
     print(
         f"\nsecure aggregation, ring 2^{config.ring_bits}, clip {config.clip}; times in seconds "
         f"(one partner's masking; aggregator's unmasking); shared machine: absolute figures are contended\n"
@@ -194,6 +198,7 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse options, run the cases, print the tables."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -18,7 +18,6 @@ from fedchem.algo.secagg.keys import KEY_BYTES, b64, unb64
 from fedchem.algo.secagg.envelope import KINDS, NONCE_BYTES
 from fedchem.opener.errors import ProtocolError
 
-SHARE_PLAINTEXT_BYTES = 2 + KEY_BYTES  # 2-byte big-endian share index, then the 32-byte share
 
 
 def _need(d: Any, key: str, kind: type, where: str) -> Any:
@@ -30,11 +29,13 @@ def _need(d: Any, key: str, kind: type, where: str) -> Any:
 
 
 def _check_format(d: Any, expected: str, where: str) -> None:
+    """The dict declares the expected file format, else a ProtocolError."""
     if _need(d, "format", str, where) != expected:
         raise ProtocolError(f"not a {expected} file (format {d.get('format')!r})", where, "pass the right file")
 
 
 def _rounds(d: dict, where: str) -> dict[int, dict]:
+    """The per-round mapping with integer round keys."""
     raw = _need(d, "rounds", dict, where)
     try:
         return {int(r): v for r, v in raw.items()}
@@ -61,6 +62,7 @@ class PublicBundle:
     rounds: dict[int, RoundPublic]
 
     def to_dict(self) -> dict:
+        """JSON-able form (bytes as base64)."""
         rounds = {
             str(r): {"mask_pk": b64(k.mask_pk), "share_pk": b64(k.share_pk), "seed_commitment": b64(k.seed_commitment)}
             for r, k in sorted(self.rounds.items())
@@ -69,6 +71,7 @@ class PublicBundle:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "public bundle") -> PublicBundle:
+        """Parse and validate the JSON-able form; malformed input is a ProtocolError."""
         _check_format(d, cls.FORMAT, where)
         rounds = {}
         for r, k in _rounds(d, where).items():
@@ -87,13 +90,17 @@ class PublicBundle:
         return self.rounds[round_]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RoundSecret:
-    """One round's secret key material of one partner."""
+    """One round's secret key material of one partner (repr hides it)."""
 
     mask_sk: bytes
     share_sk: bytes
     seed: bytes
+
+    def __repr__(self) -> str:
+        """Never prints the keys (they could end up in a log)."""
+        return "RoundSecret(<hidden>)"
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,9 +113,11 @@ class SecretBundle:
     rounds: dict[int, RoundSecret]
 
     def __repr__(self) -> str:
+        """Names the bundle without printing any secret."""
         return f"SecretBundle(plan_id={self.plan_id!r}, party_id={self.party_id!r}, rounds={sorted(self.rounds)})"
 
     def to_dict(self) -> dict:
+        """JSON-able form (bytes as base64)."""
         rounds = {
             str(r): {"mask_sk": b64(k.mask_sk), "share_sk": b64(k.share_sk), "seed": b64(k.seed)}
             for r, k in sorted(self.rounds.items())
@@ -117,6 +126,7 @@ class SecretBundle:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "secret bundle") -> SecretBundle:
+        """Parse and validate the JSON-able form; malformed input is a ProtocolError."""
         _check_format(d, cls.FORMAT, where)
         rounds = {}
         for r, k in _rounds(d, where).items():
@@ -127,6 +137,7 @@ class SecretBundle:
         return cls(_need(d, "plan_id", str, where), _need(d, "party_id", str, where), rounds)
 
     def round(self, round_: int, where: str) -> RoundSecret:
+        """This partner's secret keys for one round, or a ProtocolError if the round was not set up."""
         if round_ not in self.rounds:
             raise ProtocolError(f"no secret keys for round {round_}", where, "run key setup for all planned rounds")
         return self.rounds[round_]
@@ -152,6 +163,7 @@ class SharesBundle:
     rounds: dict[int, dict[str, dict[str, SealedShare]]]
 
     def to_dict(self) -> dict:
+        """JSON-able form (bytes as base64)."""
         rounds = {
             str(r): {
                 q: {k: {"nonce": b64(s.nonce), "ciphertext": b64(s.ciphertext)} for k, s in sorted(by_kind.items())}
@@ -170,6 +182,7 @@ class SharesBundle:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "shares bundle") -> SharesBundle:
+        """Parse and validate the JSON-able form; malformed input is a ProtocolError."""
         _check_format(d, cls.FORMAT, where)
         parties = _need(d, "parties", list, where)
         if not all(isinstance(p, str) for p in parties):
@@ -214,6 +227,8 @@ class ReleasedShares:
     key_shares: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """JSON-able form (bytes as base64)."""
+
         def enc(shares: dict[str, tuple[int, bytes]]) -> dict:
             return {p: {"index": i, "share": b64(s)} for p, (i, s) in sorted(shares.items())}
 
@@ -231,6 +246,7 @@ class ReleasedShares:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "released shares") -> ReleasedShares:
+        """Parse and validate the JSON-able form; malformed input is a ProtocolError."""
         _check_format(d, cls.FORMAT, where)
 
         def dec(name: str) -> dict[str, tuple[int, bytes]]:
@@ -273,6 +289,7 @@ class MaskedUpdate:
         return int(self.vector.shape[0]) - 1
 
     def header(self) -> dict:
+        """Metadata stored beside the vector (no n_clipped: that stays with the partner)."""
         return {
             "format": "fedchem-secagg-masked/1",
             "plan_id": self.plan_id,

@@ -41,11 +41,13 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], m
 
 
 def _save_json(path: str | os.PathLike, obj: dict, mode: int = 0o644) -> None:
+    """Atomic JSON write."""
     data = json.dumps(obj, indent=1, sort_keys=True).encode("utf-8")
     _atomic_write(path, lambda fh: fh.write(data), mode)
 
 
 def _load_json(path: str | os.PathLike) -> Any:
+    """JSON from a file; missing or malformed is a ProtocolError naming the file."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -25,6 +25,7 @@ from fedchem.opener.errors import ProtocolError
 def _check_roster(
     roster: Sequence[str], public_bundles: Mapping[str, PublicBundle], plan_id: str, where: str
 ) -> list[str]:
+    """The roster as a list: at least 2 distinct partners, each with a public bundle of this plan."""
     roster = list(roster)
     if len(roster) < 2 or len(set(roster)) != len(roster):
         raise ProtocolError("the round roster must list at least 2 distinct partners", where, "fix the plan's roster")
@@ -146,6 +147,7 @@ def _check_releases(
 
 
 def _recover(kind: str, owner: str, released: Mapping[str, ReleasedShares], threshold: int, where: str) -> bytes:
+    """Rebuild one secret (kind b: self-mask seed; s: mask key) of `owner` from the released shares."""
     shares = [(rel.seed_shares if kind == "b" else rel.key_shares).get(owner) for rel in released.values()]
     return combine_secret([s for s in shares if s is not None], threshold, f"{where}: {kind} secret of {owner}")
 
