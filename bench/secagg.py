@@ -92,7 +92,7 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
         """Partner i's float update (distinct per partner, cheap to make)."""
         return base if i == 0 else base + np.float32(1e-3 * i)
 
-    rep = 3 if d <= 1_000_000 else 1  # small cases: best of 3 against noise from other jobs
+    rep = 5 if d <= 1_000_000 else 1  # small cases: best of 5 against noise from other jobs
     raw_bytes = min(n * (d + 1) * config.ring_bits // 8, RAW_CAP_BYTES) // masking.CHUNK_BYTES * masking.CHUNK_BYTES
     raw_s = min(raw_keystream_seconds(raw_bytes) for _ in range(rep))
     mask_s, m0 = timed(
