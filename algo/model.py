@@ -2,7 +2,7 @@
 
 The input layer is `embedding_bag(mode="sum", per_sample_weights=values)` over the CSR rows: it never densifies X,
 and its gradient is row-sparse (only the fingerprint columns a batch uses), so the optimiser step can touch only
-those rows too (see algo/sparse_adam.py). bench/train_throughput.py measures it against CSR `torch.sparse.mm` and
+those rows too (see algo/adam.py). bench/train_throughput.py measures it against CSR `torch.sparse.mm` and
 COO `torch.mm` (SparseChem's path), whose gradients are dense over all n_features rows.
 Trunk output = dropout(activation(last hidden layer)); heads are plain linear layers on it.
 """

@@ -21,7 +21,7 @@ from fedchem.algo.batches import BatchSource
 from fedchem.algo.config import TrainingConfig
 from fedchem.algo.losses import batch_loss
 from fedchem.algo.model import Head, Trunk
-from fedchem.algo.sparse_adam import RowSparseAdam
+from fedchem.algo.adam import DenseAdamW, RowSparseAdam
 from fedchem.opener.dataset import PreparedDataset
 
 Progress = Callable[[int, int, float], None]  # (steps done, steps in this call, running mean loss)
@@ -82,25 +82,20 @@ class Optimizer:
         lr = float(cfg.learning_rate if lr is None else lr)
         self.sparse = RowSparseAdam(trunk.input.weight, lr=lr, weight_decay=cfg.weight_decay)
         dense = [p for n, p in trunk.named_parameters() if n != "input.weight"] + list(head.parameters())
-        dense = [p for p in dense if p.numel()]
-        self.dense = torch.optim.AdamW(dense, lr=lr, weight_decay=cfg.weight_decay) if dense else None
+        self.dense = DenseAdamW(dense, lr=lr, weight_decay=cfg.weight_decay)
         self.rows_touched = 0
 
     def set_lr(self, lr: float) -> None:
         self.sparse.lr = float(lr)
-        if self.dense is not None:
-            for g in self.dense.param_groups:
-                g["lr"] = float(lr)
+        self.dense.lr = float(lr)
 
     def zero_grad(self) -> None:
         self.sparse.zero_grad()
-        if self.dense is not None:
-            self.dense.zero_grad(set_to_none=True)
+        self.dense.zero_grad()
 
     def step(self) -> None:
         self.rows_touched += self.sparse.step()
-        if self.dense is not None:
-            self.dense.step()
+        self.dense.step()
 
 
 @dataclass

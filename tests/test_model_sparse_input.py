@@ -10,7 +10,7 @@ import torch
 from fedchem.algo.batches import rows_from_csr
 from fedchem.algo.config import ModelConfig
 from fedchem.algo.model import init_trunk, transform_values
-from fedchem.algo.sparse_adam import RowSparseAdam
+from fedchem.algo.adam import DenseAdamW, RowSparseAdam
 
 
 def _counts(n=7, n_features=40, seed=3) -> sp.csr_matrix:
@@ -87,3 +87,19 @@ def test_two_to_the_twenty_columns_work_without_densifying_x():
     out.sum().backward()
     g = trunk.input.weight.grad.coalesce()
     assert g.is_sparse and g.indices().shape[1] == np.unique(cols).size
+
+
+def test_dense_adamw_matches_torch_adamw():
+    torch.manual_seed(1)
+    ours_p = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    ref_p = [torch.nn.Parameter(p.detach().clone()) for p in ours_p]
+    ours = DenseAdamW(ours_p, lr=0.02, weight_decay=0.05)
+    ref = torch.optim.AdamW(ref_p, lr=0.02, weight_decay=0.05, foreach=False)
+    for _ in range(6):
+        for a, b in zip(ours_p, ref_p):
+            g = torch.randn_like(a)
+            a.grad, b.grad = g.clone(), g.clone()
+        ours.step()
+        ref.step()
+    for a, b in zip(ours_p, ref_p):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6, atol=1e-7)
