@@ -54,5 +54,5 @@ def release_shares(inputs, outputs, task_properties):
     dropped = sorted(set(publics) - set(survivors))
     sealed = [secagg.load_shares_bundle(p) for p in inputs["sealed_shares"]]
     released = secagg.release_shares(secret.plan_id, round_, me, secret, publics,
-                                     {b.party_id: b for b in sealed}, survivors, dropped)
+                                     {b.sender: b for b in sealed}, survivors, dropped)
     secagg.save_released_shares(outputs["released_shares"], released)

@@ -16,7 +16,7 @@ import numpy as np
 import substratools as tools
 
 from fedchem.algo import secagg
-from fedchem.algo.task_io import derived_seed, maybe_fail, partner_name, settings_of, write_json
+from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail, partner_name, settings_of, write_json
 from fedchem.algo.trunk_file import flatten, load_trunk
 from fedchem.opener.dataset import load_prepared
 
@@ -32,13 +32,15 @@ def _fold_rows(ds, tcfg):
 def _load_model(inputs, ds, meta):
     """Trunk from the trunk input; head from the head input, else the private checkpoint, else a fresh one."""
     from fedchem.algo import model as M
+    from fedchem.algo.training import regression_means
 
     arrays, _ = load_trunk(inputs["trunk"])
     mcfg, tcfg, _ = settings_of(meta)
     trunk = M.init_trunk(ds.n_features, mcfg, tcfg.seed)
     M.load_trunk_arrays(trunk, arrays)
-    head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1], derived_seed(tcfg.seed, "head",
-                                                                                   ds.manifest.get("partner")))
+    head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1],
+                       derived_seed(tcfg.seed, "head", ds.manifest.get("partner")),
+                       regr_bias=regression_means(ds, _fold_rows(ds, tcfg)[0]))
     source = "new"
     head_path = inputs.get("head")
     ck = inputs["datasamples"].checkpoint_dir
@@ -60,8 +62,6 @@ def _save_head(path, head) -> None:
 
 @tools.register
 def train(inputs, outputs, task_properties):
-    import torch
-
     from fedchem.algo import evaluation, model as M, training
 
     t_start = time.perf_counter()
@@ -71,7 +71,7 @@ def train(inputs, outputs, task_properties):
     round_ = meta["round"] + 1
     maybe_fail(me, round_, "train")
     mcfg, tcfg, scfg = settings_of(meta)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    training.use_all_cores()
     trunk, head, before_arrays, head_source = _load_model(inputs, ds, meta)
     train_rows, val_rows, _ = _fold_rows(ds, tcfg)
     log = {"partner": me, "round": round_, "plan_id": meta["plan_id"], "head_from": head_source,
@@ -81,18 +81,19 @@ def train(inputs, outputs, task_properties):
     t = time.perf_counter()
     if head_source != "new" and (round_ - 1) % meta["settings"]["evaluate_every"] == 0 and val_rows.size:
         res = evaluation.evaluate(trunk, head, ds, val_rows)
-        log["validation_of_incoming"] = {"after_round": round_ - 1, "aggregate": res.aggregate}
+        log["validation_of_incoming"] = {"after_round": round_ - 1,
+                                         "aggregate": evaluation.json_ready(res.aggregate)}
     log["seconds"]["validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
     stats = training.train_epochs(trunk, head, ds, train_rows, tcfg, epochs=tcfg.epochs_per_round,
                                   seed=derived_seed(tcfg.seed, me, round_))
-    log["train"] = stats.as_dict() if hasattr(stats, "as_dict") else dict(vars(stats))
+    log["train"] = stats.as_dict()
     log["seconds"]["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
     delta = flatten(M.trunk_to_arrays(trunk)).astype(np.float64) - flatten(before_arrays).astype(np.float64)
-    weight = float(train_rows.size)
+    weight = train_rows.size / WEIGHT_UNIT
     if meta["settings"]["secure"]:
         secret = secagg.load_secret_bundle(inputs["secret_keys"])
         publics = {b.party_id: b for b in map(secagg.load_public_bundle, inputs["public_keys"])}
@@ -104,8 +105,7 @@ def train(inputs, outputs, task_properties):
         clipped = np.clip(delta, -scfg.clip, scfg.clip)
         log["clipped"] = int(np.count_nonzero(clipped != delta))
         with open(outputs["masked_update"], "wb") as fh:
-            np.savez(fh, weighted_update=(weight / scfg.max_weight) * clipped,
-                     weight=np.float64(weight / scfg.max_weight))
+            np.savez(fh, weighted_update=weight * clipped, weight=np.float64(weight))
     log["seconds"]["mask"] = time.perf_counter() - t
 
     _save_head(outputs["head"], head)
@@ -117,7 +117,6 @@ def train(inputs, outputs, task_properties):
 @tools.register
 def evaluate(inputs, outputs, task_properties):
     from fedchem.algo import evaluation
-    from fedchem.algo.predictions import save_predictions
 
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
     _, meta = load_trunk(inputs["trunk"])

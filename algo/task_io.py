@@ -10,7 +10,10 @@ from pathlib import Path
 from fedchem.algo.config import ModelConfig, SecAggConfig, TrainingConfig
 from fedchem.opener.errors import DataError
 
-FAIL_ENV = "FEDCHEM_TEST_FAIL"  # test hook: "partner:round[:stage],..." makes that partner's task fail there
+FAIL_ENV = "FEDCHEM_TEST_FAIL"
+# A partner's aggregation weight is its number of training compounds in units of WEIGHT_UNIT, so that it lies in
+# (0, SecAggConfig.max_weight = 1] for any partner up to ten million training compounds.
+WEIGHT_UNIT = 1e7  # test hook: "partner:round[:stage],..." makes that partner's task fail there
 
 
 def partner_name(prepared_dir: Path) -> str:

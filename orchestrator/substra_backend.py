@@ -36,12 +36,14 @@ ENTRYPOINT ["python3", "function.py", "--function-name", "{name}"]
 
 SCRIPT = """\
 \"\"\"Substra task script for fedchem function `{name}`: {description}\"\"\"
+import sys
+
 import substratools as tools
 
 import {module}  # noqa: F401  (registers `{name}`)
 
 if __name__ == "__main__":
-    tools.execute()
+    tools.execute(sys.argv[1:] + ["--log-level", "warning"])  # the task's own log is a private output
 """
 
 
@@ -72,10 +74,19 @@ class Network:
         return self.clients[self.aggregator]
 
 
+def quiet_substra() -> None:
+    """Substra's INFO logs and progress bars would drown the run's own progress lines."""
+    import logging
+
+    logging.getLogger("substra").setLevel(logging.WARNING)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def local_network(partners: list[str], aggregator: str) -> Network:
     """One subprocess-backend client per organisation; the aggregator's first, partners in consortium order."""
     import substra
 
+    quiet_substra()
     clients, orgs = {}, {}
     for name in [aggregator] + list(partners):
         c = substra.Client(client_name=name, backend_type="subprocess")
@@ -102,7 +113,7 @@ def _function_archive(fdef: FunctionDef, folder: Path, wheel: Path | None = None
 
 def register_functions(net: Network, folder: Path, wheel: Path | None = None) -> dict[str, str]:
     """Register every fedchem function once, usable by the consortium's organisations only."""
-    from substra.sdk.schemas import FunctionInputSpec, FunctionOutputSpec, FunctionSpec, Permissions
+    from substra.sdk.schemas import AssetKind, FunctionInputSpec, FunctionOutputSpec, FunctionSpec, Permissions
 
     members = sorted(net.orgs.values())
     for fdef in FUNCTIONS.values():
@@ -114,9 +125,9 @@ def register_functions(net: Network, folder: Path, wheel: Path | None = None) ->
             description=desc,
             file=_function_archive(fdef, folder, wheel),
             permissions=Permissions(public=False, authorized_ids=members),
-            inputs=[FunctionInputSpec(identifier=i.identifier, kind=i.kind, multiple=i.multiple,
+            inputs=[FunctionInputSpec(identifier=i.identifier, kind=AssetKind[i.kind], multiple=i.multiple,
                                       optional=i.optional) for i in fdef.inputs],
-            outputs=[FunctionOutputSpec(identifier=o.identifier, kind=o.kind, multiple=False)
+            outputs=[FunctionOutputSpec(identifier=o.identifier, kind=AssetKind[o.kind], multiple=False)
                      for o in fdef.outputs],
         )
         net.function_keys[fdef.name] = net.operator.add_function(spec)
