@@ -19,7 +19,6 @@ from fedchem.algo.secagg.envelope import KINDS, NONCE_BYTES
 from fedchem.opener.errors import ProtocolError
 
 
-
 def _need(d: Any, key: str, kind: type, where: str) -> Any:
     """d[key] if d is a dict holding a value of type `kind` there (a bool is not an int), else a ProtocolError."""
     value = d.get(key) if isinstance(d, dict) else None

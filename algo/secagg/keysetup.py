@@ -77,16 +77,18 @@ def check_public_bundles(plan_id: str, public_bundles: Mapping[str, PublicBundle
             )
 
 
-def check_secret_bundle(plan_id: str, party_id: str, secret: SecretBundle, public: PublicBundle, where: str) -> None:
-    """The secret bundle is this partner's, of this plan, and matches its published keys."""
+def check_secret_bundle(
+    plan_id: str, party_id: str, secret: SecretBundle, public: PublicBundle, where: str, round_: int | None = None
+) -> None:
+    """The secret bundle is this partner's, of this plan, and matches its published keys (of one round, if given)."""
     if secret.plan_id != plan_id or secret.party_id != party_id:
         raise ProtocolError(
             f"secret bundle is partner {secret.party_id}'s of plan {secret.plan_id}",
             where,
             "pass this partner's own secret bundle",
         )
-    for r, keys in secret.rounds.items():
-        pub = public.round(r, where)
+    for r in secret.rounds if round_ is None else [round_]:
+        keys, pub = secret.round(r, where), public.round(r, where)
         if public_key_of(keys.mask_sk) != pub.mask_pk or public_key_of(keys.share_sk) != pub.share_pk:
             raise ProtocolError(
                 f"secret keys of round {r} do not match the published public keys",

@@ -69,7 +69,7 @@ def mask_update(
     roster = _check_roster(roster, public_bundles, plan_id, where)
     if party_id not in roster:
         raise ProtocolError(f"partner {party_id} is not in the round's roster", where, "fix the plan's roster")
-    check_secret_bundle(plan_id, party_id, secret_bundle, public_bundles[party_id], where)
+    check_secret_bundle(plan_id, party_id, secret_bundle, public_bundles[party_id], where, round)
     update = np.asarray(update)
     if update.ndim != 1 or update.dtype not in (np.float32, np.float64) or update.shape[0] == 0:
         raise ProtocolError(

@@ -152,7 +152,7 @@ def release_shares(
             "resume the round when enough partners are back",
         )
     check_public_bundles(plan_id, {p: public_bundles[p] for p in needed | {party_id}}, where)
-    check_secret_bundle(plan_id, party_id, secret_bundle, public_bundles[party_id], where)
+    check_secret_bundle(plan_id, party_id, secret_bundle, public_bundles[party_id], where, round)
     seed_shares = {
         q: _open_share(plan_id, round, party_id, q, "b", secret_bundle, public_bundles, shares_for_me[q], where)
         for q in survivors
