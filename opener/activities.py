@@ -105,18 +105,31 @@ def read_measurements(t1: ActivityRows, t1_path: str, assays: dict[str, Assay], 
     """Check and convert every T1 row; `rows` holds each row's T2 index (compound_index maps id -> T2 index)."""
     assay_index = {a: i for i, a in enumerate(assays)}
     rows, idx, codes, values = [], [], [], []
+    qual_seen: dict[str, int] = {}  # few distinct qualifier / unit texts: check each once
+    unit_seen: dict[str, int | None] = {}
     for i in range(len(t1)):
-        where = f"{t1_path}, line {t1.lines[i]}"
-        code = parse_qualifier(t1.qualifiers[i], where)
-        exponent = unit_exponent(t1.units[i], where)
-        value = parse_value(t1.values[i], where)
+        q, u = t1.qualifiers[i], t1.units[i]
+        code = qual_seen.get(q)
+        if code is None:
+            code = qual_seen[q] = parse_qualifier(q, f"{t1_path}, line {t1.lines[i]}")
+        if u in unit_seen:
+            exponent = unit_seen[u]
+        else:
+            exponent = unit_seen[u] = unit_exponent(u, f"{t1_path}, line {t1.lines[i]}")
+        try:
+            value = float(t1.values[i])
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            parse_value(t1.values[i], f"{t1_path}, line {t1.lines[i]}")  # raises, naming the place
         assay = assays[t1.assay_ids[i]]
         if assay.is_binary:
             if exponent is not None or code != EQ or value not in (0.0, 1.0):
-                raise DataError("a binary assay takes values 0 or 1 with qualifier '=' and no unit", where=where,
+                raise DataError("a binary assay takes values 0 or 1 with qualifier '=' and no unit",
+                                where=f"{t1_path}, line {t1.lines[i]}",
                                 fix="fix the row, or set is_binary=false for this assay in T0")
-        else:
-            value, code = to_log_scale(value, code, exponent, where)
+        elif exponent is not None:
+            value, code = to_log_scale(value, code, exponent, f"{t1_path}, line {t1.lines[i]}")
         rows.append(compound_index[t1.compound_ids[i]])
         idx.append(assay_index[t1.assay_ids[i]])
         codes.append(code)

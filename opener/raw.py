@@ -69,8 +69,9 @@ def short(token: str, limit: int = 12) -> str:
     return repr(token) if len(token) <= limit else f"a {len(token)}-character text"
 
 
-def _rows(path: Path, what: str, required: list[str]):
-    """Yield (line, row dict) of a CSV file after checking that it exists and has the required columns."""
+def _rows(path: Path, what: str, required: list[str], optional: tuple[str, ...] = ()):
+    """Yield (line, get) per CSV row after checking that the file exists and has the required columns;
+    get(column) is the stripped field ('' for an absent optional column)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"the {what} file does not exist", where=str(path),
@@ -92,14 +93,16 @@ def _rows(path: Path, what: str, required: list[str]):
             if dup:
                 raise DataError(f"the {what} file repeats column(s) {', '.join(dup)}", where=str(path),
                                 fix="keep one column of each name")
+            n = len(header)
+            index = {c: header.index(c) for c in (*required, *optional) if c in header}
             for row in reader:
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise DataError(f"row has {len(row)} fields, the header has {len(header)}",
+                if len(row) != n:
+                    if not row or all(not c.strip() for c in row):
+                        continue
+                    raise DataError(f"row has {len(row)} fields, the header has {n}",
                                     where=f"{path}, line {reader.line_num}",
                                     fix="quote fields that contain commas; check the row")
-                yield reader.line_num, dict(zip(header, (c.strip() for c in row)))
+                yield reader.line_num, (lambda c, row=row: row[index[c]].strip() if c in index else "")
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read the {what} file ({type(exc).__name__})", where=str(path),
                         fix="export it as UTF-8 CSV (optionally gzipped as .csv.gz)") from None
@@ -130,18 +133,18 @@ def read_t0(path: Path) -> dict[str, Assay]:
     """T0 assay metadata, keyed by input_assay_id in file order."""
     assays: dict[str, Assay] = {}
     first_line: dict[str, int] = {}
-    for line, r in _rows(path, "T0 assay table", T0_REQUIRED):
+    for line, r in _rows(path, "T0 assay table", T0_REQUIRED, (*T0_THRESHOLDS, "auxiliary")):
         where = f"{path}, line {line}"
-        aid = _require_id(r["input_assay_id"], "input_assay_id", where)
+        aid = _require_id(r("input_assay_id"), "input_assay_id", where)
         if aid in assays:
             raise DataError(f"assay listed twice (first on line {first_line[aid]})", where=where,
                             fix="keep one T0 row per input_assay_id")
-        is_binary = _flag(r["is_binary"], "is_binary", where)
-        use_regr = _flag(r["use_in_regression"], "use_in_regression", where)
-        aux = _flag(r.get("auxiliary", ""), "auxiliary", where)
+        is_binary = _flag(r("is_binary"), "is_binary", where)
+        use_regr = _flag(r("use_in_regression"), "use_in_regression", where)
+        aux = _flag(r("auxiliary"), "auxiliary", where)
         thresholds: list[float] = []
         for col in T0_THRESHOLDS:
-            text = r.get(col, "")
+            text = r(col)
             if not text:
                 continue
             try:
@@ -153,15 +156,15 @@ def read_t0(path: Path) -> dict[str, Assay]:
                                 fix="give thresholds as numbers on the log scale (e.g. 6.5), or leave empty")
             if fmt_threshold(t) not in {fmt_threshold(x) for x in thresholds}:  # repeats add no task
                 thresholds.append(t)
-        direction = r["direction"].strip().lower()
+        direction = r("direction").lower()
         if is_binary:
             direction, thresholds = "high", [0.5]
         elif direction not in DIRECTIONS:
             if thresholds or direction:
-                raise DataError(f"column direction must be 'high' or 'low', got {short(r['direction'])}",
+                raise DataError(f"column direction must be 'high' or 'low', got {short(r('direction'))}",
                                 where=where, fix="'high': value >= threshold is active; 'low': value <= threshold")
             direction = "high"
-        assays[aid] = Assay(aid, r["assay_type"] or "OTHER", use_regr and not is_binary, is_binary,
+        assays[aid] = Assay(aid, r("assay_type") or "OTHER", use_regr and not is_binary, is_binary,
                             tuple(thresholds), direction, aux, line)
         first_line[aid] = line
     if not assays:
@@ -178,17 +181,18 @@ def read_t2(path: Path) -> Structures:
     repeated = 0
     for line, r in _rows(path, "T2 structure table", T2_REQUIRED):
         where = f"{path}, line {line}"
-        cid = _require_id(r["input_compound_id"], "input_compound_id", where)
+        cid = _require_id(r("input_compound_id"), "input_compound_id", where)
+        smi = r("smiles")
         if cid in seen:
             i = seen[cid]
-            if smiles[i] != r["smiles"]:
+            if smiles[i] != smi:
                 raise DataError(f"compound id listed twice with different SMILES (first on line {lines[i]})",
                                 where=where, fix="keep one T2 row per input_compound_id")
             repeated += 1
             continue
         seen[cid] = len(ids)
         ids.append(cid)
-        smiles.append(r["smiles"])
+        smiles.append(smi)
         lines.append(line)
     if not ids:
         raise DataError("the T2 structure table has no rows", where=str(path), fix="list the partner's structures")
@@ -198,21 +202,23 @@ def read_t2(path: Path) -> Structures:
 def read_t1(path: Path, assays: dict[str, Assay], compound_ids: set[str]) -> ActivityRows:
     """T1 activities as text; every row must name an assay of T0 and a compound of T2."""
     out = ActivityRows([], [], [], [], [], [])
-    for line, r in _rows(path, "T1 activity table", T1_REQUIRED):
-        where = f"{path}, line {line}"
-        cid = _require_id(r["input_compound_id"], "input_compound_id", where)
-        aid = _require_id(r["input_assay_id"], "input_assay_id", where)
+    for line, r in _rows(path, "T1 activity table", T1_REQUIRED, ("standard_units",)):
+        cid, aid = r("input_compound_id"), r("input_assay_id")
         if aid not in assays:
+            where = f"{path}, line {line}"
+            _require_id(aid, "input_assay_id", where)
             raise DataError("activity for an assay that is not in the T0 assay table", where=where,
                             fix="add the assay to T0 or remove its rows from T1")
         if cid not in compound_ids:
+            where = f"{path}, line {line}"
+            _require_id(cid, "input_compound_id", where)
             raise DataError("activity for a compound that is not in the T2 structure table", where=where,
                             fix="add the compound to T2 or remove its rows from T1")
         out.compound_ids.append(cid)
         out.assay_ids.append(aid)
-        out.qualifiers.append(r["standard_qualifier"])
-        out.values.append(r["standard_value"])
-        out.units.append(r.get("standard_units", ""))
+        out.qualifiers.append(r("standard_qualifier"))
+        out.values.append(r("standard_value"))
+        out.units.append(r("standard_units"))
         out.lines.append(line)
     if not out.lines:
         raise DataError("the T1 activity table has no rows", where=str(path), fix="export the partner's activities")
