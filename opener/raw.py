@@ -64,9 +64,12 @@ class ActivityRows:
 
 
 def short(token: str, limit: int = 12) -> str:
-    """Quote a short token (qualifier, unit, flag) for an error message; longer text is not echoed."""
+    """Quote a short token (qualifier, unit, flag) for an error message; longer text, or text with digits (it
+    could be a value or an id in the wrong column), is described, not echoed."""
     token = token.strip()
-    return repr(token) if len(token) <= limit else f"a {len(token)}-character text"
+    if len(token) <= limit and not any(ch.isdigit() for ch in token):
+        return repr(token)
+    return f"a {len(token)}-character text (not shown: it may be a value or an id)"
 
 
 def _rows(path: Path, what: str, required: list[str], optional: tuple[str, ...] = ()):

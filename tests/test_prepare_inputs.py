@@ -224,3 +224,11 @@ def test_a_failing_run_keeps_the_previous_output_intact(partner, tmp_path):
         run(partner, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
+
+
+def test_a_value_in_the_qualifier_column_is_not_echoed(partner, tmp_path):
+    rows = read(partner[1])
+    rows[4][2] = "7.25"
+    rewrite(partner[1], rows)
+    err = expect_error(partner, tmp_path / "out", "T1.csv, line 5", "qualifier", "not shown", forbidden=("7.25",))
+    assert isinstance(err, DataError)

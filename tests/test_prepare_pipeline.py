@@ -267,3 +267,16 @@ def test_a_failure_while_writing_leaves_no_output(tmp_path, shared_data, monkeyp
     with pytest.raises(OSError):
         prep(raw, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+@pytest.mark.slow
+def test_the_whole_of_chembl_herg_prepares_on_two_processes(tmp_path, shared_data):
+    raw = herg_partner(tmp_path / "raw", shared_data, n=100_000, thresholds=(5, 6, 7))
+    ds = prep(raw, tmp_path / "out", fp=FingerprintConfig(), cfg=PreparationConfig(), workers=2)
+    assert 7000 < ds.n_compounds <= 7438 and ds.n_features == 32768
+    assert [t["task"] for t in ds.tasks] == ["HERG_class_5", "HERG_class_6", "HERG_class_7", "HERG_regr"]
+    regr = ds.regr_tasks()[0]
+    # ChEMBL's 2,094 ">" and 230 "<" IC50s: after the flip most censored pIC50s are "<" (-1)
+    assert (ds.Y_censor.data == -1).sum() > 1000 > (ds.Y_censor.data == 1).sum() > 50
+    assert int(regr["n_censored"]) == (ds.Y_censor.data != 0).sum()
+    assert sorted(set(ds.folds.tolist())) == [0, 1, 2, 3, 4]
