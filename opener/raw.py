@@ -133,7 +133,9 @@ def _require_id(text: str, column: str, where: str) -> str:
 
 
 def read_t0(path: Path) -> dict[str, Assay]:
-    """T0 assay metadata, keyed by input_assay_id in file order."""
+    """T0 assay metadata, keyed by input_assay_id in file order. Flags take true/false (or 1/0, yes/no; empty is
+    false). A binary assay (is_binary) is one task, 1 = active (threshold 0.5, direction high), never regression;
+    its own threshold and direction columns are ignored. Repeated thresholds of one assay make one task."""
     assays: dict[str, Assay] = {}
     first_line: dict[str, int] = {}
     for line, r in _rows(path, "T0 assay table", T0_REQUIRED, (*T0_THRESHOLDS, "auxiliary")):
