@@ -1,0 +1,194 @@
+"""One partner's report: does joining the consortium make my models better, by how much, on which tasks?
+
+`write_report` reads only that partner's private files (its run folder, its alone baseline, its prepared data)
+and the run's public ledger and settings, recomputes every figure from the saved test predictions, and writes
+report.html (self-contained, opens offline) with report.json, tasks.csv, summary.csv, domain.csv and curves.csv
+beside it, each written atomically. The demo and `fedchem report` call it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from fedchem.opener.errors import ConfigError
+from fedchem.orchestrator import report_plots as plots
+from fedchem.orchestrator import report_stats as stats
+from fedchem.orchestrator.report_compare import CompareSettings, compare
+from fedchem.orchestrator.report_curves import curves as read_curves
+from fedchem.orchestrator.report_html import render
+from fedchem.orchestrator.report_inputs import PREDICTIONS, ReportInputs, load_inputs
+from fedchem.orchestrator.report_summary import overall, summary_sentences
+
+FORMAT = "fedchem-report/1"
+FILES = ["report.json", "tasks.csv", "summary.csv", "domain.csv", "curves.csv", "report.html"]
+
+
+def default_alone_dir(run_dir: Path, partner: str) -> Path:
+    """Where a partner's alone baseline is looked for when not given: RUN_DIR/partners/NAME/alone, then the demo's
+    layout RUN_DIR/../alone/NAME."""
+    candidates = [Path(run_dir) / "partners" / partner / "alone", Path(run_dir).parent / "alone" / partner]
+    for c in candidates:
+        if (c / PREDICTIONS).is_file():
+            return c
+    raise ConfigError(f"no alone baseline found for partner '{partner}'",
+                      where=" or ".join(str(c) for c in candidates),
+                      fix="train it with `fedchem train-local PREPARED_DIR --out DIR` and pass --alone DIR")
+
+
+def run_facts(inp: ReportInputs) -> dict[str, str]:
+    """The run's public facts, from the ledger and settings (counts only: no other partner is named)."""
+    led, s = inp.ledger, inp.settings
+    drops = sorted(led.dropped.values())
+    fp, model, tr = s.get("fingerprint", {}), s.get("model", {}), s.get("training", {})
+    facts = {
+        "run name": led.run_name,
+        "status": led.status,
+        "partners in the consortium": str(len(led.partners)),
+        "rounds completed / planned": f"{led.completed_rounds} / {led.rounds_planned}",
+        "dropouts": ("none" if not drops else
+                     f"{len(drops)} partner(s) dropped out (in round {', '.join(map(str, drops))}); the rounds "
+                     "completed with the others"),
+        "secure aggregation": "on (the aggregator saw only masked trunk updates)" if led.secure else
+                              "OFF (test-only switch: updates went to the aggregator unmasked)",
+    }
+    if fp:
+        facts["fingerprints"] = (f"ECFP radius {fp.get('radius')}, {fp.get('kind')}, {fp.get('size')} columns, "
+                                 f"scrambled: {'yes' if fp.get('scramble') else 'no'}")
+    if model:
+        facts["model"] = (f"hidden layers {model.get('hidden_sizes')}, {model.get('activation', 'relu')}, dropout "
+                          f"{model.get('dropout')}, input {model.get('input_transform')}")
+    if tr:
+        facts["training"] = (f"{tr.get('epochs_per_round')} epoch(s) per round, batch {tr.get('batch_size')}, "
+                             f"learning rate {tr.get('learning_rate')}; validation fold {tr.get('validation_fold')}, "
+                             f"test fold {tr.get('test_fold')}")
+    facts["your compounds"] = (f"{inp.data.n_compounds} ({len(inp.training_rows)} in training folds, "
+                               f"{inp.rows.size} in the test fold)")
+    return facts
+
+
+def _json_ready(value):
+    from fedchem.algo.evaluation import json_ready
+
+    return json_ready(value)
+
+
+def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) -> dict:
+    """Every figure of the report, JSON-ready (NaN as None)."""
+    figures = _json_ready(compare(inp, cfg))
+    doc = {
+        "format": FORMAT,
+        "partner": inp.partner,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "run": run_facts(inp),
+        "figures": figures,
+        "curves": _json_ready(read_curves(inp.round_logs, inp.federated_metrics, inp.alone_metrics)),
+    }
+    doc["overall"] = overall(figures)
+    doc["summary"] = summary_sentences(figures)
+    return doc
+
+
+def make_plots(doc: dict) -> dict[str, str | None]:
+    """Every plot of the report as inline SVG, by name."""
+    fig = doc["figures"]
+    out: dict[str, str | None] = {}
+    for kind in fig["summary"]["headline"]:
+        main = [t for t in fig["tasks"] if t["kind"] == kind and not t["auxiliary"]]
+        m = stats.PRIMARY[kind]
+        out[f"hist_{kind}"] = plots.delta_histogram(main, m)
+        out[f"scatter_{kind}"] = plots.scatter(main, m)
+        out[f"forest_{kind}"] = plots.forest(main, m)
+        out[f"domain_{kind}"] = plots.domain_bars(fig["domain"], kind, m)
+    for kind, series in doc["curves"]["series"].items():
+        for m in series:
+            out[f"curve_{kind}_{m}"] = plots.curve(doc["curves"], kind, m)
+    return out
+
+
+def _csv_text(header: list[str], rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in header})
+    return buf.getvalue()
+
+
+def csv_tables(doc: dict) -> dict[str, str]:
+    """The same figures as the HTML, as CSV texts by file name."""
+    fig = doc["figures"]
+    task_rows = []
+    for t in fig["tasks"]:
+        for m, x in t["metrics"].items():
+            task_rows.append({**{k: t.get(k) for k in ("task", "kind", "assay_type", "auxiliary", "n", "n_pos",
+                                                          "n_neg", "n_censored", "verdict")}, "metric": m, **x})
+    summary_rows = []
+    for group, blocks in fig["summary"].items():
+        for kind, b in blocks.items():
+            for m, s in b["metrics"].items():
+                summary_rows.append({"group": group, "kind": kind, "metric": m, **s,
+                                     **{k.replace(" ", "_"): v for k, v in b["verdicts"].items()}})
+    domain_rows = []
+    for b in fig["domain"]["bins"]:
+        for kind, ms in b["kinds"].items():
+            for m, s in ms.items():
+                domain_rows.append({"bin": b["bin"], "label": b["label"], "n_compounds": b["n_compounds"],
+                                    "kind": kind, "metric": m, **s})
+    curve_rows = []
+    cv = doc["curves"]
+    for kind, series in cv["series"].items():
+        for m, values in series.items():
+            for r, v in zip(cv["rounds"], values):
+                curve_rows.append({"round": r, "kind": kind, "metric": m, "federated_validation": v,
+                                   "alone_validation_reference": cv["alone"].get(kind, {}).get(m)})
+    return {
+        "tasks.csv": _csv_text(["task", "kind", "assay_type", "auxiliary", "n", "n_pos", "n_neg", "n_censored",
+                                "metric", "alone", "federated", "delta", "ci_low", "ci_high", "relative_delta",
+                                "improvement_to_perfect", "verdict"], task_rows),
+        "summary.csv": _csv_text(["group", "kind", "metric", "n_tasks", "mean_alone", "mean_federated",
+                                  "median_delta", "ci_low", "ci_high", "helped", "hurt", "no_difference",
+                                  "not_evaluable"], summary_rows),
+        "domain.csv": _csv_text(["bin", "label", "n_compounds", "kind", "metric", "n_tasks", "median_delta",
+                                 "ci_low", "ci_high", "mean_delta"], domain_rows),
+        "curves.csv": _csv_text(["round", "kind", "metric", "federated_validation", "alone_validation_reference"],
+                                curve_rows),
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file via a temporary file in the same folder and one rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=None,
+                 settings: CompareSettings | None = None) -> Path:
+    """Write partner `name`'s report of the run in `run_dir` and return the path of report.html.
+
+    alone_dir: its train-local output (default: see `default_alone_dir`); out_dir: where the files go (default:
+    RUN_DIR/partners/NAME/report, inside the partner's private folder); prepared_dir: its prepared dataset
+    (default: from the consortium config recorded in the ledger)."""
+    run_dir = Path(run_dir)
+    alone_dir = Path(alone_dir) if alone_dir else default_alone_dir(run_dir, name)
+    out_dir = Path(out_dir) if out_dir else run_dir / "partners" / name / "report"
+    inp = load_inputs(run_dir, name, alone_dir, prepared_dir)
+    doc = build_document(inp, settings or CompareSettings())
+    page = render(doc, make_plots(doc))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "report.json", json.dumps(doc, indent=2) + "\n")
+    for fname, text in csv_tables(doc).items():
+        write_atomic(out_dir / fname, text)
+    write_atomic(out_dir / "report.html", page)
+    return out_dir / "report.html"

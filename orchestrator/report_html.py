@@ -1,0 +1,259 @@
+"""The report as one self-contained HTML file: inline CSS, a few lines of inline JS to sort tables, inline SVG plots.
+
+No external resource of any kind (no CDN, font or image URL), so it opens offline and leaks nothing when opened.
+Every text is escaped; numbers are formatted here and carry their raw value in data-sort for sorting.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+from fedchem.orchestrator import report_stats as stats
+from fedchem.orchestrator.report_summary import interval, signed
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;
+background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:24px 32px 64px;background:#fff}
+h1{font-size:1.7em;margin:0 0 4px}h2{margin-top:2.2em;border-bottom:2px solid #386cb0;padding-bottom:4px}
+h3{margin-top:1.6em}.sub{color:#666;margin:0 0 18px}
+.verdict{font-size:1.25em;font-weight:600;padding:14px 18px;border-radius:6px;margin:12px 0}
+.v-helped{background:#e3f4ee;border-left:6px solid #1b9e77}.v-hurt{background:#fbe9dd;border-left:6px solid #d95f02}
+.v-mixed,.v-no-difference,.v-not-evaluable{background:#eee;border-left:6px solid #888}
+.summary li{margin:6px 0;line-height:1.45}
+table{border-collapse:collapse;margin:10px 0;font-size:.86em}
+th,td{padding:4px 8px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+th{background:#f1f4f9;cursor:pointer;user-select:none;position:sticky;top:0}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.l,th.l{text-align:left}tr:hover td{background:#f7f9fc}
+.helped{color:#127a5c;font-weight:600}.hurt{color:#b54a00;font-weight:600}.no-difference,.not-evaluable{color:#777}
+.plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}.plots figure{margin:0}
+figcaption{font-size:.8em;color:#555;max-width:520px}.facts td{text-align:left}
+.note{font-size:.85em;color:#555;max-width:900px}.wrap{overflow-x:auto;max-height:640px;overflow-y:auto}
+"""
+
+JS = """
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+    var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows),asc=!th.classList.contains('sorted-asc');
+    t.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc')});
+    th.classList.add(asc?'sorted-asc':'sorted-desc');
+    rows.sort(function(a,b){var x=a.cells[i].dataset.sort,y=b.cells[i].dataset.sort,
+      nx=parseFloat(x),ny=parseFloat(y),r;
+      if(!isNaN(nx)&&!isNaN(ny)){r=nx-ny}else if(isNaN(nx)&&!isNaN(ny)){return 1}else if(!isNaN(nx)){return -1}
+      else{r=String(x).localeCompare(String(y))}return asc?r:-r});
+    rows.forEach(function(r){body.appendChild(r)});});});});
+"""
+
+
+def esc(v) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    f = float(v)
+    return f"{f:.{digits}f}".replace("-", "−") if math.isfinite(f) else "n/a"
+
+
+def _pct(v) -> str:
+    if v is None or not math.isfinite(float(v)):
+        return "n/a"
+    return f"{100 * float(v):+.1f}%".replace("-", "−")
+
+
+def _cell(text: str, sort=None, cls: str = "") -> str:
+    key = sort if sort is not None else text
+    if isinstance(key, float) and not math.isfinite(key):
+        key = ""
+    c = f' class="{cls}"' if cls else ""
+    return f'<td{c} data-sort="{esc("" if key is None else key)}">{text}</td>'
+
+
+def _table(headers: list[tuple[str, bool]], rows: list[str], sortable: bool = True, cls: str = "") -> str:
+    head = "".join(f'<th class="{"l" if left else ""}">{esc(h)}</th>' for h, left in headers)
+    klass = " ".join(x for x in ("sortable" if sortable else "", cls) if x)
+    return (f'<div class="wrap"><table class="{klass}"><thead><tr>{head}</tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table></div>")
+
+
+def task_table(tasks: list[dict], kind: str) -> str:
+    """One sortable row per task: both models on each metric, deltas, interval, verdict."""
+    ms = stats.metrics_of(kind)
+    headers = [("task", True), ("assay type", True), ("n", False)]
+    headers.append(("actives / inactives", False) if kind == "classification" else ("censored", False))
+    for m in ms:
+        lab = stats.METRICS[m].label
+        headers += [(f"{lab} alone", False), (f"{lab} federated", False), (f"Δ {lab}", False),
+                    (f"Δ {lab} 95% CI", False), (f"relative Δ {lab}", False)]
+        if stats.METRICS[m].bounded_by_one:
+            headers.append((f"improvement to perfect ({lab})", False))
+    headers.append(("verdict", True))
+    rows = []
+    for t in tasks:
+        cells = [_cell(esc(t["task"]), t["task"], "l"), _cell(esc(t["assay_type"]), t["assay_type"], "l"),
+                 _cell(str(t["n"]), t["n"])]
+        if kind == "classification":
+            cells.append(_cell(f"{t['n_pos']} / {t['n_neg']}", t["n_pos"]))
+        else:
+            cells.append(_cell(str(t["n_censored"]), t["n_censored"]))
+        for m in ms:
+            x = t["metrics"][m]
+            cells += [_cell(_fmt(x["alone"]), x["alone"]), _cell(_fmt(x["federated"]), x["federated"]),
+                      _cell(signed(x["delta"]), x["delta"]),
+                      _cell(esc(f"{signed(x['ci_low'])} … {signed(x['ci_high'])}"
+                                if x["ci_low"] is not None and math.isfinite(x["ci_low"]) else "n/a"), x["ci_low"]),
+                      _cell(_pct(x["relative_delta"]), x["relative_delta"])]
+            if stats.METRICS[m].bounded_by_one:
+                cells.append(_cell(_pct(x["improvement_to_perfect"]), x["improvement_to_perfect"]))
+        v = t["verdict"]
+        cells.append(_cell(esc(v), v, "l " + v.replace(" ", "-")))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _table(headers, rows)
+
+
+def summary_table(block: dict) -> str:
+    headers = [("metric", True), ("tasks", False), ("mean alone", False), ("mean federated", False),
+               ("median Δ (per task)", False), ("95% CI of the median Δ", False)]
+    rows = []
+    for m, s in block["metrics"].items():
+        rows.append("<tr>" + "".join([
+            _cell(esc(stats.METRICS[m].label), m, "l"), _cell(str(s["n_tasks"]), s["n_tasks"]),
+            _cell(_fmt(s["mean_alone"]), s["mean_alone"]), _cell(_fmt(s["mean_federated"]), s["mean_federated"]),
+            _cell(signed(s["median_delta"]), s["median_delta"]),
+            _cell(esc(interval(s["ci_low"], s["ci_high"])), s["ci_low"])]) + "</tr>")
+    return _table(headers, rows, sortable=False)
+
+
+def breakdown_table(rows_in: list[dict]) -> str:
+    headers = [("kind", True), ("assay type", True), ("auxiliary", True), ("tasks", False), ("helped", False),
+               ("hurt", False), ("no difference", False), ("not evaluable", False), ("primary metric", True),
+               ("median Δ", False)]
+    rows = []
+    for b in rows_in:
+        rows.append("<tr>" + "".join([
+            _cell(esc(b["kind"]), b["kind"], "l"), _cell(esc(b["assay_type"]), b["assay_type"], "l"),
+            _cell("yes" if b["auxiliary"] else "no", int(b["auxiliary"]), "l"), _cell(str(b["n_tasks"]), b["n_tasks"]),
+            _cell(str(b["helped"]), b["helped"]), _cell(str(b["hurt"]), b["hurt"]),
+            _cell(str(b["no difference"]), b["no difference"]), _cell(str(b["not evaluable"]), b["not evaluable"]),
+            _cell(esc(stats.METRICS[b["primary_metric"]].label), b["primary_metric"], "l"),
+            _cell(signed(b["median_delta"]), b["median_delta"])]) + "</tr>")
+    return _table(headers, rows)
+
+
+def domain_table(domain: dict) -> str:
+    headers = [("similarity to training set", True), ("test compounds", False)]
+    metric_keys = []
+    for kind in ("classification", "regression"):
+        if any(kind in b["kinds"] for b in domain["bins"]):
+            for m in stats.metrics_of(kind):
+                metric_keys.append((kind, m))
+                lab = stats.METRICS[m].label
+                headers += [(f"median Δ {lab}", False), (f"95% CI", False), (f"tasks ({lab})", False)]
+    rows = []
+    for b in domain["bins"]:
+        cells = [_cell(esc(b["label"]), b["bin"], "l"), _cell(str(b["n_compounds"]), b["n_compounds"])]
+        for kind, m in metric_keys:
+            s = b["kinds"].get(kind, {}).get(m, {})
+            cells += [_cell(signed(s.get("median_delta")), s.get("median_delta")),
+                      _cell(esc(interval(s.get("ci_low"), s.get("ci_high"))), s.get("ci_low")),
+                      _cell(str(s.get("n_tasks", 0)), s.get("n_tasks", 0))]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _table(headers, rows)
+
+
+def facts_table(facts: dict) -> str:
+    rows = "".join(f"<tr><th class='l'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
+    return f'<table class="facts"><tbody>{rows}</tbody></table>'
+
+
+def _figure(svg: str | None, caption: str) -> str:
+    if not svg:
+        return ""
+    return f"<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def render(doc: dict, plots: dict[str, str | None]) -> str:
+    """The whole HTML document from the report's figures (`doc`) and its plots (SVG by name)."""
+    fig = doc["figures"]
+    verdict = doc["overall"]
+    parts = [f"<h1>Did joining the consortium help? — partner {esc(doc['partner'])}</h1>",
+             f"<p class='sub'>Run <b>{esc(doc['run']['run name'])}</b> · report generated {esc(doc['generated'])} · "
+             f"{fig['n_test_compounds']} test compounds (the same held-out fold for both models)</p>",
+             f"<div class='verdict v-{esc(verdict.replace(' ', '-'))}'>{esc(doc['summary'][0])}</div>",
+             "<ul class='summary'>" + "".join(f"<li>{esc(s)}</li>" for s in doc["summary"][1:]) + "</ul>"]
+
+    parts.append("<h2>Headline figures</h2>")
+    for kind, block in fig["summary"]["headline"].items():
+        parts.append(f"<h3>{esc(kind.capitalize())} tasks</h3>" + summary_table(block))
+        m = block["primary_metric"]
+        parts.append("<div class='plots'>"
+                     + _figure(plots.get(f"hist_{kind}"), f"Distribution of the per-task change in "
+                               f"{stats.METRICS[m].label}; green: helped, red: hurt, grey: within noise.")
+                     + _figure(plots.get(f"scatter_{kind}"), f"Each task's {stats.METRICS[m].label}, alone vs "
+                               "federated; the dashed line is 'no change'.")
+                     + _figure(plots.get(f"forest_{kind}"), f"Each task's change in {stats.METRICS[m].label} "
+                               "with its 95% bootstrap interval (over test compounds).")
+                     + "</div>")
+
+    parts.append("<h2>Per task</h2><p class='note'>Click a column header to sort. Δ = federated − alone on the same "
+                 "test compounds; relative Δ = Δ / |alone|; improvement to perfect = Δ / (1 − alone) (MELLODDY's "
+                 "relative improvement towards a perfect score, for metrics whose best value is 1). The verdict uses "
+                 "the kind's primary metric (AUC-PR for classification, R² for regression): helped / hurt when the "
+                 "95% bootstrap interval of the task's Δ excludes 0, otherwise no difference beyond noise.</p>")
+    for kind in ("classification", "regression"):
+        main = [t for t in fig["tasks"] if t["kind"] == kind and not t["auxiliary"]]
+        if main:
+            parts.append(f"<h3>{esc(kind.capitalize())} tasks ({len(main)})</h3>" + task_table(main, kind))
+    parts.append("<h3>By task kind and assay type</h3>" + breakdown_table(fig["breakdown"]))
+
+    aux = [t for t in fig["tasks"] if t["auxiliary"]]
+    parts.append("<h2>Auxiliary tasks</h2>")
+    if aux:
+        parts.append("<p class='note'>Trained on with a lower weight to help the others; not part of the headline "
+                     "figures.</p>")
+        for kind, block in fig["summary"]["auxiliary"].items():
+            parts.append(f"<h3>Auxiliary {esc(kind)} tasks</h3>" + summary_table(block)
+                         + task_table([t for t in aux if t["kind"] == kind], kind))
+    else:
+        parts.append("<p class='note'>This partner has no auxiliary tasks.</p>")
+
+    parts.append("<h2>Applicability domain: does federation help more on unfamiliar chemistry?</h2>"
+                 "<p class='note'>Each test compound is placed by its nearest-neighbour Tanimoto similarity (binarised "
+                 "fingerprints) to your own training compounds. In each bin every task is re-evaluated on the test "
+                 "compounds of that bin, for both models; the table gives the median over tasks of the change, with "
+                 "a bootstrap interval. Tasks with too few compounds of both classes in a bin drop out of that bin."
+                 "</p>" + domain_table(fig["domain"]))
+    parts.append("<div class='plots'>" + "".join(
+        _figure(plots.get(f"domain_{kind}"), f"Median per-task change in "
+                f"{stats.METRICS[stats.PRIMARY[kind]].label} by similarity bin ({kind}).")
+        for kind in fig["summary"]["headline"]) + "</div>")
+
+    parts.append("<h2>Over the rounds</h2><p class='note'>Validation-fold figures of the global model after each round "
+                 "(mean over your non-auxiliary tasks), as logged by your own train tasks during the run, and the "
+                 "final evaluation; the dashed line is the alone model at its selected epoch. These are the only "
+                 "figures here not recomputed from test predictions (intermediate models are not kept).</p>")
+    curve_figs = "".join(_figure(plots.get(f"curve_{kind}_{m}"), f"Validation {stats.METRICS[m].label} per round "
+                                 f"({kind}).") for kind in ("classification", "regression")
+                         for m in stats.metrics_of(kind))
+    parts.append(f"<div class='plots'>{curve_figs}</div>" if curve_figs else
+                 "<p class='note'>No per-round validation figures were logged for this run.</p>")
+
+    parts.append("<h2>The run</h2>" + facts_table(doc["run"]))
+    meth = fig["method"]
+    parts.append("<h2>How these figures were computed</h2><p class='note'>"
+                 "All figures above except the round curves are recomputed from the two models' saved test-fold "
+                 "predictions and your prepared labels (metrics: fedchem.metrics, i.e. scikit-learn). Intervals: "
+                 f"{meth['bootstrap_replicates']} paired bootstrap resamples of the test compounds (seed "
+                 f"{meth['seed']}), percentile {int(round(100 * meth['level']))}% intervals, not corrected for the "
+                 "number of tasks; one training seed per model, so seed-to-seed variation is not included. "
+                 "Regression RMSE is censor-aware; R² uses the uncensored values. This report was built from your "
+                 "own private files and the run's public ledger only; it names no other partner's data. The same "
+                 "figures are in report.json and the CSV files beside this page.</p>")
+    body = "\n".join(parts)
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>fedchem report — {esc(doc['partner'])}</title><style>{CSS}</style></head>"
+            f"<body><main>{body}</main><script>{JS}</script></body></html>\n")

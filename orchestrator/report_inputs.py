@@ -1,0 +1,165 @@
+"""Everything one partner's report reads, and only that: its own private folder of the run, its own alone baseline,
+its own prepared dataset, and the run's public ledger and settings. Nothing of any other partner is opened.
+
+The checks here make sure the federated and the alone predictions speak about the same compounds and tasks of the
+same prepared dataset; otherwise the comparison would be meaningless, and the error says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fedchem.algo.predictions import Predictions, load_predictions
+from fedchem.opener.dataset import PreparedDataset, load_prepared
+from fedchem.opener.errors import ConfigError, DataError
+from fedchem.orchestrator.ledger import Ledger
+
+PREDICTIONS = "test_predictions.npz"
+
+
+@dataclass
+class ReportInputs:
+    """One partner's view of a run, aligned: predictions of both models on the same test rows and task columns."""
+
+    partner: str
+    run_dir: Path
+    ledger: Ledger
+    settings: dict
+    data: PreparedDataset
+    rows: np.ndarray                     # test rows of the prepared dataset, in prediction order
+    federated: Predictions
+    alone: Predictions
+    round_logs: list[dict] = field(default_factory=list)     # this partner's logs/round_NNN.json, in round order
+    federated_metrics: dict = field(default_factory=dict)    # its final metrics.json (validation used for curves)
+    alone_metrics: dict = field(default_factory=dict)        # the baseline's metrics.json
+
+    @property
+    def training_rows(self) -> np.ndarray:
+        """Rows of the folds the models were trained on (neither the validation nor the test fold)."""
+        t = self.settings.get("training", {})
+        held_out = [t.get("validation_fold", 0), t.get("test_fold", 1)]
+        return np.flatnonzero(~np.isin(np.asarray(self.data.folds), held_out))
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise DataError(f"the {what} is missing", where=str(path),
+                        fix="check the folder (was the run or the baseline completed?)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise DataError(f"the {what} is not valid JSON", where=str(path),
+                        fix="the file was damaged; re-run the step that writes it") from None
+
+
+def _predictions(path: Path, what: str, fix: str) -> Predictions:
+    if not path.is_file():
+        raise DataError(f"the {what} has no test predictions", where=str(path), fix=fix)
+    try:
+        return load_predictions(path)
+    except (ValueError, OSError, KeyError):
+        raise DataError(f"the {what}'s test predictions cannot be read", where=str(path),
+                        fix="the file was damaged or is not a fedchem predictions file; re-run that step") from None
+
+
+def resolve_prepared_dir(ledger: Ledger, partner: str, run_dir: Path) -> Path:
+    """The partner's prepared folder, from the consortium config the run was started with (its partner entry)."""
+    from fedchem.orchestrator.config import load_consortium, load_partner
+
+    fix = "pass --prepared DIR (the partner's prepared dataset)"
+    if not ledger.consortium_path or not Path(ledger.consortium_path).is_file():
+        raise ConfigError("cannot find this partner's prepared dataset: the run does not record an existing "
+                          "consortium config", where=str(Path(run_dir) / "ledger.json"), fix=fix)
+    consortium = load_consortium(Path(ledger.consortium_path))
+    ref = next((p for p in consortium.partners if p.name == partner), None)
+    if ref is None:
+        raise ConfigError(f"partner '{partner}' is not in the run's consortium config",
+                          where=ledger.consortium_path, fix=fix)
+    prepared = load_partner(ref.config).prepared_dir
+    if prepared is None:
+        raise ConfigError(f"partner '{partner}' names no prepared_dir", where=str(ref.config), fix=fix)
+    return prepared
+
+
+def _check_alignment(p: Predictions, data: PreparedDataset, what: str, where: Path) -> None:
+    """The predictions' rows, compound ids and task names belong to this prepared dataset."""
+    fix = "make the baseline and the run from the same prepared dataset (re-run `fedchem train-local` on it)"
+    rows = np.asarray(p.rows)
+    if rows.size and (rows.min() < 0 or rows.max() >= data.n_compounds):
+        raise DataError(f"the {what} predictions name rows outside the prepared dataset", where=str(where), fix=fix)
+    if p.compound_ids is not None and [data.compound_ids[i] for i in rows] != [str(c) for c in p.compound_ids]:
+        raise DataError(f"the {what} predictions were made on other compounds than this prepared dataset's",
+                        where=str(where), fix=fix)
+    for kind, names, n in (("classification", p.class_tasks, data.Y_class.shape[1]),
+                           ("regression", p.regr_tasks, data.Y_regr.shape[1])):
+        expected = [t["task"] for t in (data.class_tasks() if kind == "classification" else data.regr_tasks())]
+        width = (p.class_scores if kind == "classification" else p.regr_preds).shape[1]
+        if width != n or (names is not None and [str(x) for x in names] != expected):
+            raise DataError(f"the {what} predictions have other {kind} tasks than the prepared dataset",
+                            where=str(where), fix=fix)
+
+
+def _aligned_to(p: Predictions, rows: np.ndarray) -> Predictions:
+    """The same predictions reordered to `rows` (both sets of rows were checked to be equal as sets)."""
+    pos = {int(r): i for i, r in enumerate(np.asarray(p.rows))}
+    idx = np.asarray([pos[int(r)] for r in rows], dtype=np.int64)
+    pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
+    return Predictions(class_scores=pick(p.class_scores), regr_preds=pick(p.regr_preds), class_std=pick(p.class_std),
+                       regr_std=pick(p.regr_std), rows=np.asarray(rows), compound_ids=pick(p.compound_ids),
+                       class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
+
+
+def round_logs(partner_dir: Path) -> list[dict]:
+    """This partner's per-round logs (logs/round_NNN.json), in round order; unreadable ones are skipped."""
+    logs = []
+    for path in sorted((partner_dir / "logs").glob("round_*.json")):
+        try:
+            logs.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(logs, key=lambda d: d.get("round", 0))
+
+
+def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path | None = None) -> ReportInputs:
+    """Read and cross-check one partner's report inputs (FedchemError with what to do when they don't fit)."""
+    run_dir, alone_dir = Path(run_dir), Path(alone_dir)
+    ledger = Ledger.load(run_dir)
+    if partner not in ledger.partners:
+        raise ConfigError(f"partner '{partner}' did not take part in this run", where=str(run_dir / "ledger.json"),
+                          fix="give the name of a partner of this run (`fedchem status RUN_DIR` lists them)")
+    pdir = run_dir / "partners" / partner
+    if partner in ledger.dropped:
+        raise DataError(f"partner '{partner}' dropped out in round {ledger.dropped[partner]}, so the run holds no "
+                        "final evaluation for it", where=str(run_dir / "ledger.json"),
+                        fix="rejoin it in a new run (a dropped partner is left out of later rounds)")
+    if not ledger.evaluated:
+        raise DataError(f"the run has not reached its final evaluation (status: {ledger.status})",
+                        where=str(run_dir / "ledger.json"), fix=f"finish it first: fedchem run --resume {run_dir}")
+    settings_path = run_dir / "settings.json"
+    settings = _read_json(settings_path, "run's settings file") if settings_path.is_file() else {}
+    prepared_dir = Path(prepared_dir) if prepared_dir else resolve_prepared_dir(ledger, partner, run_dir)
+    data = load_prepared(prepared_dir, verify=True)
+    fed = _predictions(pdir / PREDICTIONS, "federated run", f"finish the run: fedchem run --resume {run_dir}")
+    alone = _predictions(alone_dir / PREDICTIONS, "alone baseline",
+                         f"train the baseline first: fedchem train-local {prepared_dir} --out {alone_dir}")
+    _check_alignment(fed, data, "federated", pdir / PREDICTIONS)
+    _check_alignment(alone, data, "alone", alone_dir / PREDICTIONS)
+    if sorted(map(int, fed.rows)) != sorted(map(int, alone.rows)):
+        raise DataError("the federated and the alone predictions cover different test compounds",
+                        where=f"{pdir / PREDICTIONS} and {alone_dir / PREDICTIONS}",
+                        fix="use the same validation/test folds for the baseline as the consortium's training section")
+    test_fold = settings.get("training", {}).get("test_fold")
+    rows = np.asarray(fed.rows, dtype=np.int64)
+    if test_fold is not None and rows.size and not np.all(np.asarray(data.folds)[rows] == test_fold):
+        raise DataError("the predictions are not on the run's test fold", where=str(pdir / PREDICTIONS),
+                        fix="re-run the final evaluation (fedchem run --resume) with the same consortium config")
+    fed_metrics = _read_json(pdir / "metrics.json", "run's final metrics") if (pdir / "metrics.json").is_file() else {}
+    alone_metrics = (_read_json(alone_dir / "metrics.json", "baseline's metrics")
+                     if (alone_dir / "metrics.json").is_file() else {})
+    return ReportInputs(partner=partner, run_dir=run_dir, ledger=ledger, settings=settings, data=data, rows=rows,
+                        federated=fed, alone=_aligned_to(alone, rows), round_logs=round_logs(pdir),
+                        federated_metrics=fed_metrics, alone_metrics=alone_metrics)
