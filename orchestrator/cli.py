@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "prepare",
     "train_local",
     "run",
+    "report",
+    "predict",
     "node",
 ]
 
