@@ -10,6 +10,7 @@ Trunk output = dropout(activation(last hidden layer)); heads are plain linear la
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,8 +35,37 @@ def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | Non
     raise ValueError(f"unknown input transform {transform!r}")
 
 
+class _RowSparseEmbeddingBag(torch.autograd.Function):
+    """sum_j value_ij * weight[j] per row i, whose weight gradient is built directly on the distinct rows used:
+    a coalesced sparse COO tensor (no n_features x hidden buffer, and no coalescing of nnz x hidden values, which
+    is what torch's own sparse embedding_bag gradient costs)."""
+
+    @staticmethod
+    def forward(ctx, weight, indices, offsets, values, n_rows):
+        out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
+        ctx.save_for_backward(indices, offsets, values)
+        ctx.n_rows = n_rows
+        ctx.weight_shape = weight.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        indices, offsets, values = ctx.saved_tensors
+        uniq, inv = torch.unique(indices, sorted=True, return_inverse=True)
+        counts = torch.diff(offsets, append=offsets.new_tensor([indices.numel()]))
+        row_of = torch.repeat_interleave(torch.arange(ctx.n_rows), counts)
+        w = values if values is not None else torch.ones(indices.numel(), dtype=grad_out.dtype)
+        xt = torch.sparse_coo_tensor(torch.stack([inv, row_of]), w, (uniq.numel(), ctx.n_rows),
+                                     check_invariants=False).coalesce()
+        grad_rows = torch.sparse.mm(xt, grad_out.contiguous())
+        grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
+                                       check_invariants=False)
+        return grad, None, None, None, None
+
+
 class SparseInput(nn.Module):
-    """Linear layer on sparse rows: out[i] = sum_j value_ij * weight[j] + bias, touching only the stored j."""
+    """Linear layer on sparse rows: out[i] = sum_j value_ij * weight[j] + bias, touching only the stored j.
+    Its weight gradient is row-sparse: only the fingerprint columns the batch uses."""
 
     def __init__(self, n_features: int, n_out: int, transform: str):
         super().__init__()
@@ -47,8 +77,10 @@ class SparseInput(nn.Module):
         w = transform_values(x.values, self.transform)
         if x.indices.numel() == 0:  # embedding_bag rejects an empty bag list with per-sample weights
             out = self.weight.new_zeros(x.n_rows, self.weight.shape[1])
+        elif torch.is_grad_enabled() and self.weight.requires_grad:
+            out = _RowSparseEmbeddingBag.apply(self.weight, x.indices, x.offsets, w, x.n_rows)
         else:
-            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=w, sparse=True)
+            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=w)
         return out + self.bias
 
 
@@ -86,8 +118,10 @@ class Head(nn.Module):
         super().__init__()
         self.n_class = int(n_class_tasks)
         self.n_regr = int(n_regr_tasks)
-        self.classification = nn.Linear(n_hidden, self.n_class)
-        self.regression = nn.Linear(n_hidden, self.n_regr)
+        with warnings.catch_warnings():  # a head may have 0 tasks of a kind: torch warns on initialising that
+            warnings.simplefilter("ignore", UserWarning)
+            self.classification = nn.Linear(n_hidden, self.n_class)
+            self.regression = nn.Linear(n_hidden, self.n_regr)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.classification(h), self.regression(h)
