@@ -65,7 +65,7 @@ def featurize_chunk(args: tuple[list[str], FingerprintConfig]):
             lengths[i] = len(nz)
             cols.append(np.fromiter(nz.keys(), dtype=np.int32, count=len(nz)))
             vals.append(np.fromiter(nz.values(), dtype=np.float32, count=len(nz)))
-            scaffolds.append(scaffold_of(m, s))
+            scaffolds.append(scaffold_of(m))
             errors.append("")
     indices = np.concatenate(cols) if cols else np.zeros(0, np.int32)
     data = np.concatenate(vals) if vals else np.zeros(0, np.float32)

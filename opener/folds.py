@@ -2,8 +2,9 @@
 
 fold = HMAC-SHA256(consortium secret, "fedchem-fold/v1" NUL scaffold SMILES), first 8 bytes big-endian, mod n_folds.
 The scaffold is the Bemis-Murcko scaffold (RDKit MurckoDecompose, atom and bond types kept) of the molecule parsed
-from its canonical SMILES, written as canonical SMILES; an acyclic molecule (empty scaffold) stands for itself, its
-own canonical SMILES (acyclic SMILES never equal a ring scaffold, so the two cannot collide). Keying the hash with
+from its canonical SMILES, written as canonical SMILES without stereo (so stereoisomers, near-duplicates for a
+model, share a fold); an acyclic molecule (empty scaffold) stands for itself, its own canonical SMILES without stereo
+(acyclic SMILES never equal a ring scaffold, so the two cannot collide). Keying the hash with
 the secret stops anyone without it from predicting which fold holds a given chemotype.
 """
 
@@ -15,14 +16,16 @@ import hmac
 import numpy as np
 
 SCAFFOLD_RULE = ("Bemis-Murcko scaffold (RDKit MurckoDecompose) of the molecule parsed from its canonical SMILES, "
-                 "as canonical SMILES; an acyclic molecule stands for itself (its own canonical SMILES)")
+                 "as canonical SMILES without stereo; an acyclic molecule stands for itself (its own canonical "
+                 "SMILES without stereo)")
 _DOMAIN = b"fedchem-fold/v1\x00"
 
 
-def scaffold_of(mol, canonical: str) -> str:
-    """The scaffold key of an RDKit molecule (parsed from `canonical`)."""
+def scaffold_of(mol) -> str:
+    """The scaffold key of an RDKit molecule parsed from a canonical SMILES."""
     from rdkit import Chem
-    return Chem.MolToSmiles(Chem.MurckoDecompose(mol)) or canonical
+    return Chem.MolToSmiles(Chem.MurckoDecompose(mol), isomericSmiles=False) or Chem.MolToSmiles(
+        mol, isomericSmiles=False)
 
 
 def fold_of(scaffold: str, secret: bytes, n_folds: int) -> int:

@@ -149,7 +149,7 @@ def test_scaffold_folds_agree_across_partners_with_the_same_secret(tmp_path, sha
         out = {}
         canonical = standardize_all([smi for _, smi in pairs], True, 1).smiles
         for (cid, _), can in zip(pairs, canonical):
-            scaf = folds.scaffold_of(Chem.MolFromSmiles(can), can)
+            scaf = folds.scaffold_of(Chem.MolFromSmiles(can))
             if any(cid in c.split(";") for c in ds.compound_ids):
                 out.setdefault(scaf, set()).add(int(ds.folds[row_of(ds, cid)]))
         return out
@@ -280,3 +280,13 @@ def test_the_whole_of_chembl_herg_prepares_on_two_processes(tmp_path, shared_dat
     assert (ds.Y_censor.data == -1).sum() > 1000 > (ds.Y_censor.data == 1).sum() > 50
     assert int(regr["n_censored"]) == (ds.Y_censor.data != 0).sum()
     assert sorted(set(ds.folds.tolist())) == [0, 1, 2, 3, 4]
+
+
+def test_stereoisomers_and_acyclic_molecules_get_documented_scaffolds():
+    def key(smi):
+        m = Chem.MolFromSmiles(smi)
+        return folds.scaffold_of(Chem.MolFromSmiles(Chem.MolToSmiles(m)))
+    assert key("C[C@H](N)c1ccccc1") == key("C[C@@H](N)c1ccccc1") == key("CC(N)c1ccccc1") == "c1ccccc1"
+    assert key("C/C=C/CCO") == key("C/C=C\\CCO") == "CC=CCCO"  # acyclic: the molecule itself, without stereo
+    assert key("O=C(O)C1CCCC1") == "C1CCCC1"
+    assert folds.fold_of("c1ccccc1", SECRET, 5) == folds.fold_of("c1ccccc1", SECRET, 5)
