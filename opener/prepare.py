@@ -104,12 +104,17 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
 
         def advance_std(n: int) -> None:
             done[0] += n
-            report("standardise", done[0], n_t2)
+            report("standardise", done[0], len(distinct_input))
 
-        std = standardize.standardize_all(structs.smiles, preparation.standardize, workers, advance_std)
+        distinct_input = list(dict.fromkeys(structs.smiles))  # the same text is standardised once
+        std = standardize.standardize_all(distinct_input, preparation.standardize, workers, advance_std)
+        done_by_text = {text: (can, err) for text, can, err in zip(distinct_input, std.smiles, std.errors)}
     unique: dict[str, int] = {}
     struct_of_t2 = np.full(n_t2, -1, dtype=np.int64)
-    for i, can in enumerate(std.smiles):
+    errors = []
+    for i, text in enumerate(structs.smiles):
+        can, err = done_by_text[text]
+        errors.append(err)
         if can:
             struct_of_t2[i] = unique.setdefault(can, len(unique))
     smiles = list(unique)
@@ -123,7 +128,6 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
             report("fingerprints", done[0], len(smiles))
 
         feats = fingerprints.featurize_all(smiles, fingerprint, workers, advance_fp)
-    errors = list(std.errors)
     bad_struct = {j for j, e in enumerate(feats.errors) if e}
     for i in range(n_t2):
         if struct_of_t2[i] in bad_struct:
