@@ -24,7 +24,7 @@ from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.dataset import PreparedDataset, save_prepared, sha256_file
 from fedchem.opener.errors import DataError
 from fedchem.opener.parallel import default_workers
-from fedchem.opener.tasks import build_tasks
+from fedchem.opener.tasks import build_tasks, task_table
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 STAGES = ["read", "standardise", "fingerprints", "tasks", "write"]
@@ -142,13 +142,7 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
         agg = activities.aggregate(meas)
         fold = folds.assign_folds(feats.scaffolds, secret, preparation.n_folds)
         candidates, assay_notes = build_tasks(list(assays.values()), agg)
-        kept, dropped = [], []
-        for task in candidates:
-            reason = quorum.quorum_reason(task, fold, preparation)
-            if reason:
-                dropped.append((task.name, task.kind, reason))
-            else:
-                kept.append(task)
+        kept, dropped = quorum.apply_quorum(candidates, fold, preparation)
         if not kept:
             first = dropped[0][2] if dropped else "no assay defines a task"
             raise DataError(f"no task passes the quorum filters ({len(dropped)} candidate task(s) dropped; "
@@ -176,18 +170,7 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
             if struct_of_t2[i] >= 0:
                 ids_of_struct[struct_of_t2[i]].append(structs.ids[i])
         compound_ids = [";".join(ids_of_struct[j]) for j in keep_rows]
-        task_rows = []
-        col = {"classification": 0, "regression": 0}
-        for task in kept:
-            c = quorum.task_counts(task)
-            task_rows.append({
-                "task": task.name, "kind": task.kind, "column": col[task.kind], "assay_id": task.assay.assay_id,
-                "assay_type": task.assay.assay_type,
-                "threshold": raw.fmt_threshold(task.threshold) if task.threshold is not None else "",
-                "direction": task.assay.direction, "auxiliary": "true" if task.assay.auxiliary else "false",
-                "weight": format(preparation.auxiliary_weight if task.assay.auxiliary else 1.0, "g"),
-                **{k: str(v) for k, v in c.items()}})
-            col[task.kind] += 1
+        task_rows = task_table(kept, preparation.auxiliary_weight)
         folds_out = fold[keep_rows]
         report("tasks", 1, 1)
 

@@ -13,16 +13,6 @@ from fedchem.opener.config import PreparationConfig
 from fedchem.opener.tasks import Task
 
 
-def task_counts(task: Task) -> dict[str, int]:
-    """Counts for tasks.csv and the report."""
-    if task.kind == "classification":
-        n_act = int((task.labels > 0).sum())
-        return {"n_labels": len(task.rows), "n_actives": n_act, "n_inactives": len(task.rows) - n_act,
-                "n_censored": 0}
-    n_cens = int((task.censor != 0).sum())
-    return {"n_labels": len(task.rows), "n_actives": 0, "n_inactives": 0, "n_censored": n_cens}
-
-
 def _per_fold(rows: np.ndarray, folds: np.ndarray, n_folds: int) -> np.ndarray:
     return np.bincount(folds[rows], minlength=n_folds)
 
@@ -55,3 +45,16 @@ def quorum_reason(task: Task, folds: np.ndarray, cfg: PreparationConfig) -> str:
         return (f"fold {int(bad[0])} has {int(per[bad[0]])} uncensored values, fewer than "
                 f"min_regression_values_per_fold={cfg.min_regression_values_per_fold}")
     return ""
+
+
+def apply_quorum(tasks: list[Task], folds: np.ndarray, cfg: PreparationConfig
+                 ) -> tuple[list[Task], list[tuple[str, str, str]]]:
+    """(kept tasks, [(name, kind, reason)] of the dropped ones), order kept."""
+    kept, dropped = [], []
+    for task in tasks:
+        reason = quorum_reason(task, folds, cfg)
+        if reason:
+            dropped.append((task.name, task.kind, reason))
+        else:
+            kept.append(task)
+    return kept, dropped

@@ -74,3 +74,28 @@ def build_tasks(assays: list[Assay], agg: Aggregated) -> tuple[list[Task], list[
             tasks.append(Task(f"{assay.assay_id}_regr", "regression", assay, None, rows, values,
                               np.sign(codes).astype(np.int64)))
     return tasks, notes
+
+
+def task_counts(task: Task) -> dict[str, int]:
+    """Counts for tasks.csv and the report."""
+    if task.kind == "classification":
+        n_act = int((task.labels > 0).sum())
+        return {"n_labels": len(task.rows), "n_actives": n_act, "n_inactives": len(task.rows) - n_act,
+                "n_censored": 0}
+    return {"n_labels": len(task.rows), "n_actives": 0, "n_inactives": 0, "n_censored": int((task.censor != 0).sum())}
+
+
+def task_table(tasks: list[Task], auxiliary_weight: float) -> list[dict[str, str]]:
+    """tasks.csv rows (dataset.TASK_COLUMNS): columns numbered per kind in task order, auxiliary tasks weighted."""
+    rows = []
+    col = {"classification": 0, "regression": 0}
+    for task in tasks:
+        rows.append({
+            "task": task.name, "kind": task.kind, "column": str(col[task.kind]), "assay_id": task.assay.assay_id,
+            "assay_type": task.assay.assay_type,
+            "threshold": fmt_threshold(task.threshold) if task.threshold is not None else "",
+            "direction": task.assay.direction, "auxiliary": "true" if task.assay.auxiliary else "false",
+            "weight": format(auxiliary_weight if task.assay.auxiliary else 1.0, "g"),
+            **{k: str(v) for k, v in task_counts(task).items()}})
+        col[task.kind] += 1
+    return rows
