@@ -76,7 +76,8 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     FunctionDef(
         "train", "fedchem.algo.function_train", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
-                Input("secret_keys", "model", optional=True), Input("public_keys", "model", multiple=True)),
+                Input("secret_keys", "model", optional=True),
+                Input("public_keys", "model", multiple=True, optional=True)),
         outputs=(Output("head", Content.PRIVATE), Output("masked_update", Content.MASKED_UPDATE),
                  Output("receipt", Content.RECEIPT), Output("log", Content.PRIVATE)),
         description="Local training of trunk + own head for one round; uploads only the masked trunk update.",
@@ -90,7 +91,7 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     ),
     FunctionDef(
         "aggregate", "fedchem.algo.function_aggregate", "aggregator",
-        inputs=(Input("trunk", "model"), Input("public_keys", "model", multiple=True),
+        inputs=(Input("trunk", "model"), Input("public_keys", "model", multiple=True, optional=True),
                 Input("masked_update", "model", multiple=True),
                 Input("released_shares", "model", multiple=True, optional=True)),
         outputs=(Output("trunk", Content.TRUNK),),

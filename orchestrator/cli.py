@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from fedchem.opener.errors import FedchemError
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Substra's local backend draws a tqdm bar per batch of tasks; ours are per round and per partner. tqdm reads
+    # this when it is first imported, so it is set before anything imports substra.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

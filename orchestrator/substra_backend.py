@@ -75,11 +75,10 @@ class Network:
 
 
 def quiet_substra() -> None:
-    """Substra's INFO logs and progress bars would drown the run's own progress lines."""
+    """Substra's INFO logs would drown the run's own progress lines (its tqdm bars: see cli.main)."""
     import logging
 
     logging.getLogger("substra").setLevel(logging.WARNING)
-    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def local_network(partners: list[str], aggregator: str) -> Network:
