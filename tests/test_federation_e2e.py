@@ -102,3 +102,61 @@ def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, m
     ledger = Ledger.load(run_dir)
     assert ledger.status == "completed" and ledger.completed_rounds == 2 and len(ledger.plans) == 2
     assert any(not np.array_equal(trunk_after_round_1[k], v) for k, v in _trunk(run_dir).items())
+
+
+def test_nothing_another_organisation_may_read_leaks(secure_run, consortium_path):
+    """Every output readable by an organisation other than its owner, and every shared run file, is scanned for
+    each partner's SMILES, compound ids, task names, features, labels and head weights; masked updates must look
+    uniformly random (a plain update would not)."""
+    from scipy import stats
+
+    from fedchem.orchestrator.substra_backend import download
+
+    from leakscan import blob_of, partner_needles
+
+    res, console = secure_run
+    consortium, partners = load_all(consortium_path)
+    needles = {name: partner_needles(p.data.t2, p.prepared_dir,
+                                     res.run_dir / "partners" / name / "checkpoint" / "head.npz")
+               for name, p in partners.items()}
+    # positive controls: the scanner finds each kind of needle where it is
+    own = res.run_dir / "partners" / "partner-1"
+    assert any(h.startswith("head weights") for h in needles["partner-1"].find(blob_of(own / "checkpoint" / "head.npz")))
+    found = needles["partner-1"].find(blob_of(partners["partner-1"].prepared_dir / "X.npz"))
+    assert any(h.startswith("feature indices") for h in found)
+    assert needles["partner-1"].find(partners["partner-1"].data.t2.read_bytes())
+
+    net = res.network
+    org_name = {org: name for name, org in net.orgs.items()}
+    scanned = 0
+    masked_seen = 0
+    with_tmp = res.run_dir / "leak-scan"
+    for task in res.tasks.values():
+        for ident, readers in task.outputs:
+            others = [org_name[o] for o in readers if o != task.worker]
+            if not others:
+                continue
+            path = download(net, others[0], task, ident, with_tmp / task.task_id / ident)
+            blob = blob_of(path)
+            for name, nd in needles.items():
+                hits = nd.find(blob)
+                assert not hits, f"{task.name}/{ident} readable by {others} holds {name}'s {hits[:3]}"
+            if ident == "masked_update":
+                with np.load(path) as z:
+                    vec = z["vector"]
+                counts = np.bincount(np.frombuffer(vec.tobytes(), dtype=np.uint8), minlength=256)
+                assert stats.chisquare(counts).pvalue > 1e-4, f"{task.name}: masked update is not uniform"
+                masked_seen += 1
+            scanned += 1
+    assert masked_seen == 6 and scanned > 20
+    shared_files = [p for p in res.run_dir.rglob("*") if p.is_file()
+                    and "partners" not in p.relative_to(res.run_dir).parts
+                    and "substra-work" not in p.relative_to(res.run_dir).parts
+                    and "leak-scan" not in p.relative_to(res.run_dir).parts]
+    assert any(p.name == "ledger.json" for p in shared_files)
+    for f in shared_files:
+        for name, nd in needles.items():
+            assert not nd.find(blob_of(f)), f"{f} holds {name}'s private data"
+    text = "\n".join(console).encode()
+    for name, nd in needles.items():
+        assert not nd.find(text), f"the run's console output holds {name}'s private data"
