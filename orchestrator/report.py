@@ -22,7 +22,7 @@ from fedchem.orchestrator import report_stats as stats
 from fedchem.orchestrator.report_compare import CompareSettings, compare
 from fedchem.orchestrator.report_curves import curves as read_curves
 from fedchem.orchestrator.report_html import render
-from fedchem.orchestrator.report_inputs import PREDICTIONS, ReportInputs, load_inputs
+from fedchem.orchestrator.report_inputs import PREDICTIONS, ReportInputs, load_inputs, partner_ledger
 from fedchem.orchestrator.report_summary import overall, summary_sentences
 
 FORMAT = "fedchem-report/1"
@@ -181,6 +181,7 @@ def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=
     RUN_DIR/partners/NAME/report, inside the partner's private folder); prepared_dir: its prepared dataset
     (default: from the consortium config recorded in the ledger)."""
     run_dir = Path(run_dir)
+    partner_ledger(run_dir, name)  # a clear error about the partner before any about its files
     alone_dir = Path(alone_dir) if alone_dir else default_alone_dir(run_dir, name)
     out_dir = Path(out_dir) if out_dir else run_dir / "partners" / name / "report"
     inp = load_inputs(run_dir, name, alone_dir, prepared_dir)

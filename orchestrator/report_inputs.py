@@ -124,14 +124,12 @@ def round_logs(partner_dir: Path) -> list[dict]:
     return sorted(logs, key=lambda d: d.get("round", 0))
 
 
-def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path | None = None) -> ReportInputs:
-    """Read and cross-check one partner's report inputs (FedchemError with what to do when they don't fit)."""
-    run_dir, alone_dir = Path(run_dir), Path(alone_dir)
+def partner_ledger(run_dir: Path, partner: str) -> Ledger:
+    """The run's ledger, once it is checked that `partner` took part and reached the final evaluation."""
     ledger = Ledger.load(run_dir)
     if partner not in ledger.partners:
         raise ConfigError(f"partner '{partner}' did not take part in this run", where=str(run_dir / "ledger.json"),
                           fix="give the name of a partner of this run (`fedchem status RUN_DIR` lists them)")
-    pdir = run_dir / "partners" / partner
     if partner in ledger.dropped:
         raise DataError(f"partner '{partner}' dropped out in round {ledger.dropped[partner]}, so the run holds no "
                         "final evaluation for it", where=str(run_dir / "ledger.json"),
@@ -139,6 +137,14 @@ def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path
     if not ledger.evaluated:
         raise DataError(f"the run has not reached its final evaluation (status: {ledger.status})",
                         where=str(run_dir / "ledger.json"), fix=f"finish it first: fedchem run --resume {run_dir}")
+    return ledger
+
+
+def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path | None = None) -> ReportInputs:
+    """Read and cross-check one partner's report inputs (FedchemError with what to do when they don't fit)."""
+    run_dir, alone_dir = Path(run_dir), Path(alone_dir)
+    ledger = partner_ledger(run_dir, partner)
+    pdir = run_dir / "partners" / partner
     settings_path = run_dir / "settings.json"
     settings = _read_json(settings_path, "run's settings file") if settings_path.is_file() else {}
     prepared_dir = Path(prepared_dir) if prepared_dir else resolve_prepared_dir(ledger, partner, run_dir)

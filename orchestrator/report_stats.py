@@ -115,10 +115,13 @@ def weighted_auc_pr(y: np.ndarray, scores: np.ndarray, W: np.ndarray) -> np.ndar
 
 
 def weighted_rmse(y: np.ndarray, pred: np.ndarray, censor: np.ndarray | None, W: np.ndarray) -> np.ndarray:
-    """Censor-aware RMSE (fedchem.metrics.rmse_censored) of each weight row; NaN for an empty row."""
+    """Censor-aware RMSE (fedchem.metrics.rmse_censored) of each weight row; NaN where fewer than 2 uncensored
+    values are drawn (the evaluation quorum of fedchem.metrics.regression_task_metrics)."""
     e2 = metrics.censored_errors(y, pred, censor) ** 2
+    exact = np.ones(len(e2), bool) if censor is None else np.asarray(censor) == 0
     tot = W.sum(axis=1).astype(np.float64)
-    return np.sqrt(np.divide(W @ e2, tot, out=np.full(tot.shape, np.nan), where=tot > 0))
+    ok = W[:, exact].sum(axis=1) >= 2
+    return np.sqrt(np.divide(W @ e2, tot, out=np.full(tot.shape, np.nan), where=ok & (tot > 0)))
 
 
 def weighted_r2(y: np.ndarray, pred: np.ndarray, censor: np.ndarray | None, W: np.ndarray) -> np.ndarray:

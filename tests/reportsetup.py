@@ -104,3 +104,20 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     ledger.save(run_dir)
     return {"consortium": cpath, "run_dir": run_dir, "alone": alone,
             "prepared": {n: partners[n].prepared_dir for n in names}}
+
+
+_SHARED: dict = {}
+
+
+def shared_report_inputs() -> dict:
+    """One build per test process, shared by test_report.py and test_predict.py (read-only for them)."""
+    if not _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="fedchem-report-tests-"))
+        atexit.register(shutil.rmtree, root, True)
+        _SHARED.update(build_report_inputs(root, rounds=3, max_per_target=40, dropped={"partner-3": 3}))
+        _SHARED["root"] = root
+    return _SHARED

@@ -1,0 +1,246 @@
+"""Scoring new structures with a partner's federated model: the run's final global trunk and its own private head.
+
+New SMILES go through exactly the preparation steps of training (opener.standardize, opener.fingerprints with the
+consortium's settings, and the keyed column scrambling from the consortium secret), so a compound the partner
+trained on gets the same input row it had in its prepared dataset. A SMILES that cannot be parsed or
+standardised gets a reason (a problem type, never the text) and no prediction; the others are still scored.
+Uncertainty: MC dropout (dropout kept on; mean and standard deviation over several passes).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from fedchem.opener import fingerprints, scramble, standardize
+from fedchem.opener.config import FingerprintConfig
+from fedchem.opener.errors import ConfigError, DataError
+
+
+@dataclass
+class Featurised:
+    """Fingerprint rows of the SMILES that could be used, and a reason ("" when fine) per input SMILES."""
+
+    X: sp.csr_matrix          # one row per usable input, in input order
+    usable: np.ndarray        # input positions of the rows of X
+    errors: list[str]         # per input SMILES
+
+
+def featurise_smiles(smiles: list[str], fingerprint: FingerprintConfig, standardise: bool, secret: bytes,
+                     workers: int = 1) -> Featurised:
+    """Standardise, fingerprint and (if the consortium scrambles) permute columns, as `fedchem prepare` does."""
+    std = standardize.standardize_all([s.strip() for s in smiles], standardise, workers)
+    errors = list(std.errors)
+    ok = [i for i, can in enumerate(std.smiles) if can]
+    feats = fingerprints.featurize_all([std.smiles[i] for i in ok], fingerprint, workers)
+    keep = []
+    for j, i in enumerate(ok):
+        if feats.errors[j]:
+            errors[i] = feats.errors[j]
+        else:
+            keep.append(j)
+    X = sp.csr_matrix(feats.X[keep], dtype=np.float32)
+    if fingerprint.scramble:
+        X = scramble.scramble_columns(X, scramble.permutation(secret, fingerprint.size))
+    return Featurised(X=X, usable=np.asarray([ok[j] for j in keep], dtype=np.int64), errors=errors)
+
+
+@dataclass
+class PartnerModel:
+    """A partner's federated model and what its outputs mean."""
+
+    trunk: object
+    head: object
+    class_tasks: list[str]
+    regr_tasks: list[str]
+    fingerprint: FingerprintConfig
+    dropout: float
+
+
+def _task_names(prepared_dir: Path | None, pdir: Path, kind: str, n: int) -> list[str]:
+    """Task names per head column: the prepared tasks.csv, else the names stored with the run's predictions."""
+    if prepared_dir is not None and (Path(prepared_dir) / "tasks.csv").is_file():
+        with open(Path(prepared_dir) / "tasks.csv", newline="") as fh:
+            tasks = [t for t in csv.DictReader(fh) if t["kind"] == kind]
+        names = [t["task"] for t in sorted(tasks, key=lambda t: int(t["column"]))]
+        if len(names) == n:
+            return names
+    pred = pdir / "test_predictions.npz"
+    if pred.is_file():
+        from fedchem.algo.predictions import load_predictions
+
+        p = load_predictions(pred)
+        stored = p.class_tasks if kind == "classification" else p.regr_tasks
+        if stored is not None and len(stored) == n:
+            return [str(x) for x in stored]
+    return [f"{kind}_{j}" for j in range(n)]
+
+
+def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = None) -> PartnerModel:
+    """The final global trunk (RUN_DIR/partners/NAME/trunk.npz) and the partner's head (checkpoint/head.npz)."""
+    from fedchem.algo import model as M
+    from fedchem.algo.config import ModelConfig
+    from fedchem.algo.trunk_file import load_trunk
+    from fedchem.orchestrator.ledger import Ledger
+
+    run_dir = Path(run_dir)
+    ledger = Ledger.load(run_dir)
+    if partner not in ledger.partners:
+        raise ConfigError(f"partner '{partner}' did not take part in this run", where=str(run_dir / "ledger.json"),
+                          fix="use this partner's own run, or the partner config of a partner of this run")
+    if partner in ledger.dropped:
+        raise DataError(f"partner '{partner}' dropped out in round {ledger.dropped[partner]}: its head does not "
+                        "match the run's final trunk", where=str(run_dir / "ledger.json"),
+                        fix="predict with a run this partner completed")
+    pdir = run_dir / "partners" / partner
+    trunk_path, head_path = pdir / "trunk.npz", pdir / "checkpoint" / "head.npz"
+    for path, what in ((trunk_path, "final global trunk"), (head_path, "head")):
+        if not path.is_file():
+            raise DataError(f"the run holds no {what} for partner '{partner}'", where=str(path),
+                            fix=f"finish the run first: fedchem run --resume {run_dir}")
+    settings_path = run_dir / "settings.json"
+    if not settings_path.is_file():
+        raise DataError("the run folder has no settings.json", where=str(run_dir), fix="give a complete run folder")
+    settings = json.loads(settings_path.read_text())
+    arrays, _ = load_trunk(trunk_path)
+    mcfg = ModelConfig(**settings["model"])
+    n_features = int(arrays["input.weight"].shape[0])
+    trunk = M.init_trunk(n_features, mcfg, 0)
+    M.load_trunk_arrays(trunk, arrays)
+    with np.load(head_path) as z:
+        head_arrays = {k: z[k] for k in z.files}
+    n_class = int(head_arrays["classification.weight"].shape[0])
+    n_regr = int(head_arrays["regression.weight"].shape[0])
+    head = M.init_head(mcfg, n_class, n_regr, 0)
+    M.load_head_arrays(head, head_arrays)
+    return PartnerModel(trunk=trunk, head=head,
+                        class_tasks=_task_names(prepared_dir, pdir, "classification", n_class),
+                        regr_tasks=_task_names(prepared_dir, pdir, "regression", n_regr),
+                        fingerprint=FingerprintConfig(**settings["fingerprint"]), dropout=mcfg.dropout)
+
+
+def read_smiles_file(path: Path, smiles_column: str = "smiles", id_column: str | None = None
+                     ) -> tuple[list[str], list[str] | None, str | None]:
+    """SMILES (and ids) from a CSV/TSV with a header, or a .smi/.txt file (SMILES, then an optional id, per line).
+    Returns (smiles, ids or None, name of the id column or None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("the SMILES file does not exist", where=str(path), fix="check the path")
+    if path.suffix.lower() in (".smi", ".txt"):
+        smiles, ids = [], []
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            bits = line.split(maxsplit=1)
+            smiles.append(bits[0])
+            ids.append(bits[1].strip() if len(bits) > 1 else "")
+        if not smiles:
+            raise DataError("the SMILES file is empty", where=str(path), fix="give one SMILES per line")
+        return smiles, (ids if any(ids) else None), ("id" if any(ids) else None)
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        header = reader.fieldnames or []
+        if smiles_column not in header:
+            raise DataError(f"the SMILES file has no column '{smiles_column}' (columns: {', '.join(header)})",
+                            where=str(path), fix="name the right column with --smiles-column")
+        if id_column is not None and id_column not in header:
+            raise DataError(f"the SMILES file has no column '{id_column}'", where=str(path),
+                            fix="name the right column with --id-column, or leave it out")
+        if id_column is None and "input_compound_id" in header:
+            id_column = "input_compound_id"
+        rows = list(reader)
+    if not rows:
+        raise DataError("the SMILES file has no data rows", where=str(path), fix="add at least one SMILES")
+    smiles = [(r.get(smiles_column) or "") for r in rows]
+    ids = [(r.get(id_column) or "") for r in rows] if id_column else None
+    return smiles, ids, id_column
+
+
+@dataclass
+class Scored:
+    """Per input row: a status ("ok" or the reason it was not scored); per usable row: predictions and spread."""
+
+    status: list[str]
+    usable: np.ndarray
+    class_scores: np.ndarray     # usable x classification tasks: probability of "active"
+    regr_preds: np.ndarray       # usable x regression tasks: predicted value (the task's log scale)
+    class_std: np.ndarray | None
+    regr_std: np.ndarray | None
+
+
+def score(model: PartnerModel, feats: Featurised, mc_samples: int = 30, seed: int = 0) -> Scored:
+    """Predict every usable row (MC dropout with `mc_samples` passes when > 0 and the model has dropout)."""
+    from fedchem.algo.evaluation import predict
+
+    n_feat = model.trunk.n_features
+    if feats.X.shape[1] != n_feat:
+        raise ConfigError(f"the fingerprints have {feats.X.shape[1]} columns, the model's input {n_feat}",
+                          where="consortium config, fingerprint.size",
+                          fix="use the consortium config the run was trained with")
+    use_mc = mc_samples > 0 and model.dropout > 0
+    p = predict(model.trunk, model.head, feats.X, mc_samples=mc_samples if use_mc else 0, seed=seed)
+    status = ["ok" if not e else f"not scored: {e}" for e in feats.errors]
+    return Scored(status=status, usable=feats.usable, class_scores=p.class_scores, regr_preds=p.regr_preds,
+                  class_std=p.class_std, regr_std=p.regr_std)
+
+
+def _fmt(v: float) -> str:
+    return format(float(v), ".6g")
+
+
+def write_predictions_csv(path: Path, model: PartnerModel, scored: Scored, ids: list[str] | None,
+                          id_column: str | None, layout: str = "wide") -> Path:
+    """Write the predictions atomically. wide: one line per input row (row, id, status, then per task its
+    prediction and `<task> std`); long: one line per input row and task (row, id, status, task, kind,
+    prediction, std); a row that was not scored keeps its line(s) with the reason and empty predictions."""
+    path = Path(path)
+    id_name = id_column or "id"
+    tasks = [(t, "classification", j) for j, t in enumerate(model.class_tasks)] + \
+            [(t, "regression", j) for j, t in enumerate(model.regr_tasks)]
+    where = {int(i): k for k, i in enumerate(scored.usable)}
+
+    def value(kind: str, j: int, k: int) -> tuple[str, str]:
+        pred = scored.class_scores if kind == "classification" else scored.regr_preds
+        std = scored.class_std if kind == "classification" else scored.regr_std
+        return _fmt(pred[k, j]), (_fmt(std[k, j]) if std is not None else "")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            if layout == "wide":
+                head = ["row", id_name, "status"]
+                for t, _, _ in tasks:
+                    head += [t, f"{t} std"]
+                w.writerow(head)
+                for i, status in enumerate(scored.status):
+                    line = [i + 1, ids[i] if ids else "", status]
+                    k = where.get(i)
+                    for t, kind, j in tasks:
+                        line += list(value(kind, j, k)) if k is not None else ["", ""]
+                    w.writerow(line)
+            elif layout == "long":
+                w.writerow(["row", id_name, "status", "task", "kind", "prediction", "std"])
+                for i, status in enumerate(scored.status):
+                    k = where.get(i)
+                    if k is None:
+                        w.writerow([i + 1, ids[i] if ids else "", status, "", "", "", ""])
+                        continue
+                    for t, kind, j in tasks:
+                        w.writerow([i + 1, ids[i] if ids else "", status, t, kind, *value(kind, j, k)])
+            else:
+                raise ValueError(f"unknown layout {layout!r}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

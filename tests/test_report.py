@@ -1,0 +1,371 @@
+"""`fedchem report`: every per-task figure matches an independent recomputation (scikit-learn, RDKit) from the saved
+predictions and the prepared truths; verdicts and summaries follow the intervals; the report reads and names
+nothing of other partners; it renders in real headless Chromium; bad inputs give clear errors and no output.
+
+Inputs: real MoleculeACE partners, real training (train_local alone; the run folder from real fedchem.algo
+training averaged in-process, see tests/reportsetup.py). The slow test in test_report_e2e.py uses a real Substra run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn import metrics as skm
+
+from fedchem.opener.errors import ConfigError, DataError
+from fedchem.orchestrator import report_stats as S
+from fedchem.orchestrator.cli import main as cli_main
+from fedchem.orchestrator.report import write_report
+from fedchem.orchestrator.report_compare import CompareSettings
+
+from reportsetup import shared_report_inputs
+
+ME = "partner-1"
+FAST = CompareSettings(replicates=300, seed=1)
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict:
+    return shared_report_inputs()
+
+
+@pytest.fixture(scope="module")
+def report(inputs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / ME
+    html = write_report(inputs["run_dir"], ME, alone_dir=inputs["alone"][ME], out_dir=out, settings=FAST)
+    assert html == out / "report.html"
+    return out
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _f(v: str) -> float:
+    return float(v) if v not in ("", None) else float("nan")
+
+
+# ---- independent recomputation (scipy + scikit-learn only, no fedchem code) ----
+
+def _truth(prepared: Path, kind: str, rows: np.ndarray):
+    """Per task column: (positions among `rows`, values, censor) read straight from the prepared .npz files."""
+    name = "Y_class.npz" if kind == "classification" else "Y_regr.npz"
+    Y = sp.load_npz(prepared / name).tocsr()[rows].tocsc()
+    C = sp.load_npz(prepared / "Y_censor.npz").tocsr()[rows].tocsc() if kind == "regression" else None
+    out = []
+    for j in range(Y.shape[1]):
+        a, b = Y.indptr[j], Y.indptr[j + 1]
+        pos, vals = Y.indices[a:b], Y.data[a:b].astype(np.float64)
+        if kind == "classification":
+            keep = vals != 0
+            out.append((pos[keep], vals[keep], None))
+        else:
+            cmap = dict(zip(C.indices[C.indptr[j]:C.indptr[j + 1]], C.data[C.indptr[j]:C.indptr[j + 1]]))
+            out.append((pos, vals, np.array([cmap.get(p, 0.0) for p in pos])))
+    return out
+
+
+def _sk_metrics(kind: str, y, f, c) -> dict:
+    if kind == "classification":
+        lab = (y > 0).astype(int)
+        if lab.size == 0 or lab.min() == lab.max():
+            return {"auc_roc": float("nan"), "auc_pr": float("nan")}
+        p, r, _ = skm.precision_recall_curve(lab, f)
+        return {"auc_roc": skm.roc_auc_score(lab, f), "auc_pr": skm.auc(r, p)}
+    ex = c == 0
+    if ex.sum() < 2:
+        return {"r2": float("nan"), "rmse": float("nan")}
+    e = f - y
+    e = np.where(c < 0, np.maximum(e, 0), np.where(c > 0, np.minimum(e, 0), e))
+    r2 = skm.r2_score(y[ex], f[ex]) if np.ptp(y[ex]) > 0 else float("nan")
+    return {"r2": r2, "rmse": float(np.sqrt(np.mean(e ** 2)))}
+
+
+def _recompute(inputs: dict, partner: str, rows_mask=None) -> dict:
+    """{(task, metric): (federated, alone)} recomputed from both prediction files (optionally on some test rows)."""
+    prepared = Path(inputs["prepared"][partner])
+    fed = np.load(inputs["run_dir"] / "partners" / partner / "test_predictions.npz")
+    alone = np.load(inputs["alone"][partner] / "test_predictions.npz")
+    rows = fed["rows"]
+    order = {int(r): i for i, r in enumerate(alone["rows"])}
+    a_idx = np.array([order[int(r)] for r in rows])
+    with open(prepared / "tasks.csv", newline="") as fh:
+        tasks = list(csv.DictReader(fh))
+    out = {}
+    for kind, key in (("classification", "class_scores"), ("regression", "regr_preds")):
+        names = {int(t["column"]): t["task"] for t in tasks if t["kind"] == kind}
+        for j, (pos, y, c) in enumerate(_truth(prepared, kind, rows)):
+            if rows_mask is not None:
+                keep = rows_mask[pos]
+                pos, y, c = pos[keep], y[keep], (None if c is None else c[keep])
+            f = fed[key][pos, j].astype(np.float64)
+            a = alone[key][a_idx[pos], j].astype(np.float64)
+            mf, ma = _sk_metrics(kind, y, f, c), _sk_metrics(kind, y, a, c)
+            for m in mf:
+                out[names[j], m] = (mf[m], ma[m])
+    return out
+
+
+def _close(a: float, b: float) -> bool:
+    return (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-9 * max(1.0, abs(a))
+
+
+def test_per_task_numbers_match_sklearn_recomputation(inputs, report):
+    expected = _recompute(inputs, ME)
+    rows = _read_csv(report / "tasks.csv")
+    assert len(rows) == len(expected) and len(rows) >= 20
+    for r in rows:
+        fed, alone = expected[r["task"], r["metric"]]
+        assert _close(_f(r["federated"]), fed), (r["task"], r["metric"])
+        assert _close(_f(r["alone"]), alone), (r["task"], r["metric"])
+        assert _close(_f(r["delta"]), fed - alone)
+        if np.isfinite(alone) and alone != 0:
+            assert _close(_f(r["relative_delta"]), (fed - alone) / abs(alone))
+        if r["metric"] in ("auc_pr", "auc_roc", "r2") and np.isfinite(alone) and alone < 1:
+            assert _close(_f(r["improvement_to_perfect"]), (fed - alone) / (1 - alone))
+        if r["metric"] == "rmse":
+            assert r["improvement_to_perfect"] == ""
+    # the numbers are not trivially equal: federation changed at least some tasks
+    assert any(abs(_f(r["delta"])) > 1e-6 for r in rows)
+
+
+def test_summary_medians_and_verdicts_follow_the_tasks(report):
+    tasks = _read_csv(report / "tasks.csv")
+    summary = _read_csv(report / "summary.csv")
+    doc = json.loads((report / "report.json").read_text())
+    assert {s["kind"] for s in summary if s["group"] == "headline"} == {"classification", "regression"}
+    for s in summary:
+        sel = [t for t in tasks if t["kind"] == s["kind"] and t["metric"] == s["metric"]
+               and (t["auxiliary"] == "True") == (s["group"] == "auxiliary")]
+        d = np.array([_f(t["delta"]) for t in sel])
+        assert _close(_f(s["median_delta"]), float(np.median(d[np.isfinite(d)])))
+        lo, hi = _f(s["ci_low"]), _f(s["ci_high"])
+        assert lo <= hi
+        primary = S.PRIMARY[s["kind"]]
+        judged = [t for t in sel if t["metric"] == primary] or [t for t in tasks if t["kind"] == s["kind"]
+                                                                 and t["metric"] == primary]
+        counts = {v: sum(t["verdict"] == v for t in judged) for v in ("helped", "hurt", "no difference")}
+        assert int(s["helped"]) == counts["helped"] and int(s["hurt"]) == counts["hurt"]
+        assert int(s["no_difference"]) == counts["no difference"]
+    for t in tasks:
+        if t["metric"] != S.PRIMARY[t["kind"]]:
+            continue
+        lo, hi = _f(t["ci_low"]), _f(t["ci_high"])
+        want = ("not evaluable" if not np.isfinite(lo) else "helped" if lo > 0 else "hurt" if hi < 0
+                else "no difference")
+        assert t["verdict"] == want
+        if np.isfinite(lo):
+            assert lo <= _f(t["delta"]) + 1e-12 or hi >= _f(t["delta"]) - 1e-12
+    # the plain-language summary states the counts it is built on
+    first = doc["summary"]
+    block = doc["figures"]["summary"]["headline"]["classification"]
+    assert any(f"helped on {block['verdicts']['helped']}, hurt on {block['verdicts']['hurt']}" in s for s in first)
+    if doc["overall"] == "no difference":
+        assert "did not make your models better" in first[0]
+
+
+def test_weighted_bootstrap_metrics_equal_sklearn_on_resampled_data():
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        n = int(rng.integers(4, 50))
+        y = rng.integers(0, 2, n)
+        s = np.round(rng.random(n), 1)  # ties on purpose
+        W = S.bootstrap_counts(n, 4, rng)
+        roc, pr = S.weighted_auc_roc(y, s, W), S.weighted_auc_pr(y, s, W)
+        yr, fr = rng.normal(size=n), rng.normal(size=n)
+        c = rng.choice([-1, 0, 0, 0, 1], n)
+        r2, rmse = S.weighted_r2(yr, fr, c, W), S.weighted_rmse(yr, fr, c, W)
+        for k in range(4):
+            yy, ss = np.repeat(y, W[k]), np.repeat(s, W[k])
+            if yy.min() == yy.max():
+                assert np.isnan(roc[k]) and np.isnan(pr[k])
+            else:
+                p, r, _ = skm.precision_recall_curve(yy, ss)
+                assert abs(roc[k] - skm.roc_auc_score(yy, ss)) < 1e-12
+                assert abs(pr[k] - skm.auc(r, p)) < 1e-12
+            ex = np.repeat(c, W[k]) == 0
+            y2, f2 = np.repeat(yr, W[k])[ex], np.repeat(fr, W[k])[ex]
+            if ex.sum() >= 2 and np.ptp(y2) > 0:
+                assert abs(r2[k] - skm.r2_score(y2, f2)) < 1e-9
+                e = np.repeat(fr - yr, W[k])
+                cc = np.repeat(c, W[k])
+                e = np.where(cc < 0, np.maximum(e, 0), np.where(cc > 0, np.minimum(e, 0), e))
+                assert abs(rmse[k] - np.sqrt(np.mean(e ** 2))) < 1e-12
+
+
+def _rdkit_nearest(X_test: sp.csr_matrix, X_train: sp.csr_matrix) -> np.ndarray:
+    from rdkit import DataStructs
+
+    def bv(row):
+        v = DataStructs.ExplicitBitVect(X_test.shape[1])
+        v.SetBitsFromList([int(i) for i in row.indices])
+        return v
+
+    train = [bv(X_train[i]) for i in range(X_train.shape[0])]
+    return np.array([max(DataStructs.BulkTanimotoSimilarity(bv(X_test[i]), train)) for i in range(X_test.shape[0])])
+
+
+def test_applicability_domain_matches_rdkit_and_per_bin_recomputation(inputs, report):
+    prepared = Path(inputs["prepared"][ME])
+    X = sp.load_npz(prepared / "X.npz").tocsr()
+    folds = np.load(prepared / "folds.npy")
+    settings = json.loads((inputs["run_dir"] / "settings.json").read_text())["training"]
+    rows = np.load(inputs["run_dir"] / "partners" / ME / "test_predictions.npz")["rows"]
+    train = np.flatnonzero(~np.isin(folds, [settings["validation_fold"], settings["test_fold"]]))
+    nn = _rdkit_nearest(X[rows], X[train])
+    doc = json.loads((report / "report.json").read_text())
+    dom = doc["figures"]["domain"]
+    q = dom["similarity_quantiles"]
+    assert np.allclose([q["min"], q["median"], q["max"]], np.percentile(nn, [0, 50, 100]), atol=1e-9)
+    edges = [0.0] + dom["edges"] + [1.0 + 1e-9]
+    counts = [int(((nn >= a) & (nn < b)).sum()) for a, b in zip(edges[:-1], edges[1:])]
+    assert [b["n_compounds"] for b in dom["bins"]] == counts
+    assert sum(counts) == rows.size
+    table = _read_csv(report / "domain.csv")
+    checked = 0
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        mask = (nn >= a) & (nn < b)
+        per_task = _recompute(inputs, ME, rows_mask=mask)
+        for kind, metric in (("classification", "auc_pr"), ("regression", "r2")):
+            d = np.array([f - al for (task, m), (f, al) in per_task.items() if m == metric])
+            d = d[np.isfinite(d)]
+            row = next((r for r in table if int(r["bin"]) == k and r["kind"] == kind and r["metric"] == metric), None)
+            if d.size:
+                assert row is not None and int(row["n_tasks"]) == d.size
+                assert _close(_f(row["median_delta"]), float(np.median(d)))
+                checked += 1
+    assert checked >= 3
+
+
+def test_curves_come_from_this_partners_round_logs(inputs, report):
+    curves = _read_csv(report / "curves.csv")
+    logs = sorted((inputs["run_dir"] / "partners" / ME / "logs").glob("round_*.json"))
+    rounds = sorted({int(r["round"]) for r in curves})
+    assert rounds == list(range(1, len(logs) + 1))  # after rounds 1..R-1 from logs, R from the final evaluation
+    alone_val = json.loads((inputs["alone"][ME] / "metrics.json").read_text())["validation"]
+    for r in curves:
+        assert _close(_f(r["alone_validation_reference"]), alone_val[r["kind"]][r["metric"]])
+    second = json.loads(logs[1].read_text())["validation_of_incoming"]
+    row = next(r for r in curves if int(r["round"]) == 1 and r["metric"] == "auc_roc")
+    assert _close(_f(row["federated_validation"]), second["aggregate"]["classification"]["auc_roc"])
+
+
+def _ids_of(prepared: Path) -> tuple[set[str], set[str]]:
+    with open(prepared / "tasks.csv", newline="") as fh:
+        tasks = {t["task"] for t in csv.DictReader(fh)}
+    with open(prepared / "compounds.csv", newline="") as fh:
+        cpds = {i for r in csv.DictReader(fh) for i in r["input_compound_id"].split(";")}
+    return tasks, cpds
+
+
+def _foreign_ids(inputs: dict) -> tuple[set[str], set[str], set[str]]:
+    """Other partners' task and compound ids that this partner does not have too, and this partner's task ids."""
+    my_tasks, my_cpds = _ids_of(Path(inputs["prepared"][ME]))
+    tasks, cpds = set(), set()
+    for name, prepared in inputs["prepared"].items():
+        if name != ME:
+            t, c = _ids_of(Path(prepared))
+            tasks |= t
+            cpds |= c
+    return tasks - my_tasks, cpds - my_cpds, my_tasks
+
+
+def _mentions(text: str, ids: set[str]) -> set[str]:
+    return {i for i in ids if re.search(rf"(?<![A-Za-z0-9_]){re.escape(i)}(?![A-Za-z0-9_])", text)}
+
+
+def test_report_names_nothing_of_other_partners(inputs, report):
+    foreign_tasks, foreign_cpds, my_tasks = _foreign_ids(inputs)
+    assert len(foreign_tasks) > 10 and len(foreign_cpds) > 100
+    _, my_cpds = _ids_of(Path(inputs["prepared"][ME]))
+    for path in sorted(report.iterdir()):
+        text = path.read_text()
+        assert not _mentions(text, foreign_tasks), path.name
+        assert not _mentions(text, foreign_cpds), path.name
+        assert not _mentions(text, my_cpds), path.name  # figures only: not even this partner's compound ids
+    assert my_tasks <= _mentions((report / "report.html").read_text(), my_tasks)  # the check can see ids
+    html = (report / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html)  # nothing fetched: opens offline
+    assert "<link" not in html and "@import" not in html
+
+
+def test_report_reads_only_its_own_folder_and_the_public_files(inputs, report, tmp_path):
+    """A run folder holding only the ledger, the settings and this partner's folder gives the same figures."""
+    run = tmp_path / "run"
+    (run / "partners").mkdir(parents=True)
+    for f in ("ledger.json", "settings.json"):
+        shutil.copy(inputs["run_dir"] / f, run / f)
+    shutil.copytree(inputs["run_dir"] / "partners" / ME, run / "partners" / ME)
+    html = write_report(run, ME, alone_dir=inputs["alone"][ME], out_dir=tmp_path / "out", settings=FAST)
+    a = json.loads((report / "report.json").read_text())
+    b = json.loads(html.with_name("report.json").read_text())
+    a.pop("generated"), b.pop("generated")
+    assert a == b
+    for name in ("tasks.csv", "summary.csv", "domain.csv", "curves.csv"):
+        assert (report / name).read_text() == (tmp_path / "out" / name).read_text()
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (CI: apt-get install -y chromium)")
+    return exe
+
+
+def _chromium_args(profile: Path) -> list[str]:
+    return [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}"]
+
+
+def test_report_renders_in_headless_chromium(inputs, report, tmp_path):
+    from PIL import Image
+
+    url = (report / "report.html").resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    subprocess.run(_chromium_args(tmp_path / "p1") + [f"--screenshot={shot}", "--window-size=1280,2000", url],
+                   check=True, capture_output=True, timeout=120)
+    img = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert img.shape == (2000, 1280)
+    assert img.std() > 20, "blank screenshot"
+    assert (img < 128).mean() > 0.01  # text and plots drawn, not just a background
+    dom = subprocess.run(_chromium_args(tmp_path / "p2") + ["--dump-dom", url], check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert "Did joining the consortium help?" in dom and "<svg" in dom
+    foreign_tasks, foreign_cpds, my_tasks = _foreign_ids(inputs)
+    assert _mentions(dom, my_tasks) == my_tasks
+    assert not _mentions(dom, foreign_tasks) and not _mentions(dom, foreign_cpds)
+
+
+def test_bad_inputs_give_clear_errors_and_no_output(inputs, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="prepared dataset|different test compounds"):
+        write_report(inputs["run_dir"], ME, alone_dir=inputs["alone"]["partner-2"], out_dir=out, settings=FAST)
+    with pytest.raises(DataError, match="dropped out in round 3"):
+        write_report(inputs["run_dir"], "partner-3", alone_dir=inputs["alone"]["partner-3"], out_dir=out)
+    with pytest.raises(ConfigError, match="did not take part"):
+        write_report(inputs["run_dir"], "partner-9", alone_dir=inputs["alone"][ME], out_dir=out)
+    with pytest.raises(DataError, match="no test predictions"):
+        write_report(inputs["run_dir"], ME, alone_dir=tmp_path / "nowhere", out_dir=out)
+    assert not out.exists()
+
+
+def test_cli(inputs, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = cli_main(["report", str(inputs["run_dir"]), "--partner", "partner-2", "--alone",
+                     str(inputs["alone"]["partner-2"]), "--out", str(out), "--bootstrap", "200"])
+    assert code == 0 and (out / "report.html").is_file() and str(out / "report.html") in capsys.readouterr().out
+    assert cli_main(["report", str(inputs["run_dir"]), "--partner", "partner-3"]) == 2
+    err = capsys.readouterr().err
+    assert "dropped out" in err and "Traceback" not in err
+    assert cli_main(["report", str(tmp_path), "--partner", ME]) == 2
+    assert "no ledger.json" in capsys.readouterr().err
