@@ -87,8 +87,8 @@ class EvalResult:
         return json_ready({"n_rows": self.n_rows, "aggregate": self.aggregate, "per_task": self.per_task})
 
 
-def _names(tasks: list[dict], n: int) -> tuple[list[str], np.ndarray]:
-    """Task name and aggregation weight (0 for auxiliary tasks) per column."""
+def task_columns(tasks: list[dict], n: int) -> tuple[list[str], np.ndarray]:
+    """Task name and aggregation weight (0 for auxiliary tasks, else 1) per column of one kind's matrix."""
     names = [str(j) for j in range(n)]
     weights = np.ones(n)
     for t in tasks:
@@ -107,8 +107,8 @@ def evaluate(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray, 
     pred.rows = rows
     pred.compound_ids = np.asarray([data.compound_ids[i] for i in rows], dtype=str) if data.compound_ids else None
     per_task, aggregate = [], {}
-    cnames, cweights = _names(data.class_tasks(), data.Y_class.shape[1])
-    rnames, rweights = _names(data.regr_tasks(), data.Y_regr.shape[1])
+    cnames, cweights = task_columns(data.class_tasks(), data.Y_class.shape[1])
+    rnames, rweights = task_columns(data.regr_tasks(), data.Y_regr.shape[1])
     pred.class_tasks, pred.regr_tasks = np.asarray(cnames, dtype=str), np.asarray(rnames, dtype=str)
     if data.Y_class.shape[1]:
         Yc = data.Y_class[rows].tocsr()
@@ -123,8 +123,8 @@ def evaluate(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray, 
         Yr = data.Y_regr.tocsr()
         C = Yr.copy()
         C.data = aligned_censor(Yr, data.Y_censor.tocsr())
-        table = metrics.per_task_table(Yr[rows], pred.regr_preds, "regression", censor=C[rows], task_names=rnames,
-                                       min_n=min_n)
+        table = metrics.per_task_table(Yr[rows], pred.regr_preds, "regression", censor=C[rows],
+                                       task_names=rnames, min_n=min_n)
         for j, row in enumerate(table):
             row.update(kind="regression", column=j, auxiliary=bool(rweights[j] == 0))
         per_task += table
@@ -147,7 +147,7 @@ def save_test_predictions(path, trunk: Trunk, head: Head, data: PreparedDataset,
     """Predict on `rows` and write them with `save_predictions` (the shared format)."""
     rows = np.asarray(rows, dtype=np.int64)
     pred = predict(trunk, head, data.X[rows], mc_samples=mc_samples)
-    cnames, _ = _names(data.class_tasks(), data.Y_class.shape[1])
-    rnames, _ = _names(data.regr_tasks(), data.Y_regr.shape[1])
+    cnames, _ = task_columns(data.class_tasks(), data.Y_class.shape[1])
+    rnames, _ = task_columns(data.regr_tasks(), data.Y_regr.shape[1])
     save_predictions(path, rows, [data.compound_ids[i] for i in rows], pred.class_scores, pred.regr_preds,
                      class_std=pred.class_std, regr_std=pred.regr_std, class_tasks=cnames, regr_tasks=rnames)
