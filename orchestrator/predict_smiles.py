@@ -84,7 +84,7 @@ def _task_names(prepared_dir: Path | None, pdir: Path, kind: str, n: int) -> lis
 
 
 def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = None) -> PartnerModel:
-    """The final global trunk (RUN_DIR/partners/NAME/trunk.npz) and the partner's head (checkpoint/head.npz)."""
+    """The final global trunk and the partner's own head (RUN_DIR/partners/NAME/trunk.npz and head.npz)."""
     from fedchem.algo import model as M
     from fedchem.algo.config import ModelConfig
     from fedchem.algo.trunk_file import load_trunk
@@ -100,7 +100,10 @@ def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = 
                         "match the run's final trunk", where=str(run_dir / "ledger.json"),
                         fix="predict with a run this partner completed")
     pdir = run_dir / "partners" / partner
-    trunk_path, head_path = pdir / "trunk.npz", pdir / "checkpoint" / "head.npz"
+    trunk_path = pdir / "trunk.npz"
+    # the final model is trunk.npz + head.npz; runs made before that layout kept the head in checkpoint/
+    head_path = next((p for p in (pdir / "head.npz", pdir / "checkpoint" / "head.npz") if p.is_file()),
+                     pdir / "head.npz")
     for path, what in ((trunk_path, "final global trunk"), (head_path, "head")):
         if not path.is_file():
             raise DataError(f"the run holds no {what} for partner '{partner}'", where=str(path),

@@ -32,6 +32,7 @@ class CompareSettings:
     level: float = 0.95         # two-sided interval level
     seed: int = 0               # of the bootstrap's resampling (not secret)
     edges: tuple[float, ...] = domain.EDGES
+    min_bin_values: int = 5     # a task enters a similarity bin with at least this many labelled test compounds there
 
 
 @dataclass
@@ -160,8 +161,10 @@ def compare(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) -> dict
             reps[i, m] = rd
             # per similarity bin: the same task recomputed on the compounds of each bin (and their resamples)
             Wb = indicator[:, cell.pos]
-            bin_deltas[i, m] = _replicate_deltas(cell, m, Wb)
-            bin_reps[i, m] = np.stack([_replicate_deltas(cell, m, W * Wb[k]) for k in range(n_bins)])
+            enough = Wb.sum(axis=1) >= cfg.min_bin_values
+            bin_deltas[i, m] = np.where(enough, _replicate_deltas(cell, m, Wb), np.nan)
+            bin_reps[i, m] = np.stack([_replicate_deltas(cell, m, W * Wb[k]) if enough[k]
+                                       else np.full(cfg.replicates, np.nan) for k in range(n_bins)])
         primary = stats.PRIMARY[cell.kind]
         pm = row["metrics"][primary]
         row["verdict"] = stats.verdict(primary, (pm["ci_low"], pm["ci_high"]))
@@ -223,7 +226,7 @@ def compare(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) -> dict
         "summary": summaries,
         "breakdown": breakdown,
         "domain": {"edges": list(cfg.edges), "labels": labels, "bins": domain_rows,
-                   "similarity_quantiles": _quantiles(sim)},
+                   "similarity_quantiles": _quantiles(sim), "min_values_per_task": cfg.min_bin_values},
         "method": {"bootstrap_replicates": cfg.replicates, "level": cfg.level, "seed": cfg.seed,
                    "primary_metrics": dict(stats.PRIMARY), "seeds": 1},
     }

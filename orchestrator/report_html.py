@@ -224,7 +224,9 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                  "<p class='note'>Each test compound is placed by its nearest-neighbour Tanimoto similarity (binarised "
                  "fingerprints) to your own training compounds. In each bin every task is re-evaluated on the test "
                  "compounds of that bin, for both models; the table gives the median over tasks of the change, with "
-                 "a bootstrap interval. Tasks with too few compounds of both classes in a bin drop out of that bin."
+                 "a bootstrap interval. A task enters a bin only with at least "
+                 f"{fig['domain'].get('min_values_per_task', 5)} labelled test compounds there (and both classes, "
+                 "for classification)."
                  "</p>" + domain_table(fig["domain"]))
     parts.append("<div class='plots'>" + "".join(
         _figure(plots.get(f"domain_{kind}"), f"Median per-task change in "

@@ -80,6 +80,8 @@ def _groups(scores: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarra
 def weighted_auc_roc(y: np.ndarray, scores: np.ndarray, W: np.ndarray) -> np.ndarray:
     """AUC-ROC of each weight row (ties count one half), as roc_auc_score(y, scores, sample_weight=w); NaN
     where a row leaves only one class."""
+    if len(y) == 0:
+        return np.full(W.shape[0], np.nan)
     y = np.asarray(y) > 0
     order, starts = _groups(np.asarray(scores, dtype=np.float64), descending=False)
     Wp = (W * y)[:, order].astype(np.float64)
@@ -96,6 +98,8 @@ def weighted_auc_roc(y: np.ndarray, scores: np.ndarray, W: np.ndarray) -> np.nda
 def weighted_auc_pr(y: np.ndarray, scores: np.ndarray, W: np.ndarray) -> np.ndarray:
     """AUC-PR by the trapezoidal rule over scikit-learn's precision-recall curve (fedchem.metrics.auc_pr) with
     sample weights; NaN where a row leaves only one class."""
+    if len(y) == 0:
+        return np.full(W.shape[0], np.nan)
     y = np.asarray(y) > 0
     order, starts = _groups(np.asarray(scores, dtype=np.float64), descending=True)
     Wp = (W * y)[:, order].astype(np.float64)

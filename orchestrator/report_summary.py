@@ -53,10 +53,10 @@ def overall(figures: dict) -> str:
 
 
 HEADLINES = {
-    "helped": "Yes: joining the consortium made your models measurably better.",
-    "hurt": "No: on this run, joining the consortium made your models worse.",
+    "helped": "Yes: joining the consortium made your models measurably better (on the median task).",
+    "hurt": "No: on this run, joining the consortium made your models worse (on the median task).",
     "mixed": "Mixed: federation helped one kind of task and hurt the other.",
-    "no difference": "No measurable benefit: on this run, federation did not make your models better than "
+    "no difference": "No measurable benefit: on this run, federation did not make your median task better than "
                      "training alone, beyond what the test set's noise can explain.",
     "not evaluable": "Not enough test data to tell whether federation helped.",
 }

@@ -1,16 +1,18 @@
 """Inputs for the report and predict tests: a small real consortium, each partner trained alone, and a run folder.
 
 The run folder has exactly the layout `fedchem run` writes (ledger.json, settings.json, aggregator/trunk.npz and per
-partner metrics.json, test_predictions.npz, trunk.npz, checkpoint/head.npz, logs/round_NNN.json), made with the
-real model, training and evaluation code (fedchem.algo) and the real Ledger, but with the rounds averaged in this
-process (plain weighted FedAvg of the trunks, no Substra, no masks): a Substra run costs minutes on these machines,
-the report only reads the files, and the slow test in test_report_e2e.py runs the real `run_federation`.
+partner metrics.json, test_predictions.npz, trunk.npz + head.npz (the final model), checkpoints/round_NNN/ and
+logs/round_NNN.json), made with the real model, training and evaluation code (fedchem.algo) and the real Ledger,
+but with the rounds averaged in this process (plain weighted FedAvg of the trunks, no Substra, no masks): a
+Substra run costs minutes on these machines, the report only reads the files, and the slow test in
+test_report_e2e.py runs the real `run_federation`.
 Everything here is real data (MoleculeACE, through tests/fedsetup.py) and real training.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +98,12 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
                                       "validation": val.as_dict(), "test": test.as_dict()})
         evaluation.save_test_predictions(pdir / "test_predictions.npz", trunk, heads[n], data[n], folds[n].test)
         save_trunk(pdir / "trunk.npz", global_arrays, meta)
-        (pdir / "checkpoint").mkdir(parents=True, exist_ok=True)
-        with open(pdir / "checkpoint" / "head.npz", "wb") as fh:
+        ck = pdir / "checkpoints" / f"round_{rounds:03d}"
+        ck.mkdir(parents=True, exist_ok=True)
+        with open(ck / "head.npz", "wb") as fh:
             np.savez(fh, **M.head_to_arrays(heads[n]))
-        (pdir / "checkpoint" / "checkpoint.json").write_text(json.dumps({"round": rounds, "partner": n}) + "\n")
+        (ck / "checkpoint.json").write_text(json.dumps({"round": rounds, "partner": n}) + "\n")
+        shutil.copyfile(ck / "head.npz", pdir / "head.npz")  # the final model: trunk.npz + head.npz
     ledger.evaluated = True
     ledger.save(run_dir)
     return {"consortium": cpath, "run_dir": run_dir, "alone": alone,
