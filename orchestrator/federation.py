@@ -173,20 +173,18 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         start.mkdir(parents=True, exist_ok=True)
         plan_meta = {"round": ledger.completed_rounds, "plan_id": plan_id, "first_round": first_round,
                      "last_round": rounds, "roster": names, "threshold": threshold, "settings": settings}
-        saved = run_dir / "aggregator" / "trunk.npz"
+        saved = trunk_path(run_dir, ledger.completed_rounds)
         if ledger.completed_rounds == 0:
             _initial_trunk(consortium, feats["n_features"], start / "trunk.npz", plan_meta)
         else:
             _restamp_trunk(saved, start / "trunk.npz", plan_meta)
 
         datasets = {"aggregator": sb.register_dataset(net, agg, f"{agg}-trunk", [start], work / "datasets" / agg)}
-        heads_in_checkpoint = set()
         for name in names:
             folders = [partners[name].prepared_dir]
-            ck = partner_dir(run_dir, name) / "checkpoint"
-            if ledger.completed_rounds > 0 and (ck / "checkpoint.json").is_file():
+            ck = latest_checkpoint(run_dir, name, ledger.completed_rounds)
+            if ck is not None:
                 folders.append(ck)
-                heads_in_checkpoint.add(name)
             datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name)
 
         ctx = planner.PlanContext(plan_id=plan_id, partner_orgs={n: net.orgs[n] for n in names},
@@ -268,7 +266,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                 last_head[name] = r
                 _save_checkpoint(net, known, ctx, run_dir, name, r)
             agg_task = known[ctx.task_id(f"aggregate/{r}")]
-            _download_as(net, agg, agg_task, "trunk", run_dir / "aggregator" / "trunk.npz")
+            _download_as(net, agg, agg_task, "trunk", trunk_path(run_dir, r))
             times["download"] = time.perf_counter() - t
             for name in dropped:
                 ledger.dropped[name] = r
@@ -277,6 +275,11 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                                              seconds={k: round(v, 3) for k, v in times.items()}))
             ledger.completed_rounds = r
             ledger.save(run_dir)
+            for name in survivors:
+                _prune_checkpoints(run_dir, name, keep_from=r - 1)
+            old = trunk_path(run_dir, r - 2)
+            if r - 2 >= 1 and old.exists():
+                old.unlink()
 
         say("final evaluation")
         last_trunk = (known[ctx.task_id(f"aggregate/{rounds}")] if rounds >= first_round
@@ -288,7 +291,11 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             _download_as(net, name, task, "metrics", out / "metrics.json")
             _download_as(net, name, task, "predictions", out / "test_predictions.npz")
             _download_as(net, name, last_trunk, "trunk", out / "trunk.npz")
+            ck = latest_checkpoint(run_dir, name, rounds)
+            if ck is not None:  # the partner's final model: trunk.npz + head.npz
+                shutil.copyfile(ck / "head.npz", out / "head.npz")
             say(f"  {name}: evaluated; private results in {out}")
+        shutil.copyfile(trunk_path(run_dir, rounds), run_dir / "aggregator" / "trunk.npz")
         ledger.evaluated = True
         ledger.status = "completed"
         ledger.save(run_dir)
@@ -310,23 +317,43 @@ def _download_as(net: sb.Network, reader: str, task: planner.TaskPlan, identifie
     return dest
 
 
+def trunk_path(run_dir: Path, round_: int) -> Path:
+    """The global trunk after a round, as the aggregator keeps it (the final one is also aggregator/trunk.npz)."""
+    return Path(run_dir) / "aggregator" / "trunks" / f"round_{round_:03d}.npz"
+
+
+def checkpoint_dir(run_dir: Path, name: str, round_: int) -> Path:
+    """A partner's private checkpoint after a round (its head), one folder per round."""
+    return partner_dir(run_dir, name) / "checkpoints" / f"round_{round_:03d}"
+
+
+def latest_checkpoint(run_dir: Path, name: str, at_most: int) -> Path | None:
+    """The partner's newest checkpoint of a round the ledger counts as completed (a later one may be half-made
+    by a killed run: it is ignored and overwritten)."""
+    folder = partner_dir(run_dir, name) / "checkpoints"
+    rounds = sorted(int(p.name.split("_")[1]) for p in folder.glob("round_*") if (p / "checkpoint.json").is_file())
+    rounds = [r for r in rounds if r <= at_most]
+    return checkpoint_dir(run_dir, name, rounds[-1]) if rounds else None
+
+
 def _save_checkpoint(net, known, ctx, run_dir: Path, name: str, r: int) -> None:
-    """A partner's private checkpoint after round r: its head and its round log (in its own folder)."""
+    """Download a partner's head of round r through its own client into its own folder (atomically)."""
     task = known[ctx.task_id(f"train/{name}/{r}")]
-    pdir = partner_dir(run_dir, name)
-    new = pdir / f".checkpoint-{r}"
-    shutil.rmtree(new, ignore_errors=True)
-    _download_as(net, name, task, "head", new / "head.npz")
-    (new / "checkpoint.json").write_text(json.dumps({"round": r, "partner": name}) + "\n")
-    _download_as(net, name, task, "log", pdir / "logs" / f"round_{r:03d}.json")
-    final = pdir / "checkpoint"
-    if final.exists():
-        old = pdir / f".checkpoint-old-{r}"
-        os.replace(final, old)
-        os.replace(new, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, final)
+    final = checkpoint_dir(run_dir, name, r)
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _download_as(net, name, task, "head", tmp / "head.npz")
+    (tmp / "checkpoint.json").write_text(json.dumps({"round": r, "partner": name}) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _download_as(net, name, task, "log", partner_dir(run_dir, name) / "logs" / f"round_{r:03d}.json")
+
+
+def _prune_checkpoints(run_dir: Path, name: str, keep_from: int) -> None:
+    """Once the ledger has moved on, checkpoints older than the previous round are not needed any more."""
+    for p in (partner_dir(run_dir, name) / "checkpoints").glob("round_*"):
+        if int(p.name.split("_")[1]) < keep_from:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _stop(ledger: Ledger, run_dir: Path, say, result: RunResult, message: str, keep_network: bool) -> RunResult:

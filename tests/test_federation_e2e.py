@@ -16,7 +16,7 @@ import pytest
 from fedchem.algo.trunk_file import load_trunk
 from fedchem.opener.errors import ProtocolError
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.federation import run_federation
+from fedchem.orchestrator.federation import run_federation, trunk_path
 from fedchem.orchestrator.ledger import Ledger
 
 from fedsetup import build_small_consortium
@@ -49,7 +49,8 @@ def test_secure_run_completes_with_private_results(secure_run):
         pdir = res.run_dir / "partners" / name
         metrics = json.loads((pdir / "metrics.json").read_text())
         assert metrics["after_round"] == 2 and metrics["head_from"] == "previous round"
-        assert (pdir / "test_predictions.npz").is_file() and (pdir / "checkpoint" / "head.npz").is_file()
+        assert (pdir / "test_predictions.npz").is_file() and (pdir / "head.npz").is_file()
+        assert sorted(p.name for p in (pdir / "checkpoints").iterdir()) == ["round_001", "round_002"]
         logs = sorted((pdir / "logs").glob("round_*.json"))
         assert len(logs) == 2
         second = json.loads(logs[1].read_text())
@@ -96,7 +97,8 @@ def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, m
     assert "threshold" in err.value.message() and "--resume" in err.value.message()
     ledger = Ledger.load(run_dir)
     assert ledger.status == "stopped" and ledger.completed_rounds == 1
-    trunk_after_round_1 = _trunk(run_dir)
+    assert not (run_dir / "aggregator" / "trunk.npz").exists()  # no final trunk for a stopped run
+    trunk_after_round_1 = load_trunk(trunk_path(run_dir, 1))[0]
     monkeypatch.delenv("FEDCHEM_TEST_FAIL")
     run_federation(consortium, partners, run_dir, resume=True, console=lambda s: None)
     ledger = Ledger.load(run_dir)
@@ -117,11 +119,11 @@ def test_nothing_another_organisation_may_read_leaks(secure_run, consortium_path
     res, console = secure_run
     consortium, partners = load_all(consortium_path)
     needles = {name: partner_needles(p.data.t2, p.prepared_dir,
-                                     res.run_dir / "partners" / name / "checkpoint" / "head.npz")
+                                     res.run_dir / "partners" / name / "head.npz")
                for name, p in partners.items()}
     # positive controls: the scanner finds each kind of needle where it is
     own = res.run_dir / "partners" / "partner-1"
-    assert any(h.startswith("head weights") for h in needles["partner-1"].find(blob_of(own / "checkpoint" / "head.npz")))
+    assert any(h.startswith("head weights") for h in needles["partner-1"].find(blob_of(own / "head.npz")))
     found = needles["partner-1"].find(blob_of(partners["partner-1"].prepared_dir / "X.npz"))
     assert any(h.startswith("feature indices") for h in found)
     assert needles["partner-1"].find(partners["partner-1"].data.t2.read_bytes())
@@ -160,3 +162,39 @@ def test_nothing_another_organisation_may_read_leaks(secure_run, consortium_path
     text = "\n".join(console).encode()
     for name, nd in needles.items():
         assert not nd.find(text), f"the run's console output holds {name}'s private data"
+
+
+def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_path):
+    """SIGKILL the CLI (and its task processes) in the middle of round 2, resume: the same trunk, bit for bit, as
+    the uninterrupted run with the same seed (masks cancel exactly; heads come back from private checkpoints)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    res, _ = secure_run
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "fedchem.orchestrator.cli", "run", str(consortium_path), "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline:
+            ledger_file = run_dir / "ledger.json"
+            if ledger_file.exists() and json.loads(ledger_file.read_text())["completed_rounds"] >= 1:
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        time.sleep(1.0)  # into round 2
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    ledger = Ledger.load(run_dir)
+    assert ledger.status == "running" and ledger.completed_rounds == 1
+    done = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli", "run", "--resume", str(run_dir)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    ledger = Ledger.load(run_dir)
+    assert ledger.status == "completed" and ledger.completed_rounds == 2 and len(ledger.plans) == 2
+    a, b = _trunk(res.run_dir), _trunk(run_dir)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
