@@ -354,6 +354,27 @@ def test_report_renders_in_headless_chromium(inputs, report, tmp_path):
     assert not _mentions(dom, foreign_tasks) and not _mentions(dom, foreign_cpds)
 
 
+def test_tables_sort_when_a_header_is_clicked(report, tmp_path):
+    """The inline script sorts: click the 'Δ AUC-PR' header of the classification table in Chromium, read the DOM."""
+    page = (report / "report.html").read_text()
+    click = ("<script>var t=document.querySelectorAll('table.sortable')[0];var hs=t.querySelectorAll('th');"
+             "for(var i=0;i<hs.length;i++){if(hs[i].textContent==='Δ AUC-PR'){hs[i].click();t.dataset.col=i;}}"
+             "</script></body>")
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", click, 1))
+    dom = subprocess.run(_chromium_args(tmp_path / "p") + ["--dump-dom", clicked.as_uri()], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    table = dom[dom.index("<table class=\"sortable\""):]
+    table = table[:table.index("</table>")]
+    col = int(re.search(r'data-col="(\d+)"', table).group(1))
+    assert 'class="sorted-asc"' in table
+    values = []
+    for row in re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>"):], flags=re.S):
+        cells = re.findall(r'data-sort="([^"]*)"', row)
+        values.append(float(cells[col]) if cells[col] not in ("", "None") else float("inf"))
+    assert len(values) > 5 and values == sorted(values) and values != sorted(values, reverse=True)
+
+
 def test_bad_inputs_give_clear_errors_and_no_output(inputs, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(DataError, match="prepared dataset|different test compounds"):
@@ -377,3 +398,34 @@ def test_cli(inputs, tmp_path, capsys):
     assert "dropped out" in err and "Traceback" not in err
     assert cli_main(["report", str(tmp_path), "--partner", ME]) == 2
     assert "no ledger.json" in capsys.readouterr().err
+
+
+def test_auxiliary_tasks_are_kept_out_of_the_headline(inputs):
+    from fedchem.orchestrator.report_compare import compare
+    from fedchem.orchestrator.report_inputs import load_inputs
+
+    inp = load_inputs(inputs["run_dir"], ME, inputs["alone"][ME])
+    base = compare(inp, FAST)
+    aux_names = {t["task"] for t in inp.data.tasks if t["kind"] == "classification"}
+    aux_names = set(sorted(aux_names)[:4])
+    for t in inp.data.tasks:
+        if t["task"] in aux_names:
+            t["auxiliary"] = "true"
+    res = compare(inp, FAST)
+    head = res["summary"]["headline"]["classification"]
+    aux = res["summary"]["auxiliary"]["classification"]
+    assert aux["n_tasks"] == 4 and head["n_tasks"] == base["summary"]["headline"]["classification"]["n_tasks"] - 4
+    kept = [t["metrics"]["auc_pr"]["delta"] for t in res["tasks"]
+            if t["kind"] == "classification" and not t["auxiliary"] and np.isfinite(t["metrics"]["auc_pr"]["delta"])]
+    assert _close(head["metrics"]["auc_pr"]["median_delta"], float(np.median(kept)))
+    assert {b["auxiliary"] for b in res["breakdown"] if b["kind"] == "classification"} == {True, False}
+    # the per-bin figures are headline figures too: auxiliary tasks are not in them
+    n_main = sum(1 for t in res["tasks"] if t["kind"] == "classification" and not t["auxiliary"])
+    assert all(b["kinds"]["classification"]["auc_pr"]["n_tasks"] <= n_main for b in res["domain"]["bins"])
+    from fedchem.orchestrator.report import build_document, make_plots
+    from fedchem.orchestrator.report_html import render
+
+    doc = build_document(inp, FAST)
+    page = render(doc, make_plots(doc))
+    aux_part = page[page.index("<h2>Auxiliary tasks</h2>"):page.index("<h2>Applicability domain")]
+    assert "Auxiliary classification tasks" in aux_part and all(n in aux_part for n in aux_names)
