@@ -11,10 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from fedchem.opener.errors import ConfigError
 from fedchem.orchestrator import report_plots as plots
@@ -73,9 +76,18 @@ def run_facts(inp: ReportInputs) -> dict[str, str]:
 
 
 def _json_ready(value):
-    from fedchem.algo.evaluation import json_ready
-
-    return json_ready(value)
+    """NaN/inf become None, numpy scalars Python numbers (the report never imports torch, so not algo's helper)."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
 
 
 def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) -> dict:

@@ -16,7 +16,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from fedchem import metrics
-from fedchem.algo.batches import aligned_censor
 from fedchem.orchestrator import report_domain as domain
 from fedchem.orchestrator import report_stats as stats
 from fedchem.orchestrator.report_inputs import ReportInputs
@@ -55,10 +54,8 @@ def task_cells(inp: ReportInputs) -> list[TaskCells]:
     by_col = {(t["kind"], int(t["column"])): t for t in inp.data.tasks}
     Yc = sp.csr_matrix(inp.data.Y_class[rows])
     Yc.eliminate_zeros()
-    Yr_all = sp.csr_matrix(inp.data.Y_regr)
-    C_all = Yr_all.copy()
-    C_all.data = aligned_censor(Yr_all, sp.csr_matrix(inp.data.Y_censor))
-    Yr, Cr = Yr_all[rows], sp.csr_matrix(C_all[rows])
+    # censor flags looked up cell by cell (an unstored flag is "="), whatever the storage order of Y_censor
+    Yr, Cr = sp.csr_matrix(inp.data.Y_regr)[rows], sp.csr_matrix(inp.data.Y_censor)[rows]
     for kind, Y, F, A in (("classification", Yc, inp.federated.class_scores, inp.alone.class_scores),
                           ("regression", Yr, inp.federated.regr_preds, inp.alone.regr_preds)):
         r, c, v = metrics.labelled_cells(Y)

@@ -49,9 +49,13 @@ def delta_histogram(tasks: list[dict], metric: str) -> str:
     if d.size:
         lim = max(1e-6, float(np.max(np.abs(d))))
         edges = np.linspace(-lim, lim, 21)
-        groups = ["helped", "no difference", "hurt", "not evaluable"]
-        data = [[_num(t["metrics"][metric]["delta"]) for t in sel if t["verdict"] == g] for g in groups]
-        ax.hist(data, bins=edges, stacked=True, color=[COLOURS[g] for g in groups], label=groups)
+        bottom = np.zeros(len(edges) - 1)
+        for g in ("helped", "no difference", "hurt", "not evaluable"):
+            counts, _ = np.histogram([_num(t["metrics"][metric]["delta"]) for t in sel if t["verdict"] == g], edges)
+            if counts.any():
+                ax.bar(edges[:-1], counts, width=np.diff(edges), bottom=bottom, align="edge", color=COLOURS[g],
+                       label=g)
+                bottom += counts
         ax.legend(frameon=False, fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     better = "right" if spec.higher_is_better else "left"
