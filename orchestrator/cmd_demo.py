@@ -103,15 +103,19 @@ def _demo(args) -> int:
     print(f"   done in {time.perf_counter() - t:.1f} s")
 
     t = _step("3/5 each partner alone (the baseline)")
-    from fedchem.algo.local import train_local
+    from fedchem.algo.evaluation import headline
+    from fedchem.algo.train_local import train_local
 
     for name, p in partners.items():
         dest = out / "alone" / name
         if (dest / "metrics.json").is_file():
             print(f"   {name}: reusing {dest}")
             continue
-        res = train_local(p.prepared_dir, dest, consortium.model, consortium.training)
-        print(f"   {name}: {res.summary_line()}")
+        res = train_local(load_prepared(p.prepared_dir), dest, consortium.model, consortium.training,
+                          where=name, overwrite=True)
+        metric, value, _ = headline(res.test)
+        print(f"   {name}: best epoch {res.best_epoch} of {res.epochs_run}, test {metric} {value:.3f} "
+              f"({res.seconds:.0f} s)")
     print(f"   done in {time.perf_counter() - t:.1f} s")
 
     t = _step("4/5 federated training with secure aggregation (Substra, subprocess backend)")
