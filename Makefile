@@ -8,7 +8,7 @@ STAMP := $(VENV)/.fedchem-installed
 DEMO_DIR ?= demo-output
 .DEFAULT_GOAL := help
 
-.PHONY: all venv test test-slow demo bench clean help
+.PHONY: all venv test test-slow demo bench clean help chromium
 
 # deployment targets (make deploy-partner PARTNER=<name>) live in their own file
 include deploy/deploy.mk
@@ -26,7 +26,15 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-test: $(STAMP) ## run the default test suite (slow cases excluded)
+# The report test renders pages in real headless Chromium (Debian's package); install it when missing and allowed.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the report tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found and cannot be installed here: the browser tests will be skipped"; fi; }
+
+test: $(STAMP) chromium ## run the default test suite (slow cases excluded)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP) ## run only the slow cases
