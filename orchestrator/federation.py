@@ -127,7 +127,10 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     names = [p.name for p in consortium.partners]
     agg = consortium.federation.aggregator
     secure = consortium.federation.secure_aggregation.enabled if secure is None else secure
-    feats = check_partners(consortium, partners)
+    if network is None or network.local:
+        feats = check_partners(consortium, partners)
+    else:  # remote: the data sits on the partners' nodes; their tasks check it
+        feats = {"n_features": consortium.fingerprint.size}
 
     if resume:
         ledger = Ledger.load(run_dir)
@@ -164,6 +167,9 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     result = RunResult(run_dir, ledger)
     with sb.working_directory(work):
         net = network or sb.local_network(names, agg)
+        missing = sorted(set(names + [agg]) - set(net.clients))
+        if missing:
+            raise ConfigError(f"no Substra client for {', '.join(missing)}", fix="check the partner configs")
         result.network = net
         if not net.function_keys:
             sb.register_functions(net, work / "functions")
@@ -181,11 +187,14 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
 
         datasets = {"aggregator": sb.register_dataset(net, agg, f"{agg}-trunk", [start], work / "datasets" / agg)}
         for name in names:
-            folders = [partners[name].prepared_dir]
             ck = latest_checkpoint(run_dir, name, ledger.completed_rounds)
-            if ck is not None:
-                folders.append(ck)
-            datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name)
+            if net.local:
+                folders = [partners[name].prepared_dir] + ([ck] if ck is not None else [])
+                datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name)
+            else:  # the partner's data never leaves its node: find what its node registered
+                datasets[name] = sb.find_dataset(net, name, f"{name}-prepared")
+                if ck is not None:
+                    datasets[name] = sb.add_sample(net, name, datasets[name], ck)
 
         ctx = planner.PlanContext(plan_id=plan_id, partner_orgs={n: net.orgs[n] for n in names},
                                   aggregator_org=net.orgs[agg], datasets=datasets, secure=secure)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedchem.algo.function_specs import FUNCTIONS, FunctionDef
-from fedchem.opener.errors import FedchemError, PrivacyError
+from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError
 from fedchem.orchestrator.plan import DatasetKeys, TaskPlan
 
 OPENER_SHIM = (
@@ -67,6 +67,7 @@ class Network:
     orgs: dict[str, str]
     aggregator: str
     function_keys: dict[str, str] = field(default_factory=dict)
+    local: bool = True  # remote: real backends, where each partner's data is registered on its own node
 
     @property
     def operator(self):
@@ -96,7 +97,8 @@ def local_network(partners: list[str], aggregator: str) -> Network:
 
 def network_from_clients(clients: dict, aggregator: str) -> Network:
     """A network of already-built clients (remote mode: one per organisation's real backend)."""
-    return Network(dict(clients), {n: c.organization_info().organization_id for n, c in clients.items()}, aggregator)
+    orgs = {n: c.organization_info().organization_id for n, c in clients.items()}
+    return Network(dict(clients), orgs, aggregator, local=False)
 
 
 def _function_archive(fdef: FunctionDef, folder: Path, wheel: Path | None = None) -> Path:
@@ -149,6 +151,28 @@ def register_dataset(net: Network, owner: str, name: str, sample_folders: list[P
     samples = tuple(client.add_data_sample(DataSampleSpec(path=Path(f).resolve(), data_manager_keys=[key]))
                     for f in sample_folders)
     return DatasetKeys(opener=key, samples=samples)
+
+
+def find_dataset(net: Network, owner: str, name: str) -> DatasetKeys:
+    """A dataset already registered on `owner`'s own node (remote mode: the node's registration Job made it; the
+    operator never uploads a partner's data). Its first data sample is the prepared folder."""
+    for ds in net.clients[owner].list_dataset():
+        if ds.name == name:
+            samples = tuple(ds.data_sample_keys or ())
+            if not samples:
+                break
+            return DatasetKeys(opener=ds.key, samples=samples[:1])
+    raise ConfigError(f"no dataset '{name}' with data on the node of '{owner}'", where=f"organisation {net.orgs[owner]}",
+                      fix=f"deploy its node (make deploy-partner PARTNER={owner}): its Job registers the prepared data")
+
+
+def add_sample(net: Network, owner: str, dataset: DatasetKeys, folder: Path) -> DatasetKeys:
+    """Add one more data-sample folder (a private checkpoint, on resume) to `owner`'s dataset, through its client."""
+    from substra.sdk.schemas import DataSampleSpec
+
+    key = net.clients[owner].add_data_sample(DataSampleSpec(path=Path(folder).resolve(),
+                                                            data_manager_keys=[dataset.opener]))
+    return DatasetKeys(opener=dataset.opener, samples=dataset.samples + (key,))
 
 
 def to_substra(task: TaskPlan, function_keys: dict[str, str]):
