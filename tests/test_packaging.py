@@ -1,0 +1,65 @@
+"""The wheel installs everything under one namespace, fedchem.*, and claims no bare top-level name."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from fedchem.orchestrator import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_claims_only_the_fedchem_namespace(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("fedchem-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    assert tops == {"fedchem", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    for bare in ("algo", "opener", "metrics", "orchestrator"):
+        assert not any(n.startswith(f"{bare}/") for n in names)
+        assert f"fedchem/{bare}/__init__.py" in names
+    assert "fedchem/algo/secagg/protocol.py" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "fedchem = fedchem.orchestrator.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_every_subcommand_module_exists_and_has_help(capsys):
+    for name in cli.COMMAND_MODULES:
+        importlib.import_module(f"fedchem.orchestrator.cmd_{name}")
+    try:
+        cli.main(["--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = capsys.readouterr().out
+    for command in ("data", "prepare", "train-local", "run", "status", "report", "predict", "node", "demo"):
+        assert f"    {command}" in out, command
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_data_flows_one_way():
+    """opener -> algo -> metrics, orchestrator on top: nothing below imports the orchestrator; metrics imports
+    nothing of ours; opener knows nothing of models."""
+    for folder in ("algo", "opener", "metrics"):
+        for path in (ROOT / folder).rglob("*.py"):
+            mods = _imports(path)
+            assert not any(m.startswith("fedchem.orchestrator") for m in mods), path
+            if folder == "metrics":
+                assert not any(m.startswith("fedchem.") and not m.startswith("fedchem.metrics") for m in mods), path
+            if folder == "opener":
+                assert not any(m.startswith(("fedchem.algo", "torch")) for m in mods), path
