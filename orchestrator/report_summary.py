@@ -62,9 +62,22 @@ HEADLINES = {
 }
 
 
+def headline(figures: dict) -> str:
+    """The first sentence; when only some kinds of task moved, it names them and what happened to the others."""
+    verdict = overall(figures)
+    outcomes = {kind: kind_outcome(b) for kind, b in figures["summary"]["headline"].items()}
+    if verdict not in ("helped", "hurt") or len(set(outcomes.values())) == 1:
+        return HEADLINES[verdict]
+    moved = [k for k, o in outcomes.items() if o == verdict]
+    others = "; ".join(f"{k} tasks: {o if o != 'no difference' else 'no measurable difference'}"
+                       for k, o in outcomes.items() if o != verdict)
+    return HEADLINES[verdict].replace("(on the median task)", f"on {' and '.join(moved)} tasks (median task); "
+                                      f"{others}")
+
+
 def summary_sentences(figures: dict) -> list[str]:
     """The report's opening paragraph, one sentence (or short group of them) per item."""
-    out = [HEADLINES[overall(figures)]]
+    out = [headline(figures)]
     for kind, block in figures["summary"]["headline"].items():
         v = block["verdicts"]
         primary = stats.METRICS[block["primary_metric"]].label
