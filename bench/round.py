@@ -28,9 +28,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import yaml  # noqa: E402
 
-from fedchem.opener.prepare import prepare_partner  # noqa: E402
 from fedchem.orchestrator.cmd_demo import DEMO_SETTINGS  # noqa: E402
-from fedchem.orchestrator.config import load_all, load_consortium, load_partner  # noqa: E402
+from fedchem.orchestrator.cmd_prepare import prepare_consortium  # noqa: E402
+from fedchem.orchestrator.config import load_all  # noqa: E402
 from fedchem.orchestrator.federation import partner_dir, run_federation  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
 from fedchem.orchestrator.public_data import build_moleculeace  # noqa: E402
@@ -43,12 +43,7 @@ def build(root: Path, n: int, max_per_target: int) -> Path:
     data = yaml.safe_load(cpath.read_text())
     data.update(DEMO_SETTINGS)
     cpath.write_text(yaml.safe_dump(data, sort_keys=False))
-    consortium = load_consortium(cpath)
-    secret = consortium.secret.read("consortium secret")
-    for ref in consortium.partners:
-        p = load_partner(ref.config)
-        prepare_partner(p.data.t0, p.data.t1, p.data.t2, p.prepared_dir, consortium.fingerprint,
-                        consortium.preparation, secret, p.name)
+    prepare_consortium(cpath)
     return cpath
 
 

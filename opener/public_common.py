@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedchem.opener.dataset import sha256_file
 from fedchem.opener.errors import DataError
 
 T0_COLUMNS = ["input_assay_id", "assay_type", "use_in_regression", "is_binary", "expert_threshold_1",
@@ -109,14 +110,6 @@ def structure_bucket(smiles: str, n: int) -> int:
 def structure_rank(smiles: str) -> bytes:
     """A sort key spreading structures uniformly (used to pick a stable, unbiased subset)."""
     return hashlib.sha256(b"subset:" + smiles.encode("utf-8")).digest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shared_file(shared_dir: Path, name: str, sha256: str) -> Path:

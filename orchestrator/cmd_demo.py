@@ -54,9 +54,8 @@ def _step(title: str):
 
 def _demo(args) -> int:
     from fedchem.opener.dataset import load_prepared
-    from fedchem.opener.errors import FedchemError
-    from fedchem.opener.prepare import prepare_partner
-    from fedchem.orchestrator.config import load_all, load_consortium, load_partner
+    from fedchem.orchestrator.cmd_prepare import prepare_consortium
+    from fedchem.orchestrator.config import load_all
     from fedchem.orchestrator.federation import run_federation
     from fedchem.orchestrator.ledger import Ledger
     from fedchem.orchestrator.public_data import build_moleculeace
@@ -81,24 +80,10 @@ def _demo(args) -> int:
     else:
         print("   reusing", raw)
     cpath = raw / "consortium.yaml"
-    consortium = load_consortium(cpath)
     print(f"   done in {time.perf_counter() - t:.1f} s")
 
     t = _step("2/5 preparing each partner's data (on its own node)")
-    secret = consortium.secret.read("consortium secret")
-    for ref in consortium.partners:
-        p = load_partner(ref.config)
-        if (p.prepared_dir / "manifest.json").is_file():
-            try:
-                load_prepared(p.prepared_dir)
-                print(f"   {p.name}: reusing {p.prepared_dir}")
-                continue
-            except FedchemError:
-                pass
-        s = prepare_partner(p.data.t0, p.data.t1, p.data.t2, p.prepared_dir, consortium.fingerprint,
-                            consortium.preparation, secret, p.name)
-        print(f"   {p.name}: {s.n_compounds} compounds, {s.n_class_tasks} classification + "
-              f"{s.n_regr_tasks} regression tasks")
+    prepare_consortium(cpath, reuse=True, echo=print)
     consortium, partners = load_all(cpath)
     print(f"   done in {time.perf_counter() - t:.1f} s")
 

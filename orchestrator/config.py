@@ -180,6 +180,16 @@ def load_consortium(path: Path) -> ConsortiumConfig:
     return _validate(ConsortiumConfig, data, path, "consortium config")
 
 
+def check_fingerprint(consortium: ConsortiumConfig, partner: PartnerConfig, partner_path: Path) -> None:
+    """A partner may restate the consortium's fingerprint settings, never differ from them."""
+    if partner.fingerprint is not None and partner.fingerprint != consortium.fingerprint:
+        diff = [k for k in FingerprintConfig.model_fields
+                if getattr(partner.fingerprint, k) != getattr(consortium.fingerprint, k)]
+        raise ConfigError(f"partner '{partner.name}' uses different fingerprint settings than the consortium "
+                          f"({', '.join(diff)})", where=f"{partner_path}, key 'fingerprint'",
+                          fix="remove the partner's fingerprint section or make it equal the consortium's")
+
+
 def load_all(path: Path) -> tuple[ConsortiumConfig, dict[str, PartnerConfig]]:
     """Load a consortium and every partner it names, and cross-check them (same fingerprints, names match)."""
     consortium = load_consortium(path)
@@ -190,12 +200,7 @@ def load_all(path: Path) -> tuple[ConsortiumConfig, dict[str, PartnerConfig]]:
         if p.name != ref.name:
             raise ConfigError(f"partner file names '{p.name}' but the consortium lists it as '{ref.name}'",
                               where=str(ref.config), fix="make the two names agree")
-        if p.fingerprint is not None and p.fingerprint != consortium.fingerprint:
-            diff = [k for k in FingerprintConfig.model_fields
-                    if getattr(p.fingerprint, k) != getattr(consortium.fingerprint, k)]
-            raise ConfigError(f"partner '{p.name}' uses different fingerprint settings than the consortium "
-                              f"({', '.join(diff)})", where=f"{ref.config}, key 'fingerprint'",
-                              fix="remove the partner's fingerprint section or make it equal the consortium's")
+        check_fingerprint(consortium, p, ref.config)
         if p.organization:
             if p.organization in orgs:
                 raise ConfigError(f"organisation '{p.organization}' is claimed by both '{orgs[p.organization]}' "

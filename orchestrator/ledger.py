@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fedchem.opener.errors import ConfigError
+from fedchem.opener.errors import ConfigError, DataError
 
 LEDGER = "ledger.json"
 
@@ -68,3 +68,20 @@ class Ledger:
 def settings_hash(settings: dict) -> str:
     """A fingerprint of everything that must not change between a run and its resume."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def partner_ledger(run_dir: Path, partner: str) -> Ledger:
+    """The run's ledger, once it is checked that `partner` took part to the end and the run was evaluated (what its
+    report and predictions need)."""
+    ledger = Ledger.load(run_dir)
+    if partner not in ledger.partners:
+        raise ConfigError(f"partner '{partner}' did not take part in this run", where=str(run_dir / "ledger.json"),
+                          fix="give the name of a partner of this run (`fedchem status RUN_DIR` lists them)")
+    if partner in ledger.dropped:
+        raise DataError(f"partner '{partner}' dropped out in round {ledger.dropped[partner]}, so the run holds no "
+                        "final evaluation for it", where=str(run_dir / "ledger.json"),
+                        fix="rejoin it in a new run (a dropped partner is left out of later rounds)")
+    if not ledger.evaluated:
+        raise DataError(f"the run has not reached its final evaluation (status: {ledger.status})",
+                        where=str(run_dir / "ledger.json"), fix=f"finish it first: fedchem run --resume {run_dir}")
+    return ledger

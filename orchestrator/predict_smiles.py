@@ -88,22 +88,12 @@ def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = 
     from fedchem.algo import model as M
     from fedchem.algo.config import ModelConfig
     from fedchem.algo.trunk_file import load_trunk
-    from fedchem.orchestrator.ledger import Ledger
+    from fedchem.orchestrator.ledger import partner_ledger
 
     run_dir = Path(run_dir)
-    ledger = Ledger.load(run_dir)
-    if partner not in ledger.partners:
-        raise ConfigError(f"partner '{partner}' did not take part in this run", where=str(run_dir / "ledger.json"),
-                          fix="use this partner's own run, or the partner config of a partner of this run")
-    if partner in ledger.dropped:
-        raise DataError(f"partner '{partner}' dropped out in round {ledger.dropped[partner]}: its head does not "
-                        "match the run's final trunk", where=str(run_dir / "ledger.json"),
-                        fix="predict with a run this partner completed")
+    partner_ledger(run_dir, partner)
     pdir = run_dir / "partners" / partner
-    trunk_path = pdir / "trunk.npz"
-    # the final model is trunk.npz + head.npz; runs made before that layout kept the head in checkpoint/
-    head_path = next((p for p in (pdir / "head.npz", pdir / "checkpoint" / "head.npz") if p.is_file()),
-                     pdir / "head.npz")
+    trunk_path, head_path = pdir / "trunk.npz", pdir / "head.npz"  # the partner's final model
     for path, what in ((trunk_path, "final global trunk"), (head_path, "head")):
         if not path.is_file():
             raise DataError(f"the run holds no {what} for partner '{partner}'", where=str(path),

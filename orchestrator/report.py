@@ -25,7 +25,8 @@ from fedchem.orchestrator import report_stats as stats
 from fedchem.orchestrator.report_compare import CompareSettings, compare
 from fedchem.orchestrator.report_curves import curves as read_curves
 from fedchem.orchestrator.report_html import render
-from fedchem.orchestrator.report_inputs import PREDICTIONS, ReportInputs, load_inputs, partner_ledger
+from fedchem.orchestrator.ledger import partner_ledger
+from fedchem.orchestrator.report_inputs import PREDICTIONS, ReportInputs, load_inputs
 from fedchem.orchestrator.report_summary import overall, summary_sentences
 
 FORMAT = "fedchem-report/1"

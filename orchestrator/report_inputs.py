@@ -16,7 +16,7 @@ import numpy as np
 from fedchem.algo.predictions import Predictions, load_predictions
 from fedchem.opener.dataset import PreparedDataset, load_prepared
 from fedchem.opener.errors import ConfigError, DataError
-from fedchem.orchestrator.ledger import Ledger
+from fedchem.orchestrator.ledger import Ledger, partner_ledger
 
 PREDICTIONS = "test_predictions.npz"
 
@@ -122,22 +122,6 @@ def round_logs(partner_dir: Path) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue
     return sorted(logs, key=lambda d: d.get("round", 0))
-
-
-def partner_ledger(run_dir: Path, partner: str) -> Ledger:
-    """The run's ledger, once it is checked that `partner` took part and reached the final evaluation."""
-    ledger = Ledger.load(run_dir)
-    if partner not in ledger.partners:
-        raise ConfigError(f"partner '{partner}' did not take part in this run", where=str(run_dir / "ledger.json"),
-                          fix="give the name of a partner of this run (`fedchem status RUN_DIR` lists them)")
-    if partner in ledger.dropped:
-        raise DataError(f"partner '{partner}' dropped out in round {ledger.dropped[partner]}, so the run holds no "
-                        "final evaluation for it", where=str(run_dir / "ledger.json"),
-                        fix="rejoin it in a new run (a dropped partner is left out of later rounds)")
-    if not ledger.evaluated:
-        raise DataError(f"the run has not reached its final evaluation (status: {ledger.status})",
-                        where=str(run_dir / "ledger.json"), fix=f"finish it first: fedchem run --resume {run_dir}")
-    return ledger
 
 
 def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path | None = None) -> ReportInputs:

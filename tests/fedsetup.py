@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from fedchem.orchestrator.config import load_all, load_consortium, load_partner
+from fedchem.orchestrator.cmd_prepare import prepare_consortium
+from fedchem.orchestrator.config import load_all
 from fedchem.orchestrator.public_data import build_moleculeace
 
 SMALL = {
@@ -23,8 +24,6 @@ SMALL = {
 
 def build_small_consortium(root: Path, max_per_target: int = 40, overrides: dict | None = None) -> Path:
     """Raw partner folders, a consortium file with small settings, and each partner prepared; returns its path."""
-    from fedchem.opener.prepare import prepare_partner
-
     raw = root / "raw"
     build_moleculeace(raw, n_partners=3, max_per_target=max_per_target)
     cpath = raw / "consortium.yaml"
@@ -33,11 +32,6 @@ def build_small_consortium(root: Path, max_per_target: int = 40, overrides: dict
         data[key] = value
     data["name"] = "e2e"
     cpath.write_text(yaml.safe_dump(data, sort_keys=False))
-    consortium = load_consortium(cpath)
-    secret = consortium.secret.read("consortium secret")
-    for ref in consortium.partners:
-        p = load_partner(ref.config)
-        prepare_partner(p.data.t0, p.data.t1, p.data.t2, p.prepared_dir, consortium.fingerprint,
-                        consortium.preparation, secret, p.name, workers=1)
+    prepare_consortium(cpath, workers=1)
     load_all(cpath)
     return cpath
