@@ -20,6 +20,7 @@ class Content(str, Enum):
     PUBLIC_KEYS = "public_keys"    # public keys: every organisation
     SEALED_SHARES = "sealed"       # secret shares encrypted to each recipient: every partner
     RECEIPT = "receipt"            # "this partner submitted round r" (no data): every organisation
+    SUMMARY = "summary"            # one headline figure a partner opted to publish (a public Substra performance)
 
 
 @dataclass(frozen=True)
@@ -102,5 +103,11 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True)),
         outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE)),
         description="Per-task metrics and test-fold predictions of global trunk + own head, private to the partner.",
+    ),
+    FunctionDef(
+        "publish_summary", "fedchem.algo.function_summary", "partner",
+        inputs=(Input("metrics", "model"),),
+        outputs=(Output("summary", Content.SUMMARY, kind="performance"),),
+        description="Only if the consortium opts in: one headline test figure of this partner, public, for the web UI.",
     ),
 ]}

@@ -94,6 +94,9 @@ class FederationConfig(_Strict):
     evaluate_every: int = Field(1, ge=1)
     aggregator: str = "aggregator"  # name of the aggregator organisation (never a holder of the consortium secret)
     secure_aggregation: SecAggConfig = SecAggConfig()
+    # opt-in: publish one headline test figure per partner as a public Substra performance (the web UI shows it);
+    # per-task metrics always stay private
+    publish_summary: bool = False
     # remote backend: how the operator reaches the aggregator organisation's Substra node (URL + token reference)
     aggregator_substra: SubstraConnection = SubstraConnection()
     # the aggregator organisation's node file (a partner-style file without data) for deployment and network checks

@@ -197,7 +197,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                     datasets[name] = sb.add_sample(net, name, datasets[name], ck)
 
         ctx = planner.PlanContext(plan_id=plan_id, partner_orgs={n: net.orgs[n] for n in names},
-                                  aggregator_org=net.orgs[agg], datasets=datasets, secure=secure)
+                                  aggregator_org=net.orgs[agg], datasets=datasets, secure=secure,
+                                  publish_summary=consortium.federation.publish_summary)
         result.contexts.append(ctx)
         # the whole plan (no dropouts) is checked before anything is submitted; every batch again below
         check_tasks(ctx, planner.full_plan(ctx, names, first_round, rounds))
@@ -303,6 +304,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             ck = latest_checkpoint(run_dir, name, rounds)
             if ck is not None:  # the partner's final model: trunk.npz + head.npz
                 shutil.copyfile(ck / "head.npz", out / "head.npz")
+            if ctx.publish_summary:  # opt-in: one public figure for the web UI
+                submit([planner.summary_task(ctx, name, rounds)])
             say(f"  {name}: evaluated; private results in {out}")
         shutil.copyfile(trunk_path(run_dir, rounds), run_dir / "aggregator" / "trunk.npz")
         ledger.evaluated = True

@@ -53,6 +53,7 @@ class PlanContext:
     aggregator_org: str
     datasets: dict[str, DatasetKeys]      # partner name or "aggregator" -> its dataset's keys
     secure: bool = True
+    publish_summary: bool = False         # the consortium opted in to one public figure per partner
     extra: dict = field(default_factory=dict)
 
     def task_id(self, name: str) -> str:
@@ -70,6 +71,8 @@ class PlanContext:
             return tuple(sorted({owner_org, self.aggregator_org}))
         if content is Content.SEALED_SHARES:
             return tuple(sorted(set(self.partner_orgs.values())))
+        if content is Content.SUMMARY:
+            return ("public",) if self.publish_summary else ()  # Substra performances must be public
         return self.consortium_orgs  # trunk, public keys, receipts
 
 
@@ -155,6 +158,13 @@ def evaluate_task(ctx: PlanContext, partner: str, final_round: int, first_round:
                  final_round)
 
 
+def summary_task(ctx: PlanContext, partner: str, final_round: int) -> TaskPlan:
+    """Publish one figure of the partner's final evaluation (only when the consortium opted in)."""
+    inputs = [Ref("metrics", ctx.task_id(f"evaluate/{partner}/{final_round}"), "metrics")]
+    return _task(ctx, f"summary/{partner}/{final_round}", "publish_summary", ctx.partner_orgs[partner], inputs,
+                 final_round)
+
+
 def full_plan(ctx: PlanContext, partners: list[str], first_round: int, last_round: int,
               heads_from_checkpoint: bool = False) -> list[TaskPlan]:
     """The whole plan when nobody drops out: setup, every round, final evaluation (checked before any submit)."""
@@ -168,4 +178,6 @@ def full_plan(ctx: PlanContext, partners: list[str], first_round: int, last_roun
         tasks.append(aggregate_task(ctx, r, first_round, partners, partners, partners))
     for p in partners:
         tasks.append(evaluate_task(ctx, p, last_round, first_round, last_round))
+        if ctx.publish_summary:
+            tasks.append(summary_task(ctx, p, last_round))
     return tasks

@@ -7,7 +7,9 @@ named. Rules, from what each function's output holds (fedchem.algo.function_spec
   2. masked updates and released shares by their owner and the aggregator only; nothing else leaves a partner
      towards the aggregator;
   3. the aggregator's tasks output the trunk alone; every output reaches consortium members only;
-  4. a task runs where its data is (its dataset belongs to its worker), reads only outputs its worker may read, and
+  4. nothing is public, except, when the consortium opts in, one summary figure per partner (a Substra
+     performance, computed from the partner's own metrics by a function that outputs that figure alone);
+  5. a task runs where its data is (its dataset belongs to its worker), reads only outputs its worker may read, and
      takes each input from an output of the same identifier (a head cannot be fed in as a trunk).
 """
 
@@ -81,6 +83,13 @@ def check_tasks(ctx: PlanContext, tasks: list[TaskPlan], known: dict[str, TaskPl
                           + (f" (extra: {', '.join(extra)})" if extra else ""), extra[0] if extra else None)
         for ident, readers in task.outputs:
             content = fdef.output(ident).content
+            if content is Content.SUMMARY:
+                if not ctx.publish_summary:
+                    raise _refuse(task, "a public summary figure, but the consortium did not opt in to publishing "
+                                        "one (federation.publish_summary)", ident)
+                if tuple(readers) != ("public",):
+                    raise _refuse(task, "a Substra performance must be public", ident)
+                continue
             if "public" in readers:
                 raise _refuse(task, "output is public", ident)
             allowed = set(ctx.readers(content, task.worker))

@@ -185,7 +185,9 @@ def to_substra(task: TaskPlan, function_keys: dict[str, str]):
         else:
             inputs.append(InputRef(identifier=ref.identifier, parent_task_key=ref.parent_task,
                                    parent_task_output_identifier=ref.parent_output))
-    outputs = {ident: ComputeTaskOutputSpec(permissions=Permissions(public=False, authorized_ids=list(readers)))
+    outputs = {ident: ComputeTaskOutputSpec(permissions=Permissions(public=True, authorized_ids=[])
+                                            if tuple(readers) == ("public",) else
+                                            Permissions(public=False, authorized_ids=list(readers)))
                for ident, readers in task.outputs}
     return ComputePlanTaskSpec(task_id=task.task_id, function_key=function_keys[task.function], worker=task.worker,
                                tag=task.name, metadata={"fedchem_task": task.name.replace("/", ":")},
@@ -223,7 +225,8 @@ def _run(call, tasks: list[TaskPlan]) -> None:
 
 def download(net: Network, reader: str, task: TaskPlan, identifier: str, dest: Path) -> Path:
     """Fetch one output through `reader`'s own client, only if the plan authorized that reader."""
-    if net.orgs[reader] not in task.authorized(identifier):
+    readers = task.authorized(identifier)
+    if readers != ("public",) and net.orgs[reader] not in readers:
         raise PrivacyError(f"'{reader}' may not read output '{identifier}'", where=f"task '{task.name}'",
                            fix="only an authorized organisation downloads an output")
     dest.mkdir(parents=True, exist_ok=True)

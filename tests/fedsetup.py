@@ -18,7 +18,7 @@ SMALL = {
     "model": {"hidden_sizes": [64], "dropout": 0.1, "input_transform": "binarize"},
     "training": {"epochs": 3, "epochs_per_round": 1.0, "batch_size": 64, "learning_rate": 0.002,
                  "validation_fold": 0, "test_fold": 1, "seed": 7},
-    "federation": {"rounds": 2, "evaluate_every": 1, "aggregator": "aggregator"},
+    "federation": {"rounds": 2, "evaluate_every": 1, "aggregator": "aggregator", "publish_summary": True},
 }
 
 

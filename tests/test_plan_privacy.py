@@ -151,3 +151,41 @@ def test_aggregator_function_on_a_partner_and_secrets_leaving_are_refused():
     t = by_name(full(ctx), "keygen/pharma-a")
     tasks = replace_task(full(ctx), t.name, outputs=with_readers(t, "secret_keys", list(ctx.consortium_orgs)))
     _assert_refused(ctx, tasks, "keygen/pharma-a", "output 'secret_keys'")
+
+
+def test_nothing_is_public_unless_the_consortium_opts_in_to_one_summary_figure():
+    ctx = context()
+    tasks = full(ctx)
+    assert not any(t.function == "publish_summary" for t in tasks)
+    assert all("public" not in r for t in tasks for _, r in t.outputs)
+    # a summary task slipped into a plan of a consortium that did not opt in
+    opted = context()
+    opted.publish_summary = True
+    summary = planner.summary_task(opted, "pharma-a", 2)
+    _assert_refused(ctx, tasks + [summary], "summary/pharma-a/2", "did not opt in")
+    # opted in: exactly one public figure per partner, computed from its own metrics
+    tasks = full(opted)
+    published = [t for t in tasks if t.function == "publish_summary"]
+    assert len(published) == len(PARTNERS) and all(t.outputs == (("summary", ("public",)),) for t in published)
+    check_tasks(opted, tasks)
+    # opting in does not make anything else public
+    t = by_name(tasks, "evaluate/pharma-a/2")
+    bad = replace_task(tasks, t.name, outputs=with_readers(t, "metrics", ["public"]))
+    _assert_refused(opted, bad, "evaluate/pharma-a/2", "output 'metrics'")
+    # the summary of pharma-a is computed on pharma-a's node from pharma-a's metrics only
+    bad = replace_task(tasks, "summary/pharma-a/2", worker=ORGS["pharma-b"])
+    _assert_refused(opted, bad, "summary/pharma-a/2", "may not read")
+
+
+def test_published_summary_is_one_number(tmp_path):
+    import json
+
+    from fedchem.algo.function_summary import headline_figure, publish_summary
+
+    metrics = {"test": {"aggregate": {"classification": {"auc_roc": 0.8125, "auc_pr": 0.5},
+                                      "regression": {"rmse": 0.7}}, "per_task": [{"task": "secret-task"}]}}
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    publish_summary({"metrics": str(tmp_path / "m.json")}, {"summary": str(tmp_path / "s.json")}, {})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"all": 0.8125}
+    metrics["test"]["aggregate"]["classification"] = {}
+    assert headline_figure(metrics) == -0.7

@@ -1,0 +1,29 @@
+"""Substra function publishing one headline figure of a partner's final evaluation (opt-in, for the web UI).
+
+It reads the partner's private metrics and writes a single number, the test fold's mean AUC-ROC over
+classification tasks (or, with none, minus the mean RMSE over regression tasks, so that higher is better): no
+task names, no per-task figure, nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import substratools as tools
+
+from fedchem.algo.task_io import read_json
+
+
+def headline_figure(metrics: dict) -> float:
+    """The one figure a partner may publish, from its private metrics file."""
+    agg = metrics["test"]["aggregate"]
+    auc = (agg.get("classification") or {}).get("auc_roc")
+    if auc is not None and not math.isnan(auc):
+        return float(auc)
+    rmse = (agg.get("regression") or {}).get("rmse")
+    return -float(rmse) if rmse is not None else float("nan")
+
+
+@tools.register
+def publish_summary(inputs, outputs, task_properties):
+    tools.save_performance(headline_figure(read_json(inputs["metrics"])), outputs["summary"])
