@@ -60,13 +60,20 @@ def shared_secret(private_raw: bytes, peer_public_raw: bytes, where: str) -> byt
         raise ProtocolError(f"unusable X25519 public key ({exc})", where, "re-run key setup for that partner") from exc
 
 
+def _pair_key(purpose: str, private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str,
+              id_b: str) -> bytes:
+    """HKDF-SHA256 of the X25519 secret of partners a and b, bound to a purpose, the plan, the round and both ids
+    (symmetric in a, b)."""
+    lo, hi = sorted((id_a, id_b))
+    secret = shared_secret(private_raw, peer_public_raw, f"{purpose.replace('-', ' ')} key {lo}-{hi}, round {round_}")
+    return hkdf(secret, bind(purpose, plan_id, round_, lo, hi))
+
+
 def pairwise_mask_key(
     private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str
 ) -> bytes:
     """ChaCha20 key of the mask shared by partners a and b in one round of one plan (symmetric in a, b)."""
-    lo, hi = sorted((id_a, id_b))
-    secret = shared_secret(private_raw, peer_public_raw, f"pairwise mask key {lo}-{hi}, round {round_}")
-    return hkdf(secret, bind("pairwise-mask", plan_id, round_, lo, hi))
+    return _pair_key("pairwise-mask", private_raw, peer_public_raw, plan_id, round_, id_a, id_b)
 
 
 def self_mask_key(seed: bytes, plan_id: str, round_: int, party_id: str) -> bytes:
@@ -78,9 +85,7 @@ def share_encryption_key(
     private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str
 ) -> bytes:
     """ChaCha20-Poly1305 key for shares exchanged between partners a and b in one round (symmetric in a, b)."""
-    lo, hi = sorted((id_a, id_b))
-    secret = shared_secret(private_raw, peer_public_raw, f"share encryption key {lo}-{hi}, round {round_}")
-    return hkdf(secret, bind("share-encryption", plan_id, round_, lo, hi))
+    return _pair_key("share-encryption", private_raw, peer_public_raw, plan_id, round_, id_a, id_b)
 
 
 def seed_commitment(seed: bytes, plan_id: str, round_: int, party_id: str) -> bytes:
