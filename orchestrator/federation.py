@@ -37,7 +37,6 @@ class RunResult:
     ledger: Ledger
     network: sb.Network | None = None
     tasks: dict[str, planner.TaskPlan] = field(default_factory=dict)
-    contexts: list[planner.PlanContext] = field(default_factory=list)
 
 
 def partner_dir(run_dir: Path, name: str) -> Path:
@@ -107,22 +106,12 @@ def _restamp_trunk(src: Path, dest: Path, meta_update: dict) -> None:
     save_trunk(dest, arrays, meta)
 
 
-class Console:
-    """Progress lines for a person watching the run (no data, no values)."""
-
-    def __init__(self, echo: Callable[[str], None] | None = None):
-        self.echo = echo or (lambda s: print(s, flush=True))
-
-    def __call__(self, msg: str) -> None:
-        self.echo(msg)
-
-
 def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig], run_dir: Path, *,
                    rounds: int | None = None, resume: bool = False, secure: bool | None = None,
-                   network: sb.Network | None = None, console: Console | None = None,
+                   network: sb.Network | None = None, console: Callable[[str], None] | None = None,
                    keep_network: bool = False, consortium_path: Path | None = None) -> RunResult:
     """Run (or resume) a federated training; returns the ledger and, for tests, the Substra network and tasks."""
-    say = console or Console()
+    say = console or (lambda line: print(line, flush=True))  # progress lines: no data, no values
     run_dir = Path(run_dir).resolve()
     names = [p.name for p in consortium.partners]
     agg = consortium.federation.aggregator
@@ -199,7 +188,6 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         ctx = planner.PlanContext(plan_id=plan_id, partner_orgs={n: net.orgs[n] for n in names},
                                   aggregator_org=net.orgs[agg], datasets=datasets, secure=secure,
                                   publish_summary=consortium.federation.publish_summary)
-        result.contexts.append(ctx)
         # the whole plan (no dropouts) is checked before anything is submitted; every batch again below
         check_tasks(ctx, planner.full_plan(ctx, names, first_round, rounds))
         known: dict[str, planner.TaskPlan] = result.tasks
@@ -241,12 +229,11 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                 say(f"  {name}: trained ({time.perf_counter() - ts:.1f} s)")
             times["train"] = time.perf_counter() - t
             if secure and len(survivors) < threshold:
-                return _stop(ledger, run_dir, say, result,
-                             f"round {r}: only {len(survivors)} of {len(active)} partners submitted, below the "
-                             f"threshold of {threshold}: nothing was unmasked",
-                             keep_network)
+                raise _stopped(ledger, run_dir, say,
+                               f"round {r}: only {len(survivors)} of {len(active)} partners submitted, below the "
+                               f"threshold of {threshold}: nothing was unmasked")
             if not survivors:
-                return _stop(ledger, run_dir, say, result, f"round {r}: no partner submitted", keep_network)
+                raise _stopped(ledger, run_dir, say, f"round {r}: no partner submitted")
             releasers = list(survivors)
             t = time.perf_counter()
             if secure:
@@ -258,15 +245,15 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                     except sb.TaskFailed:
                         say(f"  {task.name.split('/')[1]}: failed to release its shares")
                 if len(releasers) < threshold:
-                    return _stop(ledger, run_dir, say, result,
-                                 f"round {r}: only {len(releasers)} partners released shares, below the threshold "
-                                 f"of {threshold}: nothing was unmasked", keep_network)
+                    raise _stopped(ledger, run_dir, say,
+                                   f"round {r}: only {len(releasers)} partners released shares, below the threshold "
+                                   f"of {threshold}: nothing was unmasked")
             times["release"] = time.perf_counter() - t
             t = time.perf_counter()
             try:
                 submit([planner.aggregate_task(ctx, r, first_round, active, survivors, releasers)])
             except sb.TaskFailed:
-                return _stop(ledger, run_dir, say, result, f"round {r}: the aggregation failed", keep_network)
+                raise _stopped(ledger, run_dir, say, f"round {r}: the aggregation failed")
             times["aggregate"] = time.perf_counter() - t
             say(f"  aggregated {len(survivors)} masked updates" + (f" ({len(dropped)} dropped out, recovered)"
                                                                      if dropped else ""))
@@ -368,11 +355,12 @@ def _prune_checkpoints(run_dir: Path, name: str, keep_from: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _stop(ledger: Ledger, run_dir: Path, say, result: RunResult, message: str, keep_network: bool) -> RunResult:
+def _stopped(ledger: Ledger, run_dir: Path, say, message: str) -> ProtocolError:
+    """Record a clean stop in the ledger and return the error to raise (the run is resumable)."""
     ledger.status = "stopped"
     ledger.message = message
     ledger.save(run_dir)
     say(f"stopped: {message}")
     say(f"the run is resumable from round {ledger.completed_rounds + 1}: fedchem run --resume {run_dir}")
-    raise ProtocolError(message, where=str(run_dir / "ledger.json"),
-                        fix=f"bring the partners back and run `fedchem run --resume {run_dir}`")
+    return ProtocolError(message, where=str(run_dir / "ledger.json"),
+                         fix=f"bring the partners back and run `fedchem run --resume {run_dir}`")

@@ -7,7 +7,7 @@ builds the same plan and a task's key tells what it is. The privacy checker read
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fedchem.algo.function_specs import FUNCTIONS, Content
 
@@ -54,7 +54,6 @@ class PlanContext:
     datasets: dict[str, DatasetKeys]      # partner name or "aggregator" -> its dataset's keys
     secure: bool = True
     publish_summary: bool = False         # the consortium opted in to one public figure per partner
-    extra: dict = field(default_factory=dict)
 
     def task_id(self, name: str) -> str:
         return str(uuid.uuid5(uuid.UUID(self.plan_id), name))
