@@ -14,7 +14,8 @@ import substratools as tools
 
 from fedchem.algo import secagg
 from fedchem.algo.task_io import settings_of
-from fedchem.algo.trunk_file import flatten, load_trunk, save_trunk, unflatten
+from fedchem.algo.trunk_file import load_trunk, save_trunk
+from fedchem.algo.trunk_io import flatten, unflatten
 
 
 @tools.register
@@ -48,6 +49,7 @@ def aggregate(inputs, outputs, task_properties):
     else:
         total, weight = plain_sum(inputs["masked_update"])
     mean_update = total / weight
-    new = flatten(arrays).astype(np.float64) + mean_update
+    vector, spec = flatten(arrays)
+    new = vector.astype(np.float64) + mean_update
     meta["round"] = round_
-    save_trunk(outputs["trunk"], unflatten(new.astype(np.float32), arrays), meta)
+    save_trunk(outputs["trunk"], unflatten(new.astype(np.float32), spec), meta)

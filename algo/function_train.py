@@ -17,7 +17,8 @@ import substratools as tools
 
 from fedchem.algo import secagg
 from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail, partner_name, settings_of, write_json
-from fedchem.algo.trunk_file import flatten, load_trunk
+from fedchem.algo.trunk_file import load_trunk
+from fedchem.algo.trunk_io import flatten
 from fedchem.opener.dataset import load_prepared
 
 
@@ -92,7 +93,7 @@ def train(inputs, outputs, task_properties):
     log["seconds"]["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    delta = flatten(M.trunk_to_arrays(trunk)).astype(np.float64) - flatten(before_arrays).astype(np.float64)
+    delta = flatten(M.trunk_to_arrays(trunk))[0].astype(np.float64) - flatten(before_arrays)[0].astype(np.float64)
     weight = train_rows.size / WEIGHT_UNIT
     if meta["settings"]["secure"]:
         secret = secagg.load_secret_bundle(inputs["secret_keys"])

@@ -40,19 +40,3 @@ def load_trunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         names = sorted(k for k in z.files if k != _META)
         arrays = {k.split(":", 1)[1]: z[k] for k in names}
     return arrays, meta
-
-
-def flatten(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """All parameters as one float32 vector, in the arrays' order."""
-    return np.concatenate([a.ravel() for a in arrays.values()]).astype(np.float32, copy=False)
-
-
-def unflatten(vector: np.ndarray, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Split a vector back into arrays shaped as `like`."""
-    out, pos = {}, 0
-    for name, a in like.items():
-        out[name] = np.asarray(vector[pos:pos + a.size], dtype=np.float32).reshape(a.shape)
-        pos += a.size
-    if pos != vector.size:
-        raise ValueError(f"vector has {vector.size} values, the trunk {pos}")
-    return out
