@@ -9,7 +9,6 @@ chdirs into its work folder first. Remote mode builds the same clients against r
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -238,9 +237,3 @@ def download(net: Network, reader: str, task: TaskPlan, identifier: str, dest: P
     dest.mkdir(parents=True, exist_ok=True)
     path = net.clients[reader].download_model_from_task(task.task_id, identifier=identifier, folder=dest)
     return Path(path)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
