@@ -77,17 +77,23 @@ def _groups(scores: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarra
     return order, starts
 
 
+def _tied_weights(y, scores, W: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per weight row, the summed positive and negative weights of each group of tied scores, in score order."""
+    y = np.asarray(y) > 0
+    order, starts = _groups(np.asarray(scores, dtype=np.float64), descending=descending)
+    Wp = (W * y)[:, order].astype(np.float64)
+    Wn = (W * ~y)[:, order].astype(np.float64)
+    if not starts.size:
+        return Wp, Wn
+    return np.add.reduceat(Wp, starts, axis=1), np.add.reduceat(Wn, starts, axis=1)
+
+
 def weighted_auc_roc(y: np.ndarray, scores: np.ndarray, W: np.ndarray) -> np.ndarray:
     """AUC-ROC of each weight row (ties count one half), as roc_auc_score(y, scores, sample_weight=w); NaN
     where a row leaves only one class."""
     if len(y) == 0:
         return np.full(W.shape[0], np.nan)
-    y = np.asarray(y) > 0
-    order, starts = _groups(np.asarray(scores, dtype=np.float64), descending=False)
-    Wp = (W * y)[:, order].astype(np.float64)
-    Wn = (W * ~y)[:, order].astype(np.float64)
-    Gp = np.add.reduceat(Wp, starts, axis=1) if starts.size else Wp
-    Gn = np.add.reduceat(Wn, starts, axis=1) if starts.size else Wn
+    Gp, Gn = _tied_weights(y, scores, W, descending=False)
     below = np.cumsum(Gn, axis=1) - Gn
     num = (Gp * (below + 0.5 * Gn)).sum(axis=1)
     den = Gp.sum(axis=1) * Gn.sum(axis=1)
@@ -100,12 +106,9 @@ def weighted_auc_pr(y: np.ndarray, scores: np.ndarray, W: np.ndarray) -> np.ndar
     sample weights; NaN where a row leaves only one class."""
     if len(y) == 0:
         return np.full(W.shape[0], np.nan)
-    y = np.asarray(y) > 0
-    order, starts = _groups(np.asarray(scores, dtype=np.float64), descending=True)
-    Wp = (W * y)[:, order].astype(np.float64)
-    Wn = (W * ~y)[:, order].astype(np.float64)
-    tps = np.cumsum(np.add.reduceat(Wp, starts, axis=1) if starts.size else Wp, axis=1)
-    fps = np.cumsum(np.add.reduceat(Wn, starts, axis=1) if starts.size else Wn, axis=1)
+    Gp, Gn = _tied_weights(y, scores, W, descending=True)
+    tps = np.cumsum(Gp, axis=1)
+    fps = np.cumsum(Gn, axis=1)
     P, N = tps[:, -1:], fps[:, -1:]
     ps = tps + fps
     # leading runs of weight 0 (ps == 0) are no points at all for scikit-learn: precision 1 keeps them flat
