@@ -118,7 +118,7 @@ def _demo(args) -> int:
     t = _step("5/5 each partner's report")
     reports = {}
     try:
-        from fedchem.orchestrator.report import write_report
+        from fedchem.orchestrator.report.write import write_report
     except ModuleNotFoundError:
         write_report = None
     if write_report is not None:

@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args) -> int:
-    from fedchem.orchestrator.report import write_report
-    from fedchem.orchestrator.report_compare import CompareSettings
+    from fedchem.orchestrator.report.write import write_report
+    from fedchem.orchestrator.report.compare import CompareSettings
 
     if args.bootstrap < 100:
         raise ConfigError("--bootstrap must be at least 100 for a usable 95% interval", where="--bootstrap",

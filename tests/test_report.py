@@ -21,10 +21,10 @@ import scipy.sparse as sp
 from sklearn import metrics as skm
 
 from fedchem.opener.errors import ConfigError, DataError
-from fedchem.orchestrator import report_stats as S
+from fedchem.orchestrator.report import stats as S
 from fedchem.orchestrator.cli import main as cli_main
-from fedchem.orchestrator.report import write_report
-from fedchem.orchestrator.report_compare import CompareSettings
+from fedchem.orchestrator.report.write import write_report
+from fedchem.orchestrator.report.compare import CompareSettings
 
 from reportsetup import shared_report_inputs
 
@@ -401,8 +401,8 @@ def test_cli(inputs, tmp_path, capsys):
 
 
 def test_auxiliary_tasks_are_kept_out_of_the_headline(inputs):
-    from fedchem.orchestrator.report_compare import compare
-    from fedchem.orchestrator.report_inputs import load_inputs
+    from fedchem.orchestrator.report.compare import compare
+    from fedchem.orchestrator.report.inputs import load_inputs
 
     inp = load_inputs(inputs["run_dir"], ME, inputs["alone"][ME])
     base = compare(inp, FAST)
@@ -422,8 +422,8 @@ def test_auxiliary_tasks_are_kept_out_of_the_headline(inputs):
     # the per-bin figures are headline figures too: auxiliary tasks are not in them
     n_main = sum(1 for t in res["tasks"] if t["kind"] == "classification" and not t["auxiliary"])
     assert all(b["kinds"]["classification"]["auc_pr"]["n_tasks"] <= n_main for b in res["domain"]["bins"])
-    from fedchem.orchestrator.report import build_document, make_plots
-    from fedchem.orchestrator.report_html import render
+    from fedchem.orchestrator.report.write import build_document, make_plots
+    from fedchem.orchestrator.report.html import render
 
     doc = build_document(inp, FAST)
     page = render(doc, make_plots(doc))

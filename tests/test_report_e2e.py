@@ -14,7 +14,7 @@ import pytest
 
 from fedchem.opener.dataset import load_prepared
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.report import write_report
+from fedchem.orchestrator.report.write import write_report
 
 from fedsetup import build_small_consortium
 

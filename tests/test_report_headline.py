@@ -1,6 +1,6 @@
 """The report's first sentence says which kinds of task federation moved, and never claims more."""
 
-from fedchem.orchestrator.report_summary import HEADLINES, headline
+from fedchem.orchestrator.report.summary import HEADLINES, headline
 
 
 def figures(class_ci, regr_ci):

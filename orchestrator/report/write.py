@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from fedchem.opener.errors import ConfigError
-from fedchem.orchestrator import report_plots as plots
-from fedchem.orchestrator import report_stats as stats
-from fedchem.orchestrator.report_compare import CompareSettings, compare
-from fedchem.orchestrator.report_curves import curves as read_curves
-from fedchem.orchestrator.report_html import render
+from fedchem.orchestrator.report import plots
+from fedchem.orchestrator.report import stats
+from fedchem.orchestrator.report.compare import CompareSettings, compare
+from fedchem.orchestrator.report.curves import curves as read_curves
+from fedchem.orchestrator.report.html import render
 from fedchem.orchestrator.ledger import partner_ledger
-from fedchem.orchestrator.report_inputs import PREDICTIONS, ReportInputs, load_inputs
-from fedchem.orchestrator.report_summary import overall, summary_sentences
+from fedchem.orchestrator.report.inputs import PREDICTIONS, ReportInputs, load_inputs
+from fedchem.orchestrator.report.summary import overall, summary_sentences
 
 FORMAT = "fedchem-report/1"
 FILES = ["report.json", "tasks.csv", "summary.csv", "domain.csv", "curves.csv", "report.html"]

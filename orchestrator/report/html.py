@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import math
 
-from fedchem.orchestrator import report_stats as stats
-from fedchem.orchestrator.report_summary import interval, signed
+from fedchem.orchestrator.report import stats
+from fedchem.orchestrator.report.summary import interval, signed
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from fedchem.orchestrator import report_stats as stats
+from fedchem.orchestrator.report import stats
 
 
 def _value(aggregate: dict, kind: str, metric: str) -> float | None:

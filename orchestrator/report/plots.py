@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from fedchem.orchestrator import report_stats as stats
+from fedchem.orchestrator.report import stats
 
 COLOURS = {"helped": "#1b9e77", "hurt": "#d95f02", "no difference": "#9e9e9e", "not evaluable": "#cccccc"}
 FOREST_MAX_TASKS = 80

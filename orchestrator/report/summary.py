@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from fedchem.orchestrator import report_stats as stats
+from fedchem.orchestrator.report import stats
 
 
 def signed(v, digits: int = 3) -> str:

@@ -16,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from fedchem import metrics
-from fedchem.orchestrator import report_domain as domain
-from fedchem.orchestrator import report_stats as stats
-from fedchem.orchestrator.report_inputs import ReportInputs
+from fedchem.orchestrator.report import domain
+from fedchem.orchestrator.report import stats
+from fedchem.orchestrator.report.inputs import ReportInputs
 
 KINDS = ("classification", "regression")
 
