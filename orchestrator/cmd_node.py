@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 def _node(args):
     from fedchem.opener.errors import ConfigError
-    from fedchem.orchestrator.network_check import load_network
+    from fedchem.orchestrator.node.network import load_network
 
     network = load_network(args.consortium)
     nodes = network.nodes()
@@ -52,7 +52,7 @@ def _node(args):
 def _values(args) -> int:
     import yaml
 
-    from fedchem.orchestrator.helm_values import node_values, write_values
+    from fedchem.orchestrator.node.values import node_values, write_values
 
     network, _ = _node(args)
     values = node_values(network, args.partner)
@@ -64,7 +64,7 @@ def _values(args) -> int:
 
 
 def _secrets(args) -> int:
-    from fedchem.orchestrator.node import apply_secrets, core_api, describe_material, secret_material
+    from fedchem.orchestrator.node.cluster import apply_secrets, core_api, describe_material, secret_material
 
     _, node = _node(args)
     material = secret_material(node)
@@ -78,14 +78,14 @@ def _secrets(args) -> int:
 
 
 def _deploy(args) -> int:
-    from fedchem.orchestrator.node_deploy import DEFAULT_OUT, deploy_partner
+    from fedchem.orchestrator.node.deploy import DEFAULT_OUT, deploy_partner
 
     deploy_partner(args.consortium, args.partner, args.helm, dry_run=args.dry_run, out_dir=args.out or DEFAULT_OUT)
     return 0
 
 
 def _status(args) -> int:
-    from fedchem.orchestrator.node import core_api, node_status, wait_ready
+    from fedchem.orchestrator.node.cluster import core_api, node_status, wait_ready
 
     _, node = _node(args)
     api = core_api(node.deployment.kube_context)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from fedchem.algo.config import ModelConfig, SecAggConfig, TrainingConfig
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.errors import ConfigError
-from fedchem.orchestrator.deploy_config import DeploymentConfig
+from fedchem.orchestrator.node.config import DeploymentConfig
 
 
 class _Strict(BaseModel):

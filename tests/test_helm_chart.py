@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from fedchem.opener.errors import ConfigError
-from fedchem.orchestrator.helm_run import Helm, copy_chart, render, standin_repo
-from fedchem.orchestrator.helm_values import node_values, write_values
-from fedchem.orchestrator.network_check import load_network
+from fedchem.orchestrator.node.helm import Helm, copy_chart, render, standin_repo
+from fedchem.orchestrator.node.values import node_values, write_values
+from fedchem.orchestrator.node.network import load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSORTIUM = ROOT / "partner_configs" / "consortium.yaml"
@@ -110,7 +110,7 @@ def test_every_example_node_lints_renders_and_validates(chart, network, name):
     if name in network.partners:  # the dataset-registration Job reads its login from a secret reference only
         job = _by(docs, "Job", "register-dataset")
         container = job["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"][-1] == "fedchem.orchestrator.register_dataset"
+        assert container["command"][-1] == "fedchem.orchestrator.node.register"
         refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
         assert refs == {d.secret_names.registration_login}
         assert all("value" not in e or e["name"] == "TMPDIR" for e in container["env"])
@@ -164,7 +164,7 @@ def test_helm_failure_becomes_a_config_error(chart, network):
 
 
 def test_dry_run_deploy_prints_commands_and_renders(helm_bin, tmp_path, capsys):
-    from fedchem.orchestrator.node_deploy import deploy_partner
+    from fedchem.orchestrator.node.deploy import deploy_partner
 
     out = deploy_partner(CONSORTIUM, "pharma-b", helm_bin, dry_run=True, out_dir=tmp_path,
                          repo_url="http://127.0.0.1:9/")  # a closed port stands for the unreachable real repository

@@ -17,8 +17,8 @@ from kubernetes.client.rest import ApiException
 
 from fedchem.opener.errors import ConfigError, FedchemError
 from fedchem.orchestrator.cli import main as cli_main
-from fedchem.orchestrator.network_check import load_network
-from fedchem.orchestrator.node import apply_secrets, node_status, secret_material, wait_ready
+from fedchem.orchestrator.node.network import load_network
+from fedchem.orchestrator.node.cluster import apply_secrets, node_status, secret_material, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 

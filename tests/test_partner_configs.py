@@ -11,8 +11,8 @@ import yaml
 
 from fedchem.opener.errors import ConfigError
 from fedchem.orchestrator.config import load_all, load_partner
-from fedchem.orchestrator.helm_values import node_values
-from fedchem.orchestrator.network_check import channel_members, load_network
+from fedchem.orchestrator.node.values import node_values
+from fedchem.orchestrator.node.network import channel_members, load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "partner_configs"

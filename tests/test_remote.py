@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from fedchem.opener.dataset import PreparedDataset, save_prepared
 from fedchem.opener.errors import ConfigError, DataError
 from fedchem.orchestrator.config import SubstraConnection
-from fedchem.orchestrator.network_check import load_network
+from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.remote import read_token, remote_clients
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +121,7 @@ def _prepared(folder: Path, seed: int) -> Path:
 def test_registration_is_private_to_the_partner_and_idempotent(tmp_path, monkeypatch):
     import substra
 
-    from fedchem.orchestrator.register_dataset import register_prepared
+    from fedchem.orchestrator.node.register import register_prepared
 
     monkeypatch.chdir(tmp_path)  # substra's local worker folder lands here
     client = substra.Client(client_name="pharma-a", backend_type="subprocess")

@@ -24,7 +24,7 @@ import yaml
 
 from fedchem.opener.errors import ConfigError
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 CHART_DIR = PROJECT / "deploy" / "helm"
 STANDINS_DIR = PROJECT / "deploy" / "standins"
 DEFAULT_HELM = PROJECT / ".tools" / "helm"

@@ -2,7 +2,7 @@
 
 The dataset is private to the partner's organisation; its data sample is the prepared folder. Registration is
 idempotent: a dataset with the same name whose metadata carries the same manifest hash is kept, not duplicated.
-Run in the cluster as `python -m fedchem.orchestrator.register_dataset --url ... --name ... --organization ...
+Run in the cluster as `python -m fedchem.orchestrator.node.register --url ... --name ... --organization ...
 --prepared DIR` with SUBSTRA_USERNAME/SUBSTRA_PASSWORD (or SUBSTRA_TOKEN) in the environment.
 """
 

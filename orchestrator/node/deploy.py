@@ -15,10 +15,10 @@ from pathlib import Path
 import yaml
 
 from fedchem.opener.errors import FedchemError
-from fedchem.orchestrator.helm_run import CHART_DIR, PROJECT, Helm, copy_chart, render, standin_repo
-from fedchem.orchestrator.helm_values import SUBSTRA_REPO_URL, node_values, write_values
-from fedchem.orchestrator.network_check import load_network
-from fedchem.orchestrator.node import describe_material, secret_material
+from fedchem.orchestrator.node.helm import CHART_DIR, PROJECT, Helm, copy_chart, render, standin_repo
+from fedchem.orchestrator.node.values import SUBSTRA_REPO_URL, node_values, write_values
+from fedchem.orchestrator.node.network import load_network
+from fedchem.orchestrator.node.cluster import describe_material, secret_material
 
 DEFAULT_OUT = PROJECT / ".cache" / "deploy"
 
@@ -93,7 +93,7 @@ def _render_all(helm: Helm, chart: Path, values: Path, d, out: Path) -> Path:
 
 
 def _real_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path) -> Path:
-    from fedchem.orchestrator.node import apply_secrets, core_api, wait_ready
+    from fedchem.orchestrator.node.cluster import apply_secrets, core_api, wait_ready
 
     d = node.deployment
     material = secret_material(node)  # read and checked before anything changes on the cluster

@@ -101,7 +101,7 @@ class DeploymentConfig(BaseModel):
     admin_users: tuple[AdminUser, ...] = ()
     model_export: bool = False  # let logged-in users download models trained on this organisation
     secret_names: SecretNames = SecretNames()
-    secrets_dir: Path | None = None  # local folder with the secret material (layout: fedchem.orchestrator.node)
+    secrets_dir: Path | None = None  # local folder with the secret material (layout: fedchem.orchestrator.node.cluster)
     min_password_length: int = Field(20, ge=16)
     registration: DatasetRegistration = DatasetRegistration()
     ready_timeout_s: int = Field(900, ge=10)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from fedchem.opener.errors import ConfigError
-from fedchem.orchestrator.network_check import Network, channel_members
+from fedchem.orchestrator.node.network import Network, channel_members
 
 # The Substra 1.0 charts the umbrella chart depends on (DESIGN.md section 9).
 SUBSTRA_CHARTS = {"substra-backend": "26.14.2", "substra-frontend": "1.2.3", "orchestrator": "8.7.7"}

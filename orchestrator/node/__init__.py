@@ -1,0 +1,6 @@
+"""`fedchem node` and `make deploy-partner`: one partner's Substra node on Kubernetes.
+
+`config` (the deployment section of a partner config), `network` (cross-checks of the consortium's nodes),
+`values` (Helm values), `helm` (the helm binary and chart), `cluster` (the Kubernetes client), `deploy` (install
+or upgrade a node), `register` (the dataset-registration Job's entry point). Nothing here imports `orchestrator.run`.
+"""
