@@ -31,7 +31,7 @@ import yaml  # noqa: E402
 from fedchem.orchestrator.cmd_demo import DEMO_SETTINGS  # noqa: E402
 from fedchem.orchestrator.cmd_prepare import prepare_consortium  # noqa: E402
 from fedchem.orchestrator.config import load_all  # noqa: E402
-from fedchem.orchestrator.federation import partner_dir, run_federation  # noqa: E402
+from fedchem.orchestrator.run.driver import partner_dir, run_federation  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
 from fedchem.orchestrator.public_data import build_moleculeace  # noqa: E402
 

@@ -56,7 +56,7 @@ def _demo(args) -> int:
     from fedchem.opener.dataset import load_prepared
     from fedchem.orchestrator.cmd_prepare import prepare_consortium
     from fedchem.orchestrator.config import load_all
-    from fedchem.orchestrator.federation import run_federation
+    from fedchem.orchestrator.run.driver import run_federation
     from fedchem.orchestrator.ledger import Ledger
     from fedchem.orchestrator.public_data import build_moleculeace
 

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args) -> int:
     from fedchem.orchestrator.config import load_all
-    from fedchem.orchestrator.federation import run_federation
+    from fedchem.orchestrator.run.driver import run_federation
     from fedchem.orchestrator.ledger import Ledger
 
     resume = args.resume is not None
@@ -69,8 +69,8 @@ def _run(args) -> int:
     backend = args.backend or consortium.backend
     network = None
     if backend == "remote":
-        from fedchem.orchestrator.remote import remote_clients
-        from fedchem.orchestrator.substra_backend import network_from_clients
+        from fedchem.orchestrator.run.remote import remote_clients
+        from fedchem.orchestrator.run.backend import network_from_clients
 
         network = network_from_clients(remote_clients(consortium, partners), consortium.federation.aggregator)
     run_federation(consortium, partners, run_dir, rounds=args.rounds, resume=resume,

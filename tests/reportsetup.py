@@ -37,7 +37,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     from fedchem.algo.trunk_file import save_trunk
     from fedchem.opener.dataset import load_prepared
     from fedchem.orchestrator.config import load_all
-    from fedchem.orchestrator.federation import run_settings
+    from fedchem.orchestrator.run.driver import run_settings
     from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 
     dropped = dict(dropped or {})

@@ -16,7 +16,7 @@ import pytest
 from fedchem.algo.trunk_file import load_trunk
 from fedchem.opener.errors import ProtocolError
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.federation import run_federation, trunk_path
+from fedchem.orchestrator.run.driver import run_federation, trunk_path
 from fedchem.orchestrator.ledger import Ledger
 
 from fedsetup import build_small_consortium
@@ -112,7 +112,7 @@ def test_nothing_another_organisation_may_read_leaks(secure_run, consortium_path
     uniformly random (a plain update would not)."""
     from scipy import stats
 
-    from fedchem.orchestrator.substra_backend import download
+    from fedchem.orchestrator.run.backend import download
 
     from leakscan import blob_of, partner_needles
 

@@ -9,8 +9,8 @@ import pytest
 
 from fedchem.algo.function_specs import FUNCTIONS, Content
 from fedchem.opener.errors import PrivacyError
-from fedchem.orchestrator import plan as planner
-from fedchem.orchestrator.privacy import check_tasks
+from fedchem.orchestrator.run import plan as planner
+from fedchem.orchestrator.run.privacy import check_tasks
 
 PARTNERS = ["pharma-a", "pharma-b", "pharma-c"]
 ORGS = {"pharma-a": "Org1MSP", "pharma-b": "Org2MSP", "pharma-c": "Org3MSP"}

@@ -21,7 +21,7 @@ from fedchem.opener.dataset import PreparedDataset, save_prepared
 from fedchem.opener.errors import ConfigError, DataError
 from fedchem.orchestrator.config import SubstraConnection
 from fedchem.orchestrator.node.network import load_network
-from fedchem.orchestrator.remote import read_token, remote_clients
+from fedchem.orchestrator.run.remote import read_token, remote_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> dict:
     from fedchem.algo.train_local import train_local
-    from fedchem.orchestrator.federation import run_federation
+    from fedchem.orchestrator.run.driver import run_federation
 
     root = tmp_path_factory.mktemp("e2e")
     cpath = build_small_consortium(root, max_per_target=40)

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from fedchem.orchestrator import plan as planner
+from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.cli import main
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.federation import run_federation
-from fedchem.orchestrator.substra_backend import network_from_clients
+from fedchem.orchestrator.run.driver import run_federation
+from fedchem.orchestrator.run.backend import network_from_clients
 
 from fedsetup import build_small_consortium
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fedchem.algo.function_specs import FUNCTIONS, FunctionDef
 from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError
-from fedchem.orchestrator.plan import DatasetKeys, TaskPlan
+from fedchem.orchestrator.run.plan import DatasetKeys, TaskPlan
 
 OPENER_SHIM = (
     '"""fedchem dataset opener (the code lives in fedchem.opener.substra_opener)."""\n'

@@ -22,11 +22,11 @@ import numpy as np
 
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ConfigError, DataError, ProtocolError
-from fedchem.orchestrator import plan as planner
-from fedchem.orchestrator import substra_backend as sb
+from fedchem.orchestrator.run import plan as planner
+from fedchem.orchestrator.run import backend as sb
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
-from fedchem.orchestrator.privacy import check_tasks
+from fedchem.orchestrator.run.privacy import check_tasks
 
 EXIT_STOPPED = 3  # the run stopped cleanly (too few survivors, a failed aggregation): resumable
 

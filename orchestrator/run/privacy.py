@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from fedchem.algo.function_specs import FUNCTIONS, Content
 from fedchem.opener.errors import PrivacyError
-from fedchem.orchestrator.plan import PlanContext, TaskPlan
+from fedchem.orchestrator.run.plan import PlanContext, TaskPlan
 
 
 def _refuse(task: TaskPlan, what: str, output: str | None = None, fix: str = "") -> PrivacyError:
     where = f"task '{task.name}' ({task.task_id})" + (f", output '{output}'" if output else "")
     return PrivacyError(f"plan refused: {what}", where=where,
                         fix=fix or "this plan would leak private data; it was not submitted. Build plans with "
-                                   "fedchem.orchestrator.plan, which sets safe permissions")
+                                   "fedchem.orchestrator.run.plan, which sets safe permissions")
 
 
 def check_tasks(ctx: PlanContext, tasks: list[TaskPlan], known: dict[str, TaskPlan] | None = None) -> None:

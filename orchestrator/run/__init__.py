@@ -1,0 +1,6 @@
+"""`fedchem run` and `fedchem status`: the federated run as Substra compute plans.
+
+`driver` runs the rounds, `plan` builds each batch of task specs, `privacy` checks them before submission (the
+operator's first line, not the security boundary: partners enforce their agreement on their own nodes), `backend`
+talks to Substra, `remote` makes the clients of real nodes.
+"""
