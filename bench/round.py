@@ -28,12 +28,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import yaml  # noqa: E402
 
-from fedchem.orchestrator.cmd_demo import DEMO_SETTINGS  # noqa: E402
-from fedchem.orchestrator.cmd_prepare import prepare_consortium  # noqa: E402
+from fedchem.orchestrator.demo.pipeline import DEMO_SETTINGS  # noqa: E402
+from fedchem.orchestrator.demo.consortium import prepare_consortium  # noqa: E402
 from fedchem.orchestrator.config import load_all  # noqa: E402
 from fedchem.orchestrator.run.driver import partner_dir, run_federation  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
-from fedchem.orchestrator.public_data import build_moleculeace  # noqa: E402
+from fedchem.orchestrator.demo.public_data import build_moleculeace  # noqa: E402
 
 
 def build(root: Path, n: int, max_per_target: int) -> Path:

@@ -1,7 +1,7 @@
 """Shared pieces of the public-data readers: the in-memory T0/T1/T2 tables of one partner and their CSV writer.
 
 Each `public_<set>` module turns one real public set into a list of PartnerTables (MELLODDY-TUNER layout,
-DESIGN.md section 3); `fedchem.orchestrator.public_data` writes them to disk with the consortium configs.
+DESIGN.md section 3); `fedchem.orchestrator.demo.public_data` writes them to disk with the consortium configs.
 """
 
 from __future__ import annotations

@@ -193,6 +193,16 @@ def check_fingerprint(consortium: ConsortiumConfig, partner: PartnerConfig, part
                           fix="remove the partner's fingerprint section or make it equal the consortium's")
 
 
+def check_partner(consortium, partner, partner_path: Path) -> None:
+    """The one-partner equivalent of load_all's cross-checks: listed by name, same fingerprint settings."""
+    names = [ref.name for ref in consortium.partners]
+    if partner.name not in names:
+        raise ConfigError(f"partner '{partner.name}' is not listed in the consortium (it lists "
+                          f"{', '.join(names)})", where=f"{partner_path}, key 'name'",
+                          fix="use this partner's own config, or add it to the consortium's `partners`")
+    check_fingerprint(consortium, partner, partner_path)
+
+
 def load_all(path: Path) -> tuple[ConsortiumConfig, dict[str, PartnerConfig]]:
     """Load a consortium and every partner it names, and cross-check them (same fingerprints, names match)."""
     consortium = load_consortium(path)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from fedchem.orchestrator.cmd_prepare import prepare_consortium
+from fedchem.orchestrator.demo.consortium import prepare_consortium
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.public_data import build_moleculeace
+from fedchem.orchestrator.demo.public_data import build_moleculeace
 
 SMALL = {
     "fingerprint": {"kind": "folded", "radius": 2, "size": 2048, "scramble": True},

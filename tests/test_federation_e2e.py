@@ -180,7 +180,7 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
 
     res, _ = secure_run
     run_dir = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "fedchem.orchestrator.cli", "run", str(consortium_path), "--run-dir", str(run_dir)]
+    cmd = [sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", str(consortium_path), "--run-dir", str(run_dir)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
     try:
@@ -196,7 +196,7 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
         proc.wait()
     ledger = Ledger.load(run_dir)
     assert ledger.status == "running" and ledger.completed_rounds == 1
-    done = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli", "run", "--resume", str(run_dir)],
+    done = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", "--resume", str(run_dir)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr

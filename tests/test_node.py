@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from fedchem.opener.errors import ConfigError, FedchemError
-from fedchem.orchestrator.cli import main as cli_main
+from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.node.cluster import apply_secrets, node_status, secret_material, wait_ready
 

@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from fedchem.orchestrator import cli
+from fedchem.orchestrator.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,12 +26,12 @@ def test_wheel_claims_only_the_fedchem_namespace(tmp_path):
         assert f"fedchem/{bare}/__init__.py" in names
     assert "fedchem/algo/secagg/protocol.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "fedchem = fedchem.orchestrator.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "fedchem = fedchem.orchestrator.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_every_subcommand_module_exists_and_has_help(capsys):
     for name in cli.COMMAND_MODULES:
-        importlib.import_module(f"fedchem.orchestrator.cmd_{name}")
+        importlib.import_module(f"fedchem.orchestrator.cli.{name}")
     try:
         cli.main(["--help"])
     except SystemExit as exc:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fedchem.orchestrator.cli import main as cli_main
+from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.config import load_consortium
-from fedchem.orchestrator.predict_smiles import featurise_smiles
+from fedchem.orchestrator.predict import featurise_smiles
 
 from reportsetup import shared_report_inputs
 

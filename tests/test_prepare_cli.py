@@ -6,7 +6,7 @@ import yaml
 from prepare_data import herg_partner
 
 from fedchem.opener.dataset import load_prepared
-from fedchem.orchestrator.cli import main
+from fedchem.orchestrator.cli.main import main
 
 SECRET = "cli-test-consortium-secret-0123456789abcdef"
 

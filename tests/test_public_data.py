@@ -22,8 +22,8 @@ from fedchem.opener.public_biogen import detect_limits
 from fedchem.opener.public_common import QUALIFIERS, T0_COLUMNS, T1_COLUMNS, T2_COLUMNS
 from fedchem.opener.public_herg import technology
 from fedchem.opener.public_moleculenet import provider
-from fedchem.orchestrator import cli
-from fedchem.orchestrator import public_data as pdata
+from fedchem.orchestrator.cli import main as cli
+from fedchem.orchestrator.demo import public_data as pdata
 from fedchem.orchestrator.config import load_all, load_partner
 
 MAX_PER_TARGET = 60

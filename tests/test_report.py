@@ -22,7 +22,7 @@ from sklearn import metrics as skm
 
 from fedchem.opener.errors import ConfigError, DataError
 from fedchem.orchestrator.report import stats as S
-from fedchem.orchestrator.cli import main as cli_main
+from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.report.write import write_report
 from fedchem.orchestrator.report.compare import CompareSettings
 

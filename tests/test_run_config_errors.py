@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedchem.orchestrator.cli import main
+from fedchem.orchestrator.cli.main import main
 
 from fedsetup import build_small_consortium
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from fedchem.orchestrator.run import plan as planner
-from fedchem.orchestrator.cli import main
+from fedchem.orchestrator.cli.main import main
 from fedchem.orchestrator.config import load_all
 from fedchem.orchestrator.run.driver import run_federation
 from fedchem.orchestrator.run.backend import network_from_clients

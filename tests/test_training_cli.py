@@ -12,7 +12,7 @@ from fedchem.algo.predictions import load_predictions
 from fedchem.algo.train_local import OUTPUT_FILES
 from fedchem.algo.trunk_io import load_arrays
 from fedchem.opener.dataset import load_prepared, save_prepared
-from fedchem.orchestrator.cli import main
+from fedchem.orchestrator.cli.main import main
 
 FAST = ["--epochs", "3", "--hidden", "16", "--batch-size", "64", "--quiet"]
 

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from fedchem.opener.errors import ConfigError
-from fedchem.orchestrator.config import check_fingerprint
 
 HELP = """\
 Prepare one partner's data for training, on that partner's own machine: read its MELLODDY-TUNER files (named in
@@ -52,22 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_prepare)
 
 
-def check_partner(consortium, partner, partner_path: Path) -> None:
-    """The one-partner equivalent of load_all's cross-checks: listed by name, same fingerprint settings."""
-    names = [ref.name for ref in consortium.partners]
-    if partner.name not in names:
-        raise ConfigError(f"partner '{partner.name}' is not listed in the consortium (it lists "
-                          f"{', '.join(names)})", where=f"{partner_path}, key 'name'",
-                          fix="use this partner's own config, or add it to the consortium's `partners`")
-    check_fingerprint(consortium, partner, partner_path)
-
 
 def _prepare(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fedchem.opener.prepare import prepare_partner
-    from fedchem.orchestrator.config import load_consortium, load_partner
+    from fedchem.orchestrator.config import check_partner, load_consortium, load_partner
 
     consortium = load_consortium(args.consortium)
     partner = load_partner(args.partner)
@@ -107,33 +97,3 @@ def _prepare(args) -> int:
     print(f"  output         {s.out_dir}")
     print(f"  report         {s.report_path} (private: what was dropped and why)")
     return 0
-
-
-def prepare_consortium(consortium_path: Path, workers: int | None = None, reuse: bool = False,
-                       echo=None) -> list:
-    """Prepare every partner of a consortium on this machine (demos, tests, benchmarks: in production each partner
-    runs `fedchem prepare` on its own node). With `reuse`, a partner whose prepared folder checks out is kept."""
-    from fedchem.opener.dataset import load_prepared
-    from fedchem.opener.errors import FedchemError
-    from fedchem.opener.prepare import prepare_partner
-    from fedchem.orchestrator.config import load_consortium, load_partner
-
-    say = echo or (lambda s: None)
-    consortium = load_consortium(consortium_path)
-    secret = consortium.secret.read("consortium secret")
-    done = []
-    for ref in consortium.partners:
-        p = load_partner(ref.config)
-        if reuse and (p.prepared_dir / "manifest.json").is_file():
-            try:
-                load_prepared(p.prepared_dir)
-                say(f"   {p.name}: reusing {p.prepared_dir}")
-                continue
-            except FedchemError:
-                pass
-        s = prepare_partner(p.data.t0, p.data.t1, p.data.t2, p.prepared_dir, consortium.fingerprint,
-                            consortium.preparation, secret, p.name, workers=workers)
-        say(f"   {p.name}: {s.n_compounds} compounds, {s.n_class_tasks} classification + {s.n_regr_tasks} "
-            "regression tasks")
-        done.append(s)
-    return done

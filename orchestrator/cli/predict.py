@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _predict(args) -> int:
     from fedchem.opener.parallel import default_workers
-    from fedchem.orchestrator import predict_smiles as ps
-    from fedchem.orchestrator.cmd_prepare import check_partner
+    from fedchem.orchestrator import predict as ps
+    from fedchem.orchestrator.config import check_partner
     from fedchem.orchestrator.config import load_consortium, load_partner
 
     if args.mc_samples < 0:

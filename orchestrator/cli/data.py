@@ -96,7 +96,7 @@ def register(subparsers) -> None:
 
 
 def handler(args) -> int:
-    from fedchem.orchestrator import public_data as pd
+    from fedchem.orchestrator.demo import public_data as pd
 
     name = args.data_set
     if name == "moleculeace":

@@ -1,6 +1,6 @@
 """`fedchem`: one command line with git/kubectl-style subcommands.
 
-Each subcommand lives in its own module `fedchem.orchestrator.cmd_<name>` exposing `register(subparsers)`, which
+Each subcommand lives in its own module `fedchem.orchestrator.cli.<name>` exposing `register(subparsers)`, which
 adds its parser and sets `func` (a callable taking the parsed args and returning an exit code). Heavy imports
 (torch, substra, rdkit) happen inside the handlers so that `fedchem --help` stays instant.
 User mistakes raise FedchemError and become a clean message and exit code 2, never a traceback.
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="fedchem 0.1.0")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        module = f"fedchem.orchestrator.cmd_{name}"
+        module = f"fedchem.orchestrator.cli.{name}"
         try:
             importlib.import_module(module).register(sub)
         except ModuleNotFoundError as exc:  # a command still being written; tests/test_cli.py requires them all
