@@ -6,7 +6,7 @@ Run:  .venv/bin/python bench/prepare.py                 (all of MUV, every core;
       .venv/bin/python bench/prepare.py --n 10000       (the first 10,000 compounds)
       .venv/bin/python bench/prepare.py --serial        (also a one-process run, for the parallel speed-up ratio)
 
-T0/T1/T2 are built from ../shared/data/muv.csv.gz with `fedchem.opener.public_moleculenet` (one partner) before
+T0/T1/T2 are built from ../shared/data/muv.csv.gz with `fedchem.opener.public.moleculenet` (one partner) before
 the clock starts. Settings: the consortium defaults (ECFP4 folded to 32,768 columns, scrambled; 5 scaffold folds),
 with a quorum of one active and one inactive per task (so that --n subsets keep their tasks). Figures on a machine
 shared with other jobs are distorted by them: the CPU seconds printed (this process + its workers) show how much
@@ -29,7 +29,7 @@ SHARED = (ROOT / ".." / "shared" / "data").resolve()
 
 def build_muv(folder: Path, n: int | None) -> tuple[Path, Path, Path]:
     """MUV as one partner's T0/T1/T2 (optionally only the first n compounds)."""
-    from fedchem.opener import public_moleculenet as mn
+    from fedchem.opener.public import moleculenet as mn
     partner = mn.split_by_compound(SHARED, "muv.csv.gz", 1)[0]
     if n is not None:
         keep = set(list(partner.compounds)[:n])

@@ -18,10 +18,10 @@ SECRET = b"bench-consortium-secret-0123456789"
 
 def _tables(name: str):
     if name in ("tox21", "muv"):
-        from fedchem.opener import public_moleculenet as mn
+        from fedchem.opener.public import moleculenet as mn
         return mn.split_by_compound(SHARED, f"{name}.csv.gz", 1)[0]
     if name == "herg":
-        from fedchem.opener import public_herg as hg
+        from fedchem.opener.public import herg as hg
         return hg.split_herg(SHARED, 1)[0]
     raise ValueError(f"unknown public set {name!r}")
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from fedchem.algo.function_specs import FUNCTIONS, Content
+from fedchem.algo.functions.specs import FUNCTIONS, Content
 from fedchem.opener.errors import PrivacyError
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run.privacy import check_tasks
@@ -180,7 +180,7 @@ def test_nothing_is_public_unless_the_consortium_opts_in_to_one_summary_figure()
 def test_published_summary_is_one_number(tmp_path):
     import json
 
-    from fedchem.algo.function_summary import headline_figure, publish_summary
+    from fedchem.algo.functions.summary import headline_figure, publish_summary
 
     metrics = {"test": {"aggregate": {"classification": {"auc_roc": 0.8125, "auc_pr": 0.5},
                                       "regression": {"rmse": 0.7}}, "per_task": [{"task": "secret-task"}]}}

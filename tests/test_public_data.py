@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from fedchem.opener import public_moleculeace as ma
+from fedchem.opener.public import moleculeace as ma
 from fedchem.opener.errors import DataError
-from fedchem.opener.public_biogen import detect_limits
-from fedchem.opener.public_common import QUALIFIERS, T0_COLUMNS, T1_COLUMNS, T2_COLUMNS
-from fedchem.opener.public_herg import technology
-from fedchem.opener.public_moleculenet import provider
+from fedchem.opener.public.biogen import detect_limits
+from fedchem.opener.public.common import QUALIFIERS, T0_COLUMNS, T1_COLUMNS, T2_COLUMNS
+from fedchem.opener.public.herg import technology
+from fedchem.opener.public.moleculenet import provider
 from fedchem.orchestrator.cli import main as cli
 from fedchem.orchestrator.demo import public_data as pdata
 from fedchem.orchestrator.config import load_all, load_partner

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from fedchem.algo.function_specs import FUNCTIONS
+from fedchem.algo.functions.specs import FUNCTIONS
 from fedchem.orchestrator.run.backend import SCRIPT
 
 
 def test_aggregator_and_key_tasks_import_no_torch():
-    code = ("import sys, fedchem.algo.function_aggregate, fedchem.algo.function_keys; "
+    code = ("import sys, fedchem.algo.functions.aggregate, fedchem.algo.functions.keys; "
             "heavy = [m for m in ('torch', 'sklearn', 'rdkit') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out

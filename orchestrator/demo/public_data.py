@@ -22,7 +22,7 @@ import yaml
 
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.errors import ConfigError, DataError
-from fedchem.opener.public_common import PartnerTables
+from fedchem.opener.public.common import PartnerTables
 from fedchem.orchestrator.config import load_all, load_partner
 
 SECRET_FILE = "consortium.secret"
@@ -58,7 +58,7 @@ class BuildSummary:
 
 def default_shared_dir() -> Path:
     """`<repo>/../shared/data` when running from a checkout, else `./../shared/data`."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     base = repo if (repo / "pyproject.toml").is_file() else Path.cwd()
     return (base / ".." / "shared" / "data").resolve()
 
@@ -182,7 +182,7 @@ def _commit(tmp: Path, out_dir: Path, force: bool) -> None:
 def build_moleculeace(out_dir: Path, n_partners: int = 3, split: str = "targets", max_per_target: int | None = None,
                       cache_dir: Path | None = None, force: bool = False) -> BuildSummary:
     """MoleculeACE 3.0.0 (30 ChEMBL targets, pKi/pEC50) split by target (default) or by compound."""
-    from fedchem.opener import public_moleculeace as ma
+    from fedchem.opener.public import moleculeace as ma
 
     check_output(out_dir, force)
     wheel = ma.fetch_wheel(cache_dir)
@@ -197,7 +197,7 @@ def build_moleculeace(out_dir: Path, n_partners: int = 3, split: str = "targets"
 
 def build_tox21(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """Tox21: 12 binary tasks, compounds split by a hash of the SMILES, every partner has every task."""
-    from fedchem.opener import public_moleculenet as mn
+    from fedchem.opener.public import moleculenet as mn
 
     check_output(out_dir, force)
     partners = mn.split_by_compound(shared_dir, "tox21.csv.gz", n_partners)
@@ -209,7 +209,7 @@ def build_tox21(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: boo
 
 def build_toxcast(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """ToxCast: binary tasks, assay providers dealt to partners (no provider at two partners)."""
-    from fedchem.opener import public_moleculenet as mn
+    from fedchem.opener.public import moleculenet as mn
 
     check_output(out_dir, force)
     partners = mn.split_toxcast(shared_dir, n_partners)
@@ -222,7 +222,7 @@ def build_toxcast(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: b
 
 def build_muv(shared_dir: Path, out_dir: Path, n_partners: int = 1, force: bool = False) -> BuildSummary:
     """MUV: 93k compounds, 17 sparse binary tasks, compounds split by a hash of the SMILES (default: one partner)."""
-    from fedchem.opener import public_moleculenet as mn
+    from fedchem.opener.public import moleculenet as mn
 
     check_output(out_dir, force)
     partners = mn.split_by_compound(shared_dir, "muv.csv.gz", n_partners)
@@ -234,7 +234,7 @@ def build_muv(shared_dir: Path, out_dir: Path, n_partners: int = 1, force: bool 
 
 def build_herg(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """ChEMBL hERG IC50: partners by assay technology, real qualifiers, values in nM (pIC50 thresholds 5 and 6)."""
-    from fedchem.opener import public_herg as hg
+    from fedchem.opener.public import herg as hg
 
     check_output(out_dir, force)
     partners = hg.split_herg(shared_dir, n_partners)
@@ -249,7 +249,7 @@ def build_herg(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool
 
 def build_biogen(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """Biogen ADME: 6 log-scale endpoints, values at detected assay limits censored, compounds split by hash."""
-    from fedchem.opener import public_biogen as bg
+    from fedchem.opener.public import biogen as bg
 
     check_output(out_dir, force)
     partners, limits = bg.split_biogen(shared_dir, n_partners)

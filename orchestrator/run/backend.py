@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedchem.algo.function_specs import FUNCTIONS, FunctionDef
+from fedchem.algo.functions.specs import FUNCTIONS, FunctionDef
 from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError
 from fedchem.orchestrator.run.plan import DatasetKeys, TaskPlan
 

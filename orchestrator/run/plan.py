@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from fedchem.algo.function_specs import FUNCTIONS, Content
+from fedchem.algo.functions.specs import FUNCTIONS, Content
 
 
 @dataclass(frozen=True)

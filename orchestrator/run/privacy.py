@@ -2,7 +2,7 @@
 
 Substra's local backend enforces no permission at all, and a real backend only checks that a reader is authorized,
 not that the authorization is wise; so this is where a plan that would leak is stopped, with the task and output
-named. Rules, from what each function's output holds (fedchem.algo.function_specs.Content):
+named. Rules, from what each function's output holds (fedchem.algo.functions.specs.Content):
   1. private outputs (heads, metrics, predictions, secrets, logs) are readable by their owner only;
   2. masked updates and released shares by their owner and the aggregator only; nothing else leaves a partner
      towards the aggregator;
@@ -15,7 +15,7 @@ named. Rules, from what each function's output holds (fedchem.algo.function_spec
 
 from __future__ import annotations
 
-from fedchem.algo.function_specs import FUNCTIONS, Content
+from fedchem.algo.functions.specs import FUNCTIONS, Content
 from fedchem.opener.errors import PrivacyError
 from fedchem.orchestrator.run.plan import PlanContext, TaskPlan
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedchem.opener.public_common import (Assay, PartnerTables, check_partners, fmt_value, new_partners,
+from fedchem.opener.public.common import (Assay, PartnerTables, check_partners, fmt_value, new_partners,
                                           parse_float, read_csv_gz, require_nonempty, shared_file,
                                           structure_bucket)
 

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from fedchem.opener.errors import DataError
-from fedchem.opener.public_common import (QUALIFIERS, Assay, PartnerTables, check_partners, deal_groups,
+from fedchem.opener.public.common import (QUALIFIERS, Assay, PartnerTables, check_partners, deal_groups,
                                           fmt_value, new_partners, parse_float, read_csv_gz, require_nonempty,
                                           shared_file)
 

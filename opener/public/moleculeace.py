@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from fedchem.opener.errors import DataError
-from fedchem.opener.public_common import (Assay, PartnerTables, check_partners, fmt_value, new_partners,
+from fedchem.opener.public.common import (Assay, PartnerTables, check_partners, fmt_value, new_partners,
                                           parse_float, require_nonempty, sha256_file, structure_bucket,
                                           structure_rank)
 
@@ -39,7 +39,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get("FEDCHEM_CACHE")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     if (repo / "pyproject.toml").is_file():
         return repo / ".cache"
     return Path.cwd() / ".cache"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedchem.opener.errors import DataError
-from fedchem.opener.public_common import (Assay, PartnerTables, check_partners, deal_groups, new_partners,
+from fedchem.opener.public.common import (Assay, PartnerTables, check_partners, deal_groups, new_partners,
                                           read_csv_gz, require_nonempty, shared_file, structure_bucket)
 
 SOURCES = {  # file name -> pinned sha256 (as in the shared folder's SHA256SUMS)

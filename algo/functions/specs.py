@@ -56,26 +56,26 @@ DATASAMPLES = Input("datasamples", "data_sample", multiple=True)
 
 FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     FunctionDef(
-        "keygen", "fedchem.algo.function_keys", "partner",
+        "keygen", "fedchem.algo.functions.keys", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model")),
         outputs=(Output("public_keys", Content.PUBLIC_KEYS), Output("secret_keys", Content.PRIVATE)),
         description="Per-round X25519 key pairs and self-mask seeds for one partner; publishes the public keys.",
     ),
     FunctionDef(
-        "deal_shares", "fedchem.algo.function_keys", "partner",
+        "deal_shares", "fedchem.algo.functions.keys", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("secret_keys", "model"),
                 Input("public_keys", "model", multiple=True)),
         outputs=(Output("sealed_shares", Content.SEALED_SHARES),),
         description="t-of-n shares of this partner's per-round secrets, each encrypted to its recipient.",
     ),
     FunctionDef(
-        "init_trunk", "fedchem.algo.function_aggregate", "aggregator",
+        "init_trunk", "fedchem.algo.functions.aggregate", "aggregator",
         inputs=(OPENER, DATASAMPLES),
         outputs=(Output("trunk", Content.TRUNK),),
         description="Publishes the starting trunk of this plan (the seed's initial trunk, or a resumed one).",
     ),
     FunctionDef(
-        "train", "fedchem.algo.function_train", "partner",
+        "train", "fedchem.algo.functions.train", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
                 Input("secret_keys", "model", optional=True),
                 Input("public_keys", "model", multiple=True, optional=True)),
@@ -84,14 +84,14 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
         description="Local training of trunk + own head for one round; uploads only the masked trunk update.",
     ),
     FunctionDef(
-        "release_shares", "fedchem.algo.function_keys", "partner",
+        "release_shares", "fedchem.algo.functions.keys", "partner",
         inputs=(OPENER, DATASAMPLES, Input("secret_keys", "model"), Input("public_keys", "model", multiple=True),
                 Input("sealed_shares", "model", multiple=True), Input("receipt", "model", multiple=True)),
         outputs=(Output("released_shares", Content.RELEASED_SHARES),),
         description="Decrypts the shares the aggregator needs: self-mask seeds of survivors, pair keys of dropouts.",
     ),
     FunctionDef(
-        "aggregate", "fedchem.algo.function_aggregate", "aggregator",
+        "aggregate", "fedchem.algo.functions.aggregate", "aggregator",
         inputs=(Input("trunk", "model"), Input("public_keys", "model", multiple=True, optional=True),
                 Input("masked_update", "model", multiple=True),
                 Input("released_shares", "model", multiple=True, optional=True)),
@@ -99,13 +99,13 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
         description="Sums the masked updates (masks cancel), decodes the weighted mean, applies it to the trunk.",
     ),
     FunctionDef(
-        "evaluate", "fedchem.algo.function_train", "partner",
+        "evaluate", "fedchem.algo.functions.train", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True)),
         outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE)),
         description="Per-task metrics and test-fold predictions of global trunk + own head, private to the partner.",
     ),
     FunctionDef(
-        "publish_summary", "fedchem.algo.function_summary", "partner",
+        "publish_summary", "fedchem.algo.functions.summary", "partner",
         inputs=(Input("metrics", "model"),),
         outputs=(Output("summary", Content.SUMMARY, kind="performance"),),
         description="Only if the consortium opts in: one headline test figure of this partner, public, for the web UI.",
