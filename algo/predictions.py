@@ -9,11 +9,12 @@ class_std / regr_std (MC-dropout spread) and the task names. It is private to th
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fedchem.opener.fileio import atomic_write
 
 FORMAT = "fedchem-predictions/1"
 
@@ -62,17 +63,7 @@ def save_predictions(path: str | os.PathLike, rows, compound_ids, class_scores, 
         payload["class_tasks"] = np.asarray([str(t) for t in class_tasks], dtype=str)
     if regr_tasks is not None:
         payload["regr_tasks"] = np.asarray([str(t) for t in regr_tasks], dtype=str)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: np.savez_compressed(fh, **payload))
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:

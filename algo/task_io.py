@@ -43,13 +43,3 @@ def maybe_fail(partner: str, round_: int, stage: str) -> None:
         if bits[0] == partner and int(bits[1]) == round_ and (len(bits) < 3 or bits[2] == stage):
             raise SystemExit(f"[test hook {FAIL_ENV}] {partner} fails in round {round_} at {stage}")
 
-
-def write_json(path: str | os.PathLike, data: dict) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())

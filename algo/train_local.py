@@ -11,9 +11,6 @@ import copy
 import csv
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +23,8 @@ from fedchem.algo.batches import BatchSource
 from fedchem.algo.config import ModelConfig, TrainingConfig
 from fedchem.algo.evaluation import EvalResult, json_ready
 from fedchem.algo.predictions import save_predictions
-from fedchem.algo.trunk_io import save_arrays
+from fedchem.algo.params import save_params
+from fedchem.opener.fileio import atomic_folder
 from fedchem.opener.dataset import PreparedDataset
 from fedchem.opener.errors import ConfigError, DataError
 
@@ -174,11 +172,9 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     test = evaluation.evaluate(trunk, head, data, folds.test)
     seconds = time.perf_counter() - t_start
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        save_arrays(tmp / "trunk.npz", M.trunk_to_arrays(trunk))
-        save_arrays(tmp / "head.npz", M.head_to_arrays(head))
+    with atomic_folder(out_dir) as tmp:
+        save_params(tmp / "trunk.npz", M.trunk_to_arrays(trunk))
+        save_params(tmp / "head.npz", M.head_to_arrays(head))
         (tmp / "model.json").write_text(json.dumps({
             "n_features": data.n_features, "n_class_tasks": int(data.Y_class.shape[1]),
             "n_regr_tasks": int(data.Y_regr.shape[1]), "model": model_cfg.model_dump(mode="json")}, indent=2) + "\n")
@@ -197,15 +193,5 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
         save_predictions(tmp / "test_predictions.npz", p.rows, p.compound_ids, p.class_scores, p.regr_preds,
                          class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
         (tmp / "history.json").write_text(json.dumps(json_ready(history), indent=2) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return LocalRun(out_dir=out_dir, best_epoch=best[1] + 1, epochs_run=len(history), validation=val, test=test,
                     history=history, seconds=seconds)

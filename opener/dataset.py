@@ -18,12 +18,8 @@ Everything is written to a temporary folder and renamed into place, so a failure
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fedchem.opener.errors import DataError
+from fedchem.opener.fileio import atomic_folder, json_text, sha256_file
 
 TASK_COLUMNS = [
     "task",          # unique task name within the partner, e.g. "CHEMBL240_class_6.5" (private to the partner)
@@ -79,13 +76,6 @@ class PreparedDataset:
         return sorted((t for t in self.tasks if t["kind"] == "regression"), key=lambda t: int(t["column"]))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _save_csr(path: Path, m: sp.spmatrix) -> None:
     """Deterministic .npz of a CSR matrix (fixed zip timestamps, so re-runs are byte-identical)."""
@@ -108,9 +98,7 @@ def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
 def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra_manifest: dict | None = None) -> Path:
     """Write a prepared folder atomically: everything goes to a temp folder beside `out_dir`, then one rename."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         _save_csr(tmp / "X.npz", ds.X.astype(np.float32))
         _save_csr(tmp / "Y_class.npz", ds.Y_class.astype(np.float32))
         _save_csr(tmp / "Y_regr.npz", ds.Y_regr.astype(np.float32))
@@ -130,17 +118,7 @@ def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra
             "n_regr_tasks": int(ds.Y_regr.shape[1]),
             "files": {name: sha256_file(tmp / name) for name in FILES + ["prep_report.md"]},
         })
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "manifest.json").write_text(json_text(manifest))
     return out_dir
 
 

@@ -21,7 +21,8 @@ import scipy.sparse as sp
 
 from fedchem.opener import activities, fingerprints, folds, prep_report, quorum, raw, scramble, standardize
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
-from fedchem.opener.dataset import PreparedDataset, save_prepared, sha256_file
+from fedchem.opener.dataset import PreparedDataset, save_prepared
+from fedchem.opener.fileio import sha256_file
 from fedchem.opener.errors import DataError
 from fedchem.opener.parallel import default_workers
 from fedchem.opener.tasks import build_tasks, task_table

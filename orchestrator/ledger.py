@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.fileio import write_json
 
 LEDGER = "ledger.json"
 
@@ -49,10 +49,7 @@ class Ledger:
 
     def save(self, run_dir: Path) -> None:
         self.updated = time.time()
-        path = Path(run_dir) / LEDGER
-        tmp = path.with_name(f".{LEDGER}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(Path(run_dir) / LEDGER, asdict(self))
 
     @classmethod
     def load(cls, run_dir: Path) -> "Ledger":

@@ -10,9 +10,8 @@ Uncertainty: MC dropout (dropout kept on; mean and standard deviation over sever
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import scipy.sparse as sp
 from fedchem.opener import fingerprints, scramble, standardize
 from fedchem.opener.config import FingerprintConfig
 from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.fileio import atomic_write_text
 
 
 @dataclass
@@ -87,7 +87,7 @@ def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = 
     """The final global trunk and the partner's own head (RUN_DIR/partners/NAME/trunk.npz and head.npz)."""
     from fedchem.algo import model as M
     from fedchem.algo.config import ModelConfig
-    from fedchem.algo.trunk_file import load_trunk
+    from fedchem.algo.params import load_params
     from fedchem.orchestrator.ledger import partner_ledger
 
     run_dir = Path(run_dir)
@@ -102,13 +102,12 @@ def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = 
     if not settings_path.is_file():
         raise DataError("the run folder has no settings.json", where=str(run_dir), fix="give a complete run folder")
     settings = json.loads(settings_path.read_text())
-    arrays, _ = load_trunk(trunk_path)
+    arrays, _ = load_params(trunk_path)
     mcfg = ModelConfig(**settings["model"])
     n_features = int(arrays["input.weight"].shape[0])
     trunk = M.init_trunk(n_features, mcfg, 0)
     M.load_trunk_arrays(trunk, arrays)
-    with np.load(head_path) as z:
-        head_arrays = {k: z[k] for k in z.files}
+    head_arrays, _ = load_params(head_path)
     n_class = int(head_arrays["classification.weight"].shape[0])
     n_regr = int(head_arrays["regression.weight"].shape[0])
     head = M.init_head(mcfg, n_class, n_regr, 0)
@@ -205,35 +204,28 @@ def write_predictions_csv(path: Path, model: PartnerModel, scored: Scored, ids: 
         std = scored.class_std if kind == "classification" else scored.regr_std
         return _fmt(pred[k, j]), (_fmt(std[k, j]) if std is not None else "")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            if layout == "wide":
-                head = ["row", id_name, "status"]
-                for t, _, _ in tasks:
-                    head += [t, f"{t} std"]
-                w.writerow(head)
-                for i, status in enumerate(scored.status):
-                    line = [i + 1, ids[i] if ids else "", status]
-                    k = where.get(i)
-                    for t, kind, j in tasks:
-                        line += list(value(kind, j, k)) if k is not None else ["", ""]
-                    w.writerow(line)
-            elif layout == "long":
-                w.writerow(["row", id_name, "status", "task", "kind", "prediction", "std"])
-                for i, status in enumerate(scored.status):
-                    k = where.get(i)
-                    if k is None:
-                        w.writerow([i + 1, ids[i] if ids else "", status, "", "", "", ""])
-                        continue
-                    for t, kind, j in tasks:
-                        w.writerow([i + 1, ids[i] if ids else "", status, t, kind, *value(kind, j, k)])
-            else:
-                raise ValueError(f"unknown layout {layout!r}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh, lineterminator="\n")
+    if layout == "wide":
+        head = ["row", id_name, "status"]
+        for t, _, _ in tasks:
+            head += [t, f"{t} std"]
+        w.writerow(head)
+        for i, status in enumerate(scored.status):
+            line = [i + 1, ids[i] if ids else "", status]
+            k = where.get(i)
+            for t, kind, j in tasks:
+                line += list(value(kind, j, k)) if k is not None else ["", ""]
+            w.writerow(line)
+    elif layout == "long":
+        w.writerow(["row", id_name, "status", "task", "kind", "prediction", "std"])
+        for i, status in enumerate(scored.status):
+            k = where.get(i)
+            if k is None:
+                w.writerow([i + 1, ids[i] if ids else "", status, "", "", "", ""])
+                continue
+            for t, kind, j in tasks:
+                w.writerow([i + 1, ids[i] if ids else "", status, t, kind, *value(kind, j, k)])
+    else:
+        raise ValueError(f"unknown layout {layout!r}")
+    return atomic_write_text(path, fh.getvalue())

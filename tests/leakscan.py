@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedchem.algo.params import load_params
 from fedchem.opener.dataset import load_prepared
 
 
@@ -60,9 +61,8 @@ def partner_needles(t2_csv: Path, prepared_dir: Path, head_npz: Path | None = No
         if vals.size >= 8:
             n.add("label values", [vals[:8].astype(np.float32).tobytes(), vals[:8].astype(np.float64).tobytes()])
     if head_npz is not None:
-        with np.load(head_npz) as z:
-            for k in z.files:
-                a = z[k].astype(np.float32).ravel()
+        for a in load_params(head_npz)[0].values():
+                a = a.ravel()
                 if a.size >= 8:
                     n.add("head weights", [a[s:s + 8].tobytes() for s in range(0, a.size - 8, max(8, a.size // 20))])
     return n

@@ -34,7 +34,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     from fedchem.algo import evaluation, model as M, training
     from fedchem.algo.task_io import derived_seed
     from fedchem.algo.train_local import split_folds, train_local
-    from fedchem.algo.trunk_file import save_trunk
+    from fedchem.algo.params import save_params
     from fedchem.opener.dataset import load_prepared
     from fedchem.orchestrator.config import load_all
     from fedchem.orchestrator.run.driver import run_settings
@@ -87,7 +87,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
         ledger.dropped.update({n: r for n in now_dropped})
         ledger.completed_rounds = r
     meta = {"round": rounds, "plan_id": "in-process", "settings": settings}
-    save_trunk(run_dir / "aggregator" / "trunk.npz", global_arrays, meta)
+    save_params(run_dir / "aggregator" / "trunk.npz", global_arrays, meta)
     for n in active:
         pdir = run_dir / "partners" / n
         trunk = M.init_trunk(n_features, mcfg, tcfg.seed)
@@ -97,11 +97,10 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
         _json(pdir / "metrics.json", {"after_round": rounds, "head_from": "previous round",
                                       "validation": val.as_dict(), "test": test.as_dict()})
         evaluation.save_test_predictions(pdir / "test_predictions.npz", trunk, heads[n], data[n], folds[n].test)
-        save_trunk(pdir / "trunk.npz", global_arrays, meta)
+        save_params(pdir / "trunk.npz", global_arrays, meta)
         ck = pdir / "checkpoints" / f"round_{rounds:03d}"
         ck.mkdir(parents=True, exist_ok=True)
-        with open(ck / "head.npz", "wb") as fh:
-            np.savez(fh, **M.head_to_arrays(heads[n]))
+        save_params(ck / "head.npz", M.head_to_arrays(heads[n]))
         (ck / "checkpoint.json").write_text(json.dumps({"round": rounds, "partner": n}) + "\n")
         shutil.copyfile(ck / "head.npz", pdir / "head.npz")  # the final model: trunk.npz + head.npz
     ledger.evaluated = True

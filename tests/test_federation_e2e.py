@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fedchem.algo.trunk_file import load_trunk
+from fedchem.algo.params import load_params
 from fedchem.opener.errors import ProtocolError
 from fedchem.orchestrator.config import load_all
 from fedchem.orchestrator.run.driver import run_federation, trunk_path
@@ -37,7 +36,7 @@ def secure_run(consortium_path, tmp_path_factory):
 
 
 def _trunk(run_dir: Path) -> dict[str, np.ndarray]:
-    return load_trunk(run_dir / "aggregator" / "trunk.npz")[0]
+    return load_params(run_dir / "aggregator" / "trunk.npz")[0]
 
 
 def test_secure_run_completes_with_private_results(secure_run):
@@ -58,7 +57,7 @@ def test_secure_run_completes_with_private_results(secure_run):
     # the trunk moved away from its initial value, and every partner holds the same final trunk
     arrays = _trunk(res.run_dir)
     for name in ledger.partners:
-        theirs = load_trunk(res.run_dir / "partners" / name / "trunk.npz")[0]
+        theirs = load_params(res.run_dir / "partners" / name / "trunk.npz")[0]
         assert all(np.array_equal(arrays[k], theirs[k]) for k in arrays)
     assert any("round 2/2" in line for line in lines)
 
@@ -98,7 +97,7 @@ def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, m
     ledger = Ledger.load(run_dir)
     assert ledger.status == "stopped" and ledger.completed_rounds == 1
     assert not (run_dir / "aggregator" / "trunk.npz").exists()  # no final trunk for a stopped run
-    trunk_after_round_1 = load_trunk(trunk_path(run_dir, 1))[0]
+    trunk_after_round_1 = load_params(trunk_path(run_dir, 1))[0]
     monkeypatch.delenv("FEDCHEM_TEST_FAIL")
     run_federation(consortium, partners, run_dir, resume=True, console=lambda s: None)
     ledger = Ledger.load(run_dir)

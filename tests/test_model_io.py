@@ -13,7 +13,7 @@ import torch
 from fedchem.algo import model as M
 from fedchem.algo.config import ModelConfig
 from fedchem.algo.predictions import load_predictions, save_predictions
-from fedchem.algo.trunk_io import flatten, load_arrays, save_arrays, unflatten
+from fedchem.algo.params import flatten, load_params, save_params, unflatten
 
 CFG = ModelConfig(hidden_sizes=(16, 8), dropout=0.0)
 
@@ -41,11 +41,11 @@ def test_trunk_and_head_round_trip_through_files(tmp_path):
     X = _x()
     trunk, head = M.init_trunk(50, CFG, seed=3), M.init_head(CFG, 3, 2, seed=4, regr_bias=np.array([5.0, 6.0]))
     assert head.regression.bias.tolist() == [5.0, 6.0]
-    save_arrays(tmp_path / "trunk.npz", M.trunk_to_arrays(trunk))
-    save_arrays(tmp_path / "head.npz", M.head_to_arrays(head))
+    save_params(tmp_path / "trunk.npz", M.trunk_to_arrays(trunk))
+    save_params(tmp_path / "head.npz", M.head_to_arrays(head))
     trunk2, head2 = M.init_trunk(50, CFG, seed=99), M.init_head(CFG, 3, 2, seed=99)
-    M.load_trunk_arrays(trunk2, load_arrays(tmp_path / "trunk.npz"))
-    M.load_head_arrays(head2, load_arrays(tmp_path / "head.npz"))
+    M.load_trunk_arrays(trunk2, load_params(tmp_path / "trunk.npz")[0])
+    M.load_head_arrays(head2, load_params(tmp_path / "head.npz")[0])
     trunk.eval(), trunk2.eval()
     with torch.no_grad():
         for o1, o2 in zip(head(trunk(X)), head2(trunk2(X))):
@@ -73,9 +73,9 @@ def test_flatten_unflatten_round_trip_and_size_check():
         unflatten(vec[:-1], spec)
 
 
-def test_trunk_io_does_not_import_torch():
-    code = ("import sys, numpy as np; from fedchem.algo import trunk_io; "
-            "v, s = trunk_io.flatten({'a': np.ones((2, 3), np.float32)}); trunk_io.unflatten(v, s); "
+def test_params_does_not_import_torch():
+    code = ("import sys, numpy as np; from fedchem.algo import params; "
+            "v, s = params.flatten({'a': np.ones((2, 3), np.float32)}); params.unflatten(v, s); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,7 +10,7 @@ import pytest
 from algo_synthetic import synthetic_dataset, write_synthetic
 from fedchem.algo.predictions import load_predictions
 from fedchem.algo.train_local import OUTPUT_FILES
-from fedchem.algo.trunk_io import load_arrays
+from fedchem.algo.params import load_params
 from fedchem.opener.dataset import load_prepared, save_prepared
 from fedchem.orchestrator.cli.main import main
 
@@ -39,7 +39,7 @@ def test_train_local_writes_every_output_and_returns_0(prepared, tmp_path, capsy
     np.testing.assert_array_equal(preds.rows, np.flatnonzero(ds.folds == 1))
     assert preds.class_scores.shape == (preds.rows.size, ds.Y_class.shape[1])
     assert preds.compound_ids.tolist() == [ds.compound_ids[i] for i in preds.rows]
-    trunk = load_arrays(out / "trunk.npz")
+    trunk = load_params(out / "trunk.npz")[0]
     assert trunk["input.weight"].shape == (ds.n_features, 16)
     csv_lines = (out / "metrics_per_task.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + 2 * len(ds.tasks)

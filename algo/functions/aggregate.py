@@ -14,8 +14,8 @@ import substratools as tools
 
 from fedchem.algo import secagg
 from fedchem.algo.task_io import settings_of
-from fedchem.algo.trunk_file import load_trunk, save_trunk
-from fedchem.algo.trunk_io import flatten, unflatten
+from fedchem.algo.params import load_params, save_params
+from fedchem.algo.params import flatten, unflatten
 
 
 @tools.register
@@ -37,7 +37,7 @@ def plain_sum(paths: list[str]) -> tuple[np.ndarray, float]:
 
 @tools.register
 def aggregate(inputs, outputs, task_properties):
-    arrays, meta = load_trunk(inputs["trunk"])
+    arrays, meta = load_params(inputs["trunk"])
     round_ = meta["round"] + 1
     _, _, cfg = settings_of(meta)
     if meta["settings"]["secure"]:
@@ -52,4 +52,4 @@ def aggregate(inputs, outputs, task_properties):
     vector, spec = flatten(arrays)
     new = vector.astype(np.float64) + mean_update
     meta["round"] = round_
-    save_trunk(outputs["trunk"], unflatten(new.astype(np.float32), spec), meta)
+    save_params(outputs["trunk"], unflatten(new.astype(np.float32), spec), meta)

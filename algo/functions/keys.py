@@ -11,8 +11,9 @@ from __future__ import annotations
 import substratools as tools
 
 from fedchem.algo import secagg
-from fedchem.algo.task_io import maybe_fail, partner_name, read_json
-from fedchem.algo.trunk_file import load_trunk_meta
+from fedchem.algo.task_io import maybe_fail, partner_name
+from fedchem.opener.fileio import read_json
+from fedchem.algo.params import load_meta
 
 
 def _publics(paths: list[str]) -> dict:
@@ -23,7 +24,7 @@ def _publics(paths: list[str]) -> dict:
 @tools.register
 def keygen(inputs, outputs, task_properties):
     me = partner_name(inputs["datasamples"].prepared_dir)
-    meta = load_trunk_meta(inputs["trunk"])
+    meta = load_meta(inputs["trunk"])
     rounds = list(range(meta["first_round"], meta["last_round"] + 1))
     public, secret = secagg.keygen(meta["plan_id"], me, rounds)
     secagg.save_public_bundle(outputs["public_keys"], public)
@@ -33,7 +34,7 @@ def keygen(inputs, outputs, task_properties):
 @tools.register
 def deal_shares(inputs, outputs, task_properties):
     me = partner_name(inputs["datasamples"].prepared_dir)
-    meta = load_trunk_meta(inputs["trunk"])
+    meta = load_meta(inputs["trunk"])
     secret = secagg.load_secret_bundle(inputs["secret_keys"])
     shares = secagg.deal_shares(meta["plan_id"], me, secret, _publics(inputs["public_keys"]), meta["threshold"])
     secagg.save_shares_bundle(outputs["sealed_shares"], shares)

@@ -11,7 +11,7 @@ import math
 
 import substratools as tools
 
-from fedchem.algo.task_io import read_json
+from fedchem.opener.fileio import read_json
 
 
 def headline_figure(metrics: dict) -> float:

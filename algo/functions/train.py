@@ -16,10 +16,10 @@ import numpy as np
 import substratools as tools
 
 from fedchem.algo import secagg
-from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail, partner_name, settings_of, write_json
-from fedchem.algo.trunk_file import load_trunk
-from fedchem.algo.trunk_io import flatten
+from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail, partner_name, settings_of
+from fedchem.algo.params import flatten, load_params, save_params
 from fedchem.opener.dataset import load_prepared
+from fedchem.opener.fileio import atomic_write, write_json
 
 
 def _fold_rows(ds, tcfg):
@@ -35,7 +35,7 @@ def _load_model(inputs, ds, meta):
     from fedchem.algo import model as M
     from fedchem.algo.training import regression_means
 
-    arrays, _ = load_trunk(inputs["trunk"])
+    arrays, _ = load_params(inputs["trunk"])
     mcfg, tcfg, _ = settings_of(meta)
     trunk = M.init_trunk(ds.n_features, mcfg, tcfg.seed)
     M.load_trunk_arrays(trunk, arrays)
@@ -46,10 +46,10 @@ def _load_model(inputs, ds, meta):
     head_path = inputs.get("head")
     ck = inputs["datasamples"].checkpoint_dir
     if head_path:
-        M.load_head_arrays(head, dict(np.load(head_path)))
+        M.load_head_arrays(head, load_params(head_path)[0])
         source = "previous round"
     elif ck is not None and (Path(ck) / "head.npz").is_file():
-        M.load_head_arrays(head, dict(np.load(Path(ck) / "head.npz")))
+        M.load_head_arrays(head, load_params(Path(ck) / "head.npz")[0])
         source = "checkpoint"
     return trunk, head, arrays, source
 
@@ -57,8 +57,7 @@ def _load_model(inputs, ds, meta):
 def _save_head(path, head) -> None:
     from fedchem.algo import model as M
 
-    with open(path, "wb") as fh:
-        np.savez(fh, **M.head_to_arrays(head))
+    save_params(path, M.head_to_arrays(head))
 
 
 @tools.register
@@ -68,7 +67,7 @@ def train(inputs, outputs, task_properties):
     t_start = time.perf_counter()
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
     me = partner_name(inputs["datasamples"].prepared_dir)
-    _, meta = load_trunk(inputs["trunk"])
+    _, meta = load_params(inputs["trunk"])
     round_ = meta["round"] + 1
     maybe_fail(me, round_, "train")
     mcfg, tcfg, scfg = settings_of(meta)
@@ -105,8 +104,8 @@ def train(inputs, outputs, task_properties):
     else:  # test-only switch: the same update in the clear (still readable by the aggregator only)
         clipped = np.clip(delta, -scfg.clip, scfg.clip)
         log["clipped"] = int(np.count_nonzero(clipped != delta))
-        with open(outputs["masked_update"], "wb") as fh:
-            np.savez(fh, weighted_update=weight * clipped, weight=np.float64(weight))
+        atomic_write(outputs["masked_update"],
+                     lambda fh: np.savez(fh, weighted_update=weight * clipped, weight=np.float64(weight)))
     log["seconds"]["mask"] = time.perf_counter() - t
 
     _save_head(outputs["head"], head)
@@ -120,7 +119,7 @@ def evaluate(inputs, outputs, task_properties):
     from fedchem.algo import evaluation
 
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
-    _, meta = load_trunk(inputs["trunk"])
+    _, meta = load_params(inputs["trunk"])
     mcfg, tcfg, _ = settings_of(meta)
     trunk, head, _, head_source = _load_model(inputs, ds, meta)
     _, val_rows, test_rows = _fold_rows(ds, tcfg)

@@ -9,41 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from fedchem.algo.secagg.bundles import MaskedUpdate, PublicBundle, ReleasedShares, SecretBundle, SharesBundle
 from fedchem.algo.secagg.encoding import ring_dtype
 from fedchem.opener.errors import ProtocolError
+from fedchem.opener.fileio import atomic_write, write_json
 
 MASKED_FORMAT = "fedchem-secagg-masked/1"
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:
-    """Write through `write(file)` into a temp file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_json(path: str | os.PathLike, obj: dict, mode: int = 0o644) -> None:
-    """Atomic JSON write."""
-    data = json.dumps(obj, indent=1, sort_keys=True).encode("utf-8")
-    _atomic_write(path, lambda fh: fh.write(data), mode)
 
 
 def _load_json(path: str | os.PathLike) -> Any:
@@ -58,7 +35,7 @@ def _load_json(path: str | os.PathLike) -> Any:
 
 def save_public_bundle(path: str | os.PathLike, bundle: PublicBundle) -> None:
     """Write a public bundle (JSON)."""
-    _save_json(path, bundle.to_dict())
+    write_json(path, bundle.to_dict())
 
 
 def load_public_bundle(path: str | os.PathLike) -> PublicBundle:
@@ -68,7 +45,7 @@ def load_public_bundle(path: str | os.PathLike) -> PublicBundle:
 
 def save_secret_bundle(path: str | os.PathLike, bundle: SecretBundle) -> None:
     """Write a secret bundle (JSON, file mode 0600: owner only)."""
-    _save_json(path, bundle.to_dict(), mode=0o600)
+    write_json(path, bundle.to_dict(), mode=0o600)
 
 
 def load_secret_bundle(path: str | os.PathLike) -> SecretBundle:
@@ -78,7 +55,7 @@ def load_secret_bundle(path: str | os.PathLike) -> SecretBundle:
 
 def save_shares_bundle(path: str | os.PathLike, bundle: SharesBundle) -> None:
     """Write a shares bundle (JSON of ciphertexts)."""
-    _save_json(path, bundle.to_dict())
+    write_json(path, bundle.to_dict())
 
 
 def load_shares_bundle(path: str | os.PathLike) -> SharesBundle:
@@ -88,7 +65,7 @@ def load_shares_bundle(path: str | os.PathLike) -> SharesBundle:
 
 def save_released_shares(path: str | os.PathLike, released: ReleasedShares) -> None:
     """Write one partner's released shares (JSON; for the aggregator only)."""
-    _save_json(path, released.to_dict())
+    write_json(path, released.to_dict())
 
 
 def load_released_shares(path: str | os.PathLike) -> ReleasedShares:
@@ -99,7 +76,7 @@ def load_released_shares(path: str | os.PathLike) -> ReleasedShares:
 def save_masked_update(path: str | os.PathLike, masked: MaskedUpdate) -> None:
     """Write a masked update as uncompressed npz: `vector` (ring words) and `header` (JSON text). n_clipped stays out."""
     header = np.array(json.dumps(masked.header(), sort_keys=True))
-    _atomic_write(path, lambda fh: np.savez(fh, vector=masked.vector, header=header))
+    atomic_write(path, lambda fh: np.savez(fh, vector=masked.vector, header=header))
 
 
 def _memmap_member(path: Path, member: str) -> np.ndarray:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedchem.opener.dataset import sha256_file
+from fedchem.opener.fileio import sha256_file
 from fedchem.opener.errors import DataError
 
 T0_COLUMNS = ["input_assay_id", "assay_type", "use_in_regression", "is_binary", "expert_threshold_1",

@@ -17,7 +17,7 @@ Settings come from the consortium config's `model` and `training` sections when 
 defaults); the flags below override them.
 
 output (--out DIR, written to a temporary folder and renamed into place):
-  trunk.npz, head.npz        parameters (named float32 arrays; fedchem.algo.trunk_io.load_arrays reads them)
+  trunk.npz, head.npz        parameters (named float32 arrays; fedchem.algo.params.load_params reads them)
   model.json                 n_features, task counts and model settings needed to rebuild the network
   metrics.json               settings, folds, best epoch, aggregate metrics on the validation and test folds
   metrics_per_task.csv       every metric of every task, validation and test folds

@@ -35,7 +35,7 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def _quietstep(title: str) -> float:
+def _quiet_step(title: str) -> float:
     return time.perf_counter()
 
 

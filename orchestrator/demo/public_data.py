@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import yaml
 
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.fileio import atomic_folder
 from fedchem.opener.public.common import PartnerTables
 from fedchem.orchestrator.config import load_all, load_partner
 
@@ -80,9 +79,7 @@ def write_build(set_name: str, partners: list[PartnerTables], out_dir: Path, inf
     """Write partner folders, configs, secret and build.json atomically; validate them before the rename."""
     out_dir = Path(out_dir).absolute()
     check_output(out_dir, force)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it 0700; the build folder itself is not secret
@@ -116,9 +113,6 @@ def write_build(set_name: str, partners: list[PartnerTables], out_dir: Path, inf
                          "with a consortium file of your own, or build with --partners 2 or more")
         _write_build_json(tmp / "build.json", set_name, info, summaries, notes)
         _validate(tmp, partners, consortium is not None)
-        _commit(tmp, out_dir, force)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return BuildSummary(set_name, out_dir, summaries, consortium, notes)
 
 
@@ -164,17 +158,6 @@ def _validate(tmp: Path, partners: list[PartnerTables], with_consortium: bool) -
         raise ConfigError(f"the generated configs do not validate ({exc.what})", where=exc.where,
                           fix="report this as a bug in fedchem data") from None
 
-
-def _commit(tmp: Path, out_dir: Path, force: bool) -> None:
-    """Rename the finished build into place (an existing folder is replaced only with force)."""
-    check_output(out_dir, force)
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.rename(out_dir, old)  # onto an empty folder: allowed, atomic
-        os.rename(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out_dir)
 
 
 # --------------------------------------------------------------------------------------------- one per public set

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from fedchem.opener.errors import FedchemError
+from fedchem.opener.fileio import atomic_write_text
 from fedchem.orchestrator.node.helm import CHART_DIR, PROJECT, Helm, copy_chart, render, standin_repo
 from fedchem.orchestrator.node.values import SUBSTRA_REPO_URL, node_values, write_values
 from fedchem.orchestrator.node.network import load_network
@@ -82,9 +83,7 @@ def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, o
 def _render_all(helm: Helm, chart: Path, values: Path, d, out: Path) -> Path:
     docs = render(helm, chart, values, d.release, d.namespace)
     path = out / "manifests.yaml"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump_all(docs, sort_keys=False))
     kinds: dict[str, int] = {}
     for doc in docs:
         kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedchem.opener.dataset import sha256_file
+from fedchem.opener.fileio import sha256_file
 from fedchem.opener.errors import ConfigError, DataError, FedchemError
 
 

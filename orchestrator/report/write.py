@@ -12,14 +12,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from fedchem.opener.errors import ConfigError
+from fedchem.opener.fileio import atomic_write_text
 from fedchem.orchestrator.report import plots
 from fedchem.orchestrator.report import stats
 from fedchem.orchestrator.report.compare import CompareSettings, compare
@@ -174,17 +173,6 @@ def csv_tables(doc: dict) -> dict[str, str]:
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file via a temporary file in the same folder and one rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=None,
                  settings: CompareSettings | None = None) -> Path:
@@ -201,8 +189,8 @@ def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=
     doc = build_document(inp, settings or CompareSettings())
     page = render(doc, make_plots(doc))
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / "report.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.json", json.dumps(doc, indent=2) + "\n")
     for fname, text in csv_tables(doc).items():
-        write_atomic(out_dir / fname, text)
-    write_atomic(out_dir / "report.html", page)
+        atomic_write_text(out_dir / fname, text)
+    atomic_write_text(out_dir / "report.html", page)
     return out_dir / "report.html"

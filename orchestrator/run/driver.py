@@ -9,7 +9,6 @@ updated, so `--resume` continues from there with a fresh key setup and reaches t
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -22,6 +21,7 @@ import numpy as np
 
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ConfigError, DataError, ProtocolError
+from fedchem.opener.fileio import write_json
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import backend as sb
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
@@ -92,18 +92,18 @@ def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
 
 def _initial_trunk(consortium: ConsortiumConfig, n_features: int, path: Path, meta: dict) -> None:
     from fedchem.algo.model import init_trunk, trunk_to_arrays
-    from fedchem.algo.trunk_file import save_trunk
+    from fedchem.algo.params import save_params
 
     trunk = init_trunk(n_features, consortium.model, consortium.training.seed)
-    save_trunk(path, trunk_to_arrays(trunk), meta)
+    save_params(path, trunk_to_arrays(trunk), meta)
 
 
 def _restamp_trunk(src: Path, dest: Path, meta_update: dict) -> None:
-    from fedchem.algo.trunk_file import load_trunk, save_trunk
+    from fedchem.algo.params import load_params, save_params
 
-    arrays, meta = load_trunk(src)
+    arrays, meta = load_params(src)
     meta.update(meta_update)
-    save_trunk(dest, arrays, meta)
+    save_params(dest, arrays, meta)
 
 
 def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig], run_dir: Path, *,
@@ -143,7 +143,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                         aggregator=agg, rounds_planned=rounds, secure=secure,
                         consortium_path=str(Path(consortium_path).resolve()) if consortium_path else "")
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        write_json(run_dir / "settings.json", settings)
 
     ledger.status = "running"
     ledger.message = ""
@@ -342,7 +342,7 @@ def _save_checkpoint(net, known, ctx, run_dir: Path, name: str, r: int) -> None:
     tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     _download_as(net, name, task, "head", tmp / "head.npz")
-    (tmp / "checkpoint.json").write_text(json.dumps({"round": r, "partner": name}) + "\n")
+    write_json(tmp / "checkpoint.json", {"round": r, "partner": name})
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _download_as(net, name, task, "log", partner_dir(run_dir, name) / "logs" / f"round_{r:03d}.json")
