@@ -16,6 +16,7 @@ from .per_task import (
     regression_task_metrics,
 )
 from .regression import censored_errors, pearson, r2, rmse, rmse_censored
+from .weighted import weighted_auc_pr, weighted_auc_roc, weighted_r2, weighted_rmse
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -40,4 +41,8 @@ __all__ = [
     "regression_task_metrics",
     "rmse",
     "rmse_censored",
+    "weighted_auc_pr",
+    "weighted_auc_roc",
+    "weighted_r2",
+    "weighted_rmse",
 ]

@@ -20,6 +20,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn import metrics as skm
 
+from fedchem import metrics
 from fedchem.opener.errors import ConfigError, DataError
 from fedchem.orchestrator.report import stats as S
 from fedchem.orchestrator.cli.main import main as cli_main
@@ -184,10 +185,10 @@ def test_weighted_bootstrap_metrics_equal_sklearn_on_resampled_data():
         y = rng.integers(0, 2, n)
         s = np.round(rng.random(n), 1)  # ties on purpose
         W = S.bootstrap_counts(n, 4, rng)
-        roc, pr = S.weighted_auc_roc(y, s, W), S.weighted_auc_pr(y, s, W)
+        roc, pr = metrics.weighted_auc_roc(y, s, W), metrics.weighted_auc_pr(y, s, W)
         yr, fr = rng.normal(size=n), rng.normal(size=n)
         c = rng.choice([-1, 0, 0, 0, 1], n)
-        r2, rmse = S.weighted_r2(yr, fr, c, W), S.weighted_rmse(yr, fr, c, W)
+        r2, rmse = metrics.weighted_r2(yr, fr, c, W), metrics.weighted_rmse(yr, fr, c, W)
         for k in range(4):
             yy, ss = np.repeat(y, W[k]), np.repeat(s, W[k])
             if yy.min() == yy.max():
