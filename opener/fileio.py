@@ -92,6 +92,18 @@ def atomic_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def move_into_place(src: str | os.PathLike, dest: str | os.PathLike, mode: int | None = None) -> Path:
+    """Move a finished file (a download, say) onto `dest` in one rename, after syncing it to disk."""
+    src, dest = Path(src), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as fh:
+        os.fsync(fh.fileno())
+    if mode is not None:
+        os.chmod(src, mode)
+    os.replace(src, dest)
+    return dest
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()

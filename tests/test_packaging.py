@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import subprocess
 import sys
@@ -39,27 +38,3 @@ def test_every_subcommand_module_exists_and_has_help(capsys):
     out = capsys.readouterr().out
     for command in ("data", "prepare", "train-local", "run", "status", "report", "predict", "node", "demo"):
         assert f"    {command}" in out, command
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-def test_data_flows_one_way():
-    """opener -> algo -> metrics, orchestrator on top: nothing below imports the orchestrator; metrics imports
-    nothing of ours; opener knows nothing of models."""
-    for folder in ("algo", "opener", "metrics"):
-        for path in (ROOT / folder).rglob("*.py"):
-            mods = _imports(path)
-            assert not any(m.startswith("fedchem.orchestrator") for m in mods), path
-            if folder == "metrics":
-                assert not any(m.startswith("fedchem.") and not m.startswith("fedchem.metrics") for m in mods), path
-            if folder == "opener":
-                assert not any(m.startswith(("fedchem.algo", "torch")) for m in mods), path

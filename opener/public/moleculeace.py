@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from fedchem.opener.errors import DataError
+from fedchem.opener.fileio import move_into_place
 from fedchem.opener.public.common import (Assay, PartnerTables, check_partners, fmt_value, new_partners,
                                           parse_float, require_nonempty, sha256_file, structure_bucket,
                                           structure_rank)
@@ -68,7 +69,7 @@ def fetch_wheel(cache_dir: Path | None = None) -> Path:
                             fix=f"check network access to PyPI, or place the wheel there by hand "
                                 f"(sha256 {WHEEL_SHA256})")
         _check_wheel(got, "the downloaded MoleculeACE wheel", fix="retry; if it persists, PyPI served another file")
-        os.replace(got, path)
+        move_into_place(got, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

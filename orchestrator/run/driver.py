@@ -9,7 +9,6 @@ updated, so `--resume` continues from there with a fresh key setup and reaches t
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import uuid
@@ -21,7 +20,7 @@ import numpy as np
 
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ConfigError, DataError, ProtocolError
-from fedchem.opener.fileio import write_json
+from fedchem.opener.fileio import atomic_folder, move_into_place, write_json
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import backend as sb
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
@@ -309,8 +308,7 @@ def _download_as(net: sb.Network, reader: str, task: planner.TaskPlan, identifie
     tmpdir = dest.parent / f".dl-{uuid.uuid4().hex[:8]}"
     try:
         got = sb.download(net, reader, task, identifier, tmpdir)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(got, dest)
+        move_into_place(got, dest)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return dest
@@ -338,13 +336,9 @@ def latest_checkpoint(run_dir: Path, name: str, at_most: int) -> Path | None:
 def _save_checkpoint(net, known, ctx, run_dir: Path, name: str, r: int) -> None:
     """Download a partner's head of round r through its own client into its own folder (atomically)."""
     task = known[ctx.task_id(f"train/{name}/{r}")]
-    final = checkpoint_dir(run_dir, name, r)
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _download_as(net, name, task, "head", tmp / "head.npz")
-    write_json(tmp / "checkpoint.json", {"round": r, "partner": name})
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_folder(checkpoint_dir(run_dir, name, r)) as tmp:
+        _download_as(net, name, task, "head", tmp / "head.npz")
+        write_json(tmp / "checkpoint.json", {"round": r, "partner": name})
     _download_as(net, name, task, "log", partner_dir(run_dir, name) / "logs" / f"round_{r:03d}.json")
 
 
