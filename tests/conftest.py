@@ -1,13 +1,19 @@
-"""Shared test fixtures: where the real public data lives (../shared/data beside the project root)."""
+"""Shared test fixtures: where the real public data lives (../shared/data beside the project root).
+
+Tests mirror the packages (tests/opener, tests/algo, ...); their shared builders live in tests/helpers, which is put
+on sys.path here so a test imports them by name (`from fedsetup import ...`) wherever it sits.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 
 @pytest.fixture(scope="session")

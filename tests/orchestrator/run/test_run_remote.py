@@ -21,7 +21,7 @@ from fedchem.orchestrator.run.backend import network_from_clients
 
 from fedsetup import build_small_consortium
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class StopAtBoundary(Exception):

@@ -23,7 +23,7 @@ from fedchem.orchestrator.node.helm import Helm, copy_chart, render, standin_rep
 from fedchem.orchestrator.node.values import node_values, write_values
 from fedchem.orchestrator.node.network import load_network
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CONSORTIUM = ROOT / "partner_configs" / "consortium.yaml"
 NODES = ["pharma-a", "pharma-b", "pharma-c", "platform"]
 K8S_VERSION = "1.31"

@@ -23,7 +23,7 @@ from fedchem.orchestrator.config import SubstraConnection
 from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.run.remote import read_token, remote_clients
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from fedchem.orchestrator.config import load_all, load_partner
 from fedchem.orchestrator.node.values import node_values
 from fedchem.orchestrator.node.network import channel_members, load_network
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "partner_configs"
 
 

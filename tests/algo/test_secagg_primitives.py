@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from fedchem.algo.secagg import encoding, envelope, keys, masking, shamir
 from fedchem.opener.errors import ProtocolError
 
-SECAGG_DIR = Path(__file__).resolve().parents[1] / "algo" / "secagg"
+SECAGG_DIR = Path(__file__).resolve().parents[2] / "algo" / "secagg"
 
 
 # ---------- keys / HKDF binding ----------

@@ -20,7 +20,7 @@ from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.node.cluster import apply_secrets, node_status, secret_material, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class FakeCoreV1:
