@@ -67,7 +67,7 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
         data.update(settings)
         cpath.write_text(yaml.safe_dump(data, sort_keys=False))
     else:
-        say("   reusing", raw)
+        say(f"   reusing {raw}")
     cpath = raw / "consortium.yaml"
     say(f"   done in {time.perf_counter() - t:.1f} s")
 
@@ -99,7 +99,7 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
         if ledger.status != "completed":
             run_federation(consortium, partners, run_dir, resume=True, consortium_path=cpath)
         else:
-            say("   reusing", run_dir)
+            say(f"   reusing {run_dir}")
     else:
         run_federation(consortium, partners, run_dir, consortium_path=cpath)
     say(f"   done in {time.perf_counter() - t:.1f} s")
