@@ -79,6 +79,15 @@ def _table(headers: list[tuple[str, bool]], rows: list[str], sortable: bool = Tr
             + "".join(rows) + "</tbody></table></div>")
 
 
+def _task_interval(x: dict) -> str:
+    """"lo … hi" of one task's delta, "†" when the delta lies outside it; "n/a" without an interval."""
+    lo, hi = x.get("ci_low"), x.get("ci_high")
+    if lo is None or hi is None or not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        return "n/a"
+    mark = " †" if stats.outside_interval(x.get("delta"), lo, hi) else ""
+    return f"{signed(lo)} … {signed(hi)}{mark}"
+
+
 def task_table(tasks: list[dict], kind: str) -> str:
     """One sortable row per task: both models on each metric, deltas, interval, verdict."""
     ms = stats.metrics_of(kind)
@@ -103,8 +112,7 @@ def task_table(tasks: list[dict], kind: str) -> str:
             x = t["metrics"][m]
             cells += [_cell(_fmt(x["alone"]), x["alone"]), _cell(_fmt(x["federated"]), x["federated"]),
                       _cell(signed(x["delta"]), x["delta"]),
-                      _cell(esc(f"{signed(x['ci_low'])} … {signed(x['ci_high'])}"
-                                if x["ci_low"] is not None and math.isfinite(x["ci_low"]) else "n/a"), x["ci_low"]),
+                      _cell(esc(_task_interval(x)), x["ci_low"]),
                       _cell(_pct(x["relative_delta"]), x["relative_delta"])]
             if stats.METRICS[m].bounded_by_one:
                 cells.append(_cell(_pct(x["improvement_to_perfect"]), x["improvement_to_perfect"]))
@@ -123,7 +131,7 @@ def summary_table(block: dict) -> str:
             _cell(esc(stats.METRICS[m].label), m, "l"), _cell(str(s["n_tasks"]), s["n_tasks"]),
             _cell(_fmt(s["mean_alone"]), s["mean_alone"]), _cell(_fmt(s["mean_federated"]), s["mean_federated"]),
             _cell(signed(s["median_delta"]), s["median_delta"]),
-            _cell(esc(interval(s["ci_low"], s["ci_high"])), s["ci_low"])]) + "</tr>")
+            _cell(esc(interval(s["ci_low"], s["ci_high"], estimate=s["median_delta"])), s["ci_low"])]) + "</tr>")
     return _table(headers, rows, sortable=False)
 
 
@@ -158,7 +166,8 @@ def domain_table(domain: dict) -> str:
         for kind, m in metric_keys:
             s = b["kinds"].get(kind, {}).get(m, {})
             cells += [_cell(signed(s.get("median_delta")), s.get("median_delta")),
-                      _cell(esc(interval(s.get("ci_low"), s.get("ci_high"))), s.get("ci_low")),
+                      _cell(esc(interval(s.get("ci_low"), s.get("ci_high"), estimate=s.get("median_delta"))),
+                            s.get("ci_low")),
                       _cell(str(s.get("n_tasks", 0)), s.get("n_tasks", 0))]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table(headers, rows)
@@ -202,7 +211,8 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                  "test compounds; relative Δ = Δ / |alone|; improvement to perfect = Δ / (1 − alone) (MELLODDY's "
                  "relative improvement towards a perfect score, for metrics whose best value is 1). The verdict uses "
                  "the kind's primary metric (AUC-PR for classification, R² for regression): helped / hurt when the "
-                 "95% bootstrap interval of the task's Δ excludes 0, otherwise no difference beyond noise.</p>")
+                 "95% bootstrap interval of the task's Δ excludes 0, otherwise no difference beyond noise. † marks a Δ "
+                 "that lies outside its own interval (see the last section).</p>")
     for kind in ("classification", "regression"):
         main = [t for t in fig["tasks"] if t["kind"] == kind and not t["auxiliary"]]
         if main:
@@ -230,7 +240,9 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                  "</p>" + domain_table(fig["domain"]))
     parts.append("<div class='plots'>" + "".join(
         _figure(plots.get(f"domain_{kind}"), f"Median per-task change in "
-                f"{stats.METRICS[stats.PRIMARY[kind]].label} by similarity bin ({kind}).")
+                f"{stats.METRICS[stats.PRIMARY[kind]].label} by similarity bin ({kind}): the bar (black dot) is the "
+                "median, the capped segment its 95% bootstrap interval, drawn from its own ends (it need not "
+                "hold the dot).")
         for kind in fig["summary"]["headline"]) + "</div>")
 
     parts.append("<h2>Over the rounds</h2><p class='note'>Validation-fold figures of the global model after each round "
@@ -251,6 +263,11 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                  f"{meth['bootstrap_replicates']} paired bootstrap resamples of the test compounds (seed "
                  f"{meth['seed']}), percentile {int(round(100 * meth['level']))}% intervals, not corrected for the "
                  "number of tasks; one training seed per model, so seed-to-seed variation is not included. "
+                 "An interval is reported as the bootstrap gives it and is never stretched to hold its estimate: "
+                 "a percentile interval of resampled medians (or of a resampled AUC) need not contain the figure "
+                 "computed on all compounds, typically in a small bin or over few tasks, where some tasks drop "
+                 "out of the resamples that leave them one class. Such a figure is flagged ('the estimate lies "
+                 "outside it', †); the verdicts follow the intervals. "
                  "Regression RMSE is censor-aware; R² uses the uncensored values. This report was built from your "
                  "own private files and the run's public ledger only; it names no other partner's data. The same "
                  "figures are in report.json and the CSV files beside this page.</p>")

@@ -103,6 +103,21 @@ def _check_alignment(p: Predictions, data: PreparedDataset, what: str, where: Pa
                             where=str(where), fix=fix)
 
 
+def _check_values(p: Predictions, what: str, where: Path) -> None:
+    """Every prediction is a finite number, every class score a probability: a model that diverged (NaN or
+    infinite outputs) is reported as such, not as a figure."""
+    fix = "the model diverged or the file was damaged: retrain it (e.g. with a lower learning rate) and evaluate again"
+    for kind, a in (("classification", p.class_scores), ("regression", p.regr_preds)):
+        a = np.asarray(a, dtype=np.float64)
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise DataError(f"the {what} predictions hold {int(bad.sum())} non-finite {kind} values (NaN or "
+                            f"infinite) in {int(bad.any(axis=0).sum())} task(s)", where=str(where), fix=fix)
+        if kind == "classification" and a.size and (a.min() < 0.0 or a.max() > 1.0):
+            raise DataError(f"the {what} classification predictions are not probabilities (range {a.min():.3g} to "
+                            f"{a.max():.3g})", where=str(where), fix=fix)
+
+
 def _aligned_to(p: Predictions, rows: np.ndarray) -> Predictions:
     """The same predictions reordered to `rows` (both sets of rows were checked to be equal as sets)."""
     pos = {int(r): i for i, r in enumerate(np.asarray(p.rows))}
@@ -138,6 +153,8 @@ def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path
                          f"train the baseline first: fedchem train-local {prepared_dir} --out {alone_dir}")
     _check_alignment(fed, data, "federated", pdir / PREDICTIONS)
     _check_alignment(alone, data, "alone", alone_dir / PREDICTIONS)
+    _check_values(fed, "federated", pdir / PREDICTIONS)
+    _check_values(alone, "alone", alone_dir / PREDICTIONS)
     if sorted(map(int, fed.rows)) != sorted(map(int, alone.rows)):
         raise DataError("the federated and the alone predictions cover different test compounds",
                         where=f"{pdir / PREDICTIONS} and {alone_dir / PREDICTIONS}",

@@ -1,6 +1,10 @@
 """The report's plots as inline SVG strings (matplotlib, Agg backend): nothing to fetch, the file opens offline.
 
 Colours: federation better = green, worse = red, no difference beyond noise = grey; the alone model is dashed.
+Every plot draws whatever figures it is given: a missing or non-finite value is left out (an empty bin is an empty
+bar), and an interval is drawn from its own ends, never as offsets from the estimate, because a percentile
+bootstrap interval need not contain its point estimate (see report_stats.outside_interval). Task names are drawn
+as plain text (no mathtext), so a partner's own naming can never break a plot.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ def _plt():
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "svg.hashsalt": "fedchem"})
+                         "axes.spines.right": False, "svg.hashsalt": "fedchem", "text.parse_math": False})
     return plt
 
 
@@ -106,8 +110,10 @@ def scatter(tasks: list[dict], metric: str) -> str:
     return _svg(fig)
 
 
-def domain_bars(domain: dict, kind: str, metric: str) -> str:
-    """Median per-task delta in each similarity bin, with its bootstrap interval and the bin's compound count."""
+def domain_figure(domain: dict, kind: str, metric: str):
+    """The figure of `domain_bars` (kept apart so tests can read what was drawn): per bin a bar up to the median
+    delta (a black dot on its top), and, where there is one, the bootstrap interval as a capped black segment from
+    ci_low to ci_high, wherever the median lies relative to it."""
     plt = _plt()
     spec = stats.METRICS[metric]
     bins = domain["bins"]
@@ -118,19 +124,30 @@ def domain_bars(domain: dict, kind: str, metric: str) -> str:
         meds.append(_num(s.get("median_delta")))
         los.append(_num(s.get("ci_low")))
         his.append(_num(s.get("ci_high")))
-    xs = np.arange(len(bins))
-    meds_arr = np.array(meds)
-    colours = ["#cccccc" if not math.isfinite(m) else
-               (COLOURS["helped"] if stats.improvement(metric, m) > 0 else COLOURS["hurt"]) for m in meds]
-    ax.bar(xs, np.nan_to_num(meds_arr), color=colours)
+    xs = np.arange(len(bins), dtype=np.float64)
+    colours = []
+    for m in meds:
+        better = stats.improvement(metric, m) if math.isfinite(m) else None
+        colours.append(COLOURS["not evaluable"] if better is None else COLOURS["helped"] if better > 0
+                       else COLOURS["hurt"] if better < 0 else COLOURS["no difference"])
+    ax.bar(xs, np.nan_to_num(np.array(meds), nan=0.0), color=colours)
     for x, m, lo, hi in zip(xs, meds, los, his):
-        if math.isfinite(lo) and math.isfinite(hi) and math.isfinite(m):
-            ax.errorbar([x], [m], yerr=[[m - lo], [hi - m]], color="black", capsize=3, lw=0.8)
+        if math.isfinite(m):
+            ax.plot([x], [m], "o", color="black", ms=3)
+        if math.isfinite(lo) and math.isfinite(hi):
+            lo, hi = min(lo, hi), max(lo, hi)
+            ax.vlines([x], [lo], [hi], color="black", lw=0.8)
+            ax.hlines([lo, hi], [x - 0.1, x - 0.1], [x + 0.1, x + 0.1], color="black", lw=0.8)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(xs, [f"{b['label']}\n({b['n_compounds']} cpds)" for b in bins])
     ax.set_xlabel("nearest-neighbour Tanimoto similarity to your training compounds")
     ax.set_ylabel(f"median Δ {spec.label}")
-    return _svg(fig)
+    return fig
+
+
+def domain_bars(domain: dict, kind: str, metric: str) -> str:
+    """Median per-task delta in each similarity bin, with its bootstrap interval and the bin's compound count."""
+    return _svg(domain_figure(domain, kind, metric))
 
 
 def curve(curves: dict, kind: str, metric: str) -> str | None:

@@ -102,6 +102,19 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95, min_valid: flo
     return float(lo), float(hi)
 
 
+def outside_interval(estimate, lo, hi) -> bool:
+    """True when a finite estimate lies outside its finite interval [lo, hi] (beyond rounding). A percentile interval of
+    bootstrap replicates need not contain the point estimate (a skewed or biased replicate distribution, e.g. a
+    median over few tasks, some of which drop out of replicates where their metric is undefined); the report
+    shows both as they are and says so."""
+    vals = [estimate, lo, hi]
+    if any(v is None or not math.isfinite(float(v)) for v in vals):
+        return False
+    e, a, b = (float(v) for v in vals)
+    tol = 1e-9 * max(1.0, abs(a), abs(b))  # the same figure summed in another order is not "outside"
+    return e < min(a, b) - tol or e > max(a, b) + tol
+
+
 def verdict(metric: str, ci: tuple[float, float]) -> str:
     """"helped" / "hurt" when the interval of the delta excludes 0 (in the better / worse direction), "no
     difference" when it holds 0, "not evaluable" when there is no interval."""

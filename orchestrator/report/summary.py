@@ -19,10 +19,16 @@ def signed(v, digits: int = 3) -> str:
     return s.replace("-", "−")
 
 
-def interval(lo, hi, digits: int = 3) -> str:
+OUTSIDE = "the estimate lies outside it"
+
+
+def interval(lo, hi, digits: int = 3, estimate=None) -> str:
+    """"95% CI −0.010 to +0.020", flagged when `estimate` (if given) lies outside it: a percentile bootstrap
+    interval is reported as it is, not stretched to contain the estimate (see report_stats.outside_interval)."""
     if lo is None or hi is None or not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
         return "interval not available"
-    return f"95% CI {signed(lo, digits)} to {signed(hi, digits)}"
+    text = f"95% CI {signed(lo, digits)} to {signed(hi, digits)}"
+    return text + f" ({OUTSIDE})" if stats.outside_interval(estimate, lo, hi) else text
 
 
 def _plural(n: int, word: str) -> str:
@@ -90,7 +96,8 @@ def summary_sentences(figures: dict) -> list[str]:
         for m, s in block["metrics"].items():
             spec = stats.METRICS[m]
             note = "" if spec.higher_is_better else " (lower is better)"
-            parts.append(f"{spec.label} {signed(s['median_delta'])}{note} ({interval(s['ci_low'], s['ci_high'])})")
+            parts.append(f"{spec.label} {signed(s['median_delta'])}{note} "
+                         f"({interval(s['ci_low'], s['ci_high'], estimate=s['median_delta'])})")
         out.append("Median change over these tasks, federated minus alone: " + "; ".join(parts) + ".")
     aux = figures["summary"].get("auxiliary", {})
     if aux:
