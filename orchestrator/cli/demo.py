@@ -45,12 +45,17 @@ def _demo(args) -> int:
 
     result = run_demo(args.out, max_per_target=args.max_per_target, rounds=args.rounds, fresh=args.fresh,
                       step=_step, say=print)
+    from fedchem.orchestrator.report.write import reports_failed
+
     print(f"\ndemo finished in {result.seconds:.0f} s. Each partner's private results:")
     for name in result.partners:
         print(f"  {name}:")
-        if name in result.reports:
-            print(f"    report       {result.reports[name]}")
+        print(f"    report       {result.reports.get(name, 'not written (the error is below)')}")
         print(f"    federated    {result.run_dir / 'partners' / name}")
         print(f"    alone        {result.out / 'alone' / name}")
-    print(f"  run status: fedchem status {result.run_dir}")
+    print(f"  run status: fedchem status {result.run_dir}", flush=True)
+    if result.failed:
+        raise reports_failed(result.failed, len(result.partners),
+                             again="the same demo command (finished steps are reused: only the reports are written "
+                                   "again)")
     return 0

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args) -> int:
-    from fedchem.orchestrator.report.write import write_report
+    from fedchem.orchestrator.report.write import ReportJob, write_reports
     from fedchem.orchestrator.report.compare import CompareSettings
 
     if args.bootstrap < 100:
@@ -60,9 +60,11 @@ def _report(args) -> int:
     if not (args.run_dir / "ledger.json").is_file():
         raise ConfigError("this folder holds no fedchem run (no ledger.json)", where=str(args.run_dir),
                           fix="give the run folder that `fedchem run` created")
-    path = write_report(args.run_dir, args.partner, alone_dir=args.alone, out_dir=args.out,
-                        prepared_dir=args.prepared, settings=CompareSettings(replicates=args.bootstrap,
-                                                                              seed=args.seed))
+    job = ReportJob(args.partner, alone_dir=args.alone, out_dir=args.out, prepared_dir=args.prepared)
+    written, failed = write_reports(args.run_dir, [job], CompareSettings(replicates=args.bootstrap, seed=args.seed))
+    if failed:
+        raise failed[args.partner]  # its own what / where / what to do (an internal error: traceback kept in a file)
+    path = written[args.partner]
     print(f"report for partner '{args.partner}': {path}")
     print(f"  figures as JSON and CSV beside it ({path.parent}); private to this partner")
     return 0

@@ -33,6 +33,7 @@ class DemoResult:
     partners: list[str]
     reports: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+    failed: dict = field(default_factory=dict)  # partner -> FedchemError, for the reports that could not be written
 
 
 def _quiet_step(title: str) -> float:
@@ -105,12 +106,13 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
     say(f"   done in {time.perf_counter() - t:.1f} s")
 
     t = step("5/5 each partner's report")
-    from fedchem.orchestrator.report.write import write_report
+    from fedchem.orchestrator.report.write import ReportJob, write_reports
 
-    reports = {}
-    for name in partners:
-        reports[name] = write_report(run_dir, name, alone_dir=out / "alone" / name,
-                                     out_dir=out / "reports" / name)
+    jobs = [ReportJob(name, alone_dir=out / "alone" / name, out_dir=out / "reports" / name,
+                      prepared_dir=p.prepared_dir) for name, p in partners.items()]
+    reports, failed = write_reports(run_dir, jobs)  # one partner's failure never stops the others
+    for name in failed:
+        say(f"   {name}: report FAILED (the error is below)")
     say(f"   done in {time.perf_counter() - t:.1f} s")
 
-    return DemoResult(out, run_dir, list(partners), reports, time.perf_counter() - started)
+    return DemoResult(out, run_dir, list(partners), reports, time.perf_counter() - started, failed)

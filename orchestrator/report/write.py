@@ -4,6 +4,11 @@
 and the run's public ledger and settings, recomputes every figure from the saved test predictions, and writes
 report.html (self-contained, opens offline) with report.json, tasks.csv, summary.csv, domain.csv and curves.csv
 beside it, each written atomically. The demo and `fedchem report` call it.
+
+`write_reports` writes several partners' reports in turn (the demo's last step): one partner's failure never
+stops the others, and is turned into one FedchemError naming that partner (what / where / what to do). An
+unexpected exception (a bug in the report, not a problem with the partner's files) is kept with its traceback in
+a file in that partner's report folder, and named in the error, so no traceback reaches the terminal.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import io
 import json
 import math
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fedchem.opener.errors import ConfigError
+from fedchem.opener.errors import ConfigError, FedchemError
 from fedchem.opener.fileio import atomic_write_text
 from fedchem.orchestrator.report import plots
 from fedchem.orchestrator.report import stats
@@ -194,3 +201,71 @@ def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=
         atomic_write_text(out_dir / fname, text)
     atomic_write_text(out_dir / "report.html", page)
     return out_dir / "report.html"
+
+
+ERROR_LOG = "report-error.txt"
+
+
+def _default_out(run_dir: Path, partner: str) -> Path:
+    return Path(run_dir) / "partners" / partner / "report"
+
+
+def unexpected_failure(partner: str, exc: BaseException, out_dir: Path) -> FedchemError:
+    """A FedchemError for an exception that is not one (a bug in the report code): its traceback goes to
+    OUT_DIR/report-error.txt (the partner's private report folder), the message says where."""
+    out_dir = Path(out_dir)
+    log = out_dir / ERROR_LOG
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(log, "".join(traceback.format_exception(exc)))
+        kept = f"; the details are in {log}"
+    except OSError:
+        kept = ""
+    return FedchemError(f"the report of partner '{partner}' failed on an internal error "
+                        f"({type(exc).__name__}: {exc})",
+                        where=str(out_dir),
+                        fix="this is a fault in fedchem's report, not in your data: please report it with that "
+                            f"file{kept}")
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """One partner's report to write, with the same optional folders as `write_report`."""
+
+    partner: str
+    alone_dir: Path | None = None
+    out_dir: Path | None = None
+    prepared_dir: Path | None = None
+
+
+def write_reports(run_dir, jobs: list[ReportJob], settings: CompareSettings | None = None
+                  ) -> tuple[dict[str, Path], dict[str, FedchemError]]:
+    """Each job's report in turn: ({partner: report.html}, {partner: FedchemError}) for those written and those
+    that failed. A failure in one partner's report never stops the others'."""
+    written: dict[str, Path] = {}
+    failed: dict[str, FedchemError] = {}
+    for job in jobs:
+        try:
+            written[job.partner] = write_report(run_dir, job.partner, alone_dir=job.alone_dir, out_dir=job.out_dir,
+                                                prepared_dir=job.prepared_dir, settings=settings)
+        except FedchemError as exc:
+            failed[job.partner] = exc
+        except Exception as exc:  # a bug, not the partner's files: kept to a file, the others still written
+            failed[job.partner] = unexpected_failure(job.partner, exc,
+                                                     job.out_dir or _default_out(Path(run_dir), job.partner))
+    return written, failed
+
+
+def reports_failed(failed: dict[str, FedchemError], n_jobs: int,
+                   again: str = "`fedchem report RUN_DIR --partner NAME`") -> FedchemError:
+    """One error naming every partner whose report failed, with each one's own what / where / what to do, and
+    how to write it again (`again`) once that is done."""
+    names = ", ".join(f"'{n}'" for n in failed)
+    ok = n_jobs - len(failed)
+    what = (f"the report of partner {names} could not be written" if len(failed) == 1 else
+            f"the reports of partners {names} could not be written")
+    detail = "; ".join(f"{n}: {e.what}" for n, e in failed.items())
+    return FedchemError(f"{what} ({ok} of {n_jobs} written): {detail}",
+                        where="; ".join(f"{n}: {e.where}" for n, e in failed.items() if e.where),
+                        fix="; ".join(f"{n}: {e.fix}" for n, e in failed.items() if e.fix)
+                            + f"; then write it again with {again}")
