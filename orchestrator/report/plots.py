@@ -3,7 +3,7 @@
 Colours: federation better = green, worse = red, no difference beyond noise = grey; the alone model is dashed.
 Every plot draws whatever figures it is given: a missing or non-finite value is left out (an empty bin is an empty
 bar), and an interval is drawn from its own ends, never as offsets from the estimate, because a percentile
-bootstrap interval need not contain its point estimate (see report_stats.outside_interval). Task names are drawn
+bootstrap interval need not contain its point estimate (see report.stats.outside_interval). Task names are drawn
 as plain text (no mathtext), so a partner's own naming can never break a plot.
 """
 

@@ -1,6 +1,6 @@
 """The plain-language top of the report: did joining help, on how many tasks, by how much, and where.
 
-Everything is read off the figures `report_compare.compare` computed; "beyond noise" means the 95% bootstrap
+Everything is read off the figures `report.compare.compare` computed; "beyond noise" means the 95% bootstrap
 interval (over test compounds) of the change excludes zero. When federation did not help, the text says so.
 """
 
@@ -24,7 +24,7 @@ OUTSIDE = "the estimate lies outside it"
 
 def interval(lo, hi, digits: int = 3, estimate=None) -> str:
     """"95% CI −0.010 to +0.020", flagged when `estimate` (if given) lies outside it: a percentile bootstrap
-    interval is reported as it is, not stretched to contain the estimate (see report_stats.outside_interval)."""
+    interval is reported as it is, not stretched to contain the estimate (see report.stats.outside_interval)."""
     if lo is None or hi is None or not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
         return "interval not available"
     text = f"95% CI {signed(lo, digits)} to {signed(hi, digits)}"
