@@ -20,7 +20,7 @@ import yaml
 N_FEATURES = 128
 VALIDATION_FOLD, TEST_FOLD = 0, 1
 # task names a partner might use: the report must show them as text, whatever they hold
-NAMES = ["CHEMBL240_class_6.5", "a$x^2$ b", "<b>&amp;", "pIC50 [nM] µ", "", "r$\\frac{1}{0}$", "_x_", "tab\tname"]
+NAMES = ["CHEMBL240_class_6.5", "a$x^2$ b", "<b>&amp;", "pIC50 [nM] µ", "", "bad$\\nocommand$tex", "_x_", "tab\tname"]
 MODES = ("informative", "random", "constant", "same")
 
 

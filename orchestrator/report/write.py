@@ -264,8 +264,9 @@ def reports_failed(failed: dict[str, FedchemError], n_jobs: int,
     ok = n_jobs - len(failed)
     what = (f"the report of partner {names} could not be written" if len(failed) == 1 else
             f"the reports of partners {names} could not be written")
-    detail = "; ".join(f"{n}: {e.what}" for n, e in failed.items())
+    named = (lambda n, text: text) if len(failed) == 1 else (lambda n, text: f"{n}: {text}")  # noqa: E731
+    detail = "; ".join(named(n, e.what) for n, e in failed.items())
     return FedchemError(f"{what} ({ok} of {n_jobs} written): {detail}",
-                        where="; ".join(f"{n}: {e.where}" for n, e in failed.items() if e.where),
-                        fix="; ".join(f"{n}: {e.fix}" for n, e in failed.items() if e.fix)
+                        where="; ".join(named(n, e.where) for n, e in failed.items() if e.where),
+                        fix="; ".join(named(n, e.fix) for n, e in failed.items() if e.fix)
                             + f"; then write it again with {again}")
