@@ -5,6 +5,8 @@ each delta and a verdict (helped / hurt / no difference beyond noise, on the kin
 the median delta over tasks with a bootstrap interval (the same resamples of test compounds for every task).
 Per similarity bin of the test compounds to the partner's training folds: the per-task deltas recomputed on the
 compounds of that bin, aggregated. Auxiliary tasks are summarised apart and never enter the headline figures.
+Each interval is the bootstrap's percentile interval as it is: never stretched to contain its point estimate, which
+it need not (see stats.outside_interval; the page flags such a figure and plots both from their own values).
 """
 
 from __future__ import annotations
