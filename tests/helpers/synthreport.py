@@ -4,7 +4,7 @@ layouts `fedchem prepare`, `fedchem train-local` and `fedchem run` write, with m
 No training and no Substra: a case takes milliseconds to lay out, so the report can be rendered over many shapes of
 data (tiny test folds, one task, one class only, constant or identical predictions, empty similarity bins, awkward
 task names). The files are written with the project's own writers (save_prepared, save_predictions, Ledger), so the
-report reads them exactly as it reads real ones; tests/reportsetup.py builds the real-data counterpart.
+report reads them exactly as it reads real ones; tests/helpers/reportsetup.py builds the real-data counterpart.
 """
 
 from __future__ import annotations

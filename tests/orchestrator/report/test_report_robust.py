@@ -3,7 +3,7 @@ folds, one task, one class, constant or identical predictions, empty similarity 
 writes every file, and every interval is drawn from its own ends wherever the estimate lies, including at or
 beyond an end (a percentile bootstrap interval need not contain its estimate; the report says so).
 
-Inputs: synthetic prepared folders, baselines and run folders in the real layouts (tests/synthreport.py).
+Inputs: synthetic prepared folders, baselines and run folders in the real layouts (tests/helpers/synthreport.py).
 """
 
 from __future__ import annotations
