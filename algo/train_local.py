@@ -26,7 +26,8 @@ from fedchem.algo.predictions import save_predictions
 from fedchem.algo.params import save_params
 from fedchem.opener.fileio import atomic_folder
 from fedchem.opener.dataset import PreparedDataset
-from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.errors import ConfigError, DataError, os_errors
+from fedchem.opener.output_guard import check_output_folder
 
 OUTPUT_FILES = ["trunk.npz", "head.npz", "model.json", "metrics.json", "metrics_per_task.csv",
                 "test_predictions.npz", "history.json"]
@@ -122,15 +123,14 @@ def _per_task_csv(path: Path, results: dict[str, EvalResult]) -> None:
 
 
 def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
-                report: Reporter | None = None, where: str = "", overwrite: bool = False) -> LocalRun:
+                report: Reporter | None = None, where: str = "", overwrite: bool = False,
+                protected: tuple = ()) -> LocalRun:
     """Train a fresh trunk and head on the training folds, pick the epoch with the best validation figure
     (early stopping after `early_stopping_patience` epochs without improvement; 0 runs every epoch), evaluate
     it on the validation and test folds, and write everything to `out_dir` (see OUTPUT_FILES)."""
     t_start = time.perf_counter()
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ConfigError("the output folder already exists and is not empty", where=str(out_dir),
-                          fix="choose another --out, or pass --overwrite to replace it")
+    out_dir = Path(out_dir).absolute()
+    check_local_out(out_dir, overwrite, protected)
     folds = split_folds(data, train_cfg, where)
     report = report or (lambda event, info: None)
     seed = train_cfg.seed
@@ -172,7 +172,7 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     test = evaluation.evaluate(trunk, head, data, folds.test)
     seconds = time.perf_counter() - t_start
 
-    with atomic_folder(out_dir) as tmp:
+    with os_errors(out_dir), atomic_folder(out_dir) as tmp:
         save_params(tmp / "trunk.npz", M.trunk_to_arrays(trunk))
         save_params(tmp / "head.npz", M.head_to_arrays(head))
         (tmp / "model.json").write_text(json.dumps({
@@ -193,5 +193,22 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
         save_predictions(tmp / "test_predictions.npz", p.rows, p.compound_ids, p.class_scores, p.regr_preds,
                          class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
         (tmp / "history.json").write_text(json.dumps(json_ready(history), indent=2) + "\n")
+        check_local_out(out_dir, overwrite, protected)  # again: the folder may have changed while training
     return LocalRun(out_dir=out_dir, best_epoch=best[1] + 1, epochs_run=len(history), validation=val, test=test,
                     history=history, seconds=seconds)
+
+
+def is_local_output(folder: Path) -> bool:
+    """True if `folder` is a previous `fedchem train-local` output (its model.json says what it holds)."""
+    try:
+        doc = json.loads((Path(folder) / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"n_features", "model"} <= set(doc) and (Path(folder) / "metrics.json").is_file()
+
+
+def check_local_out(out_dir: Path, overwrite: bool = False, protected: tuple = ()) -> None:
+    """A previous train-local output may be replaced; anything else only with --overwrite, never a folder holding
+    the prepared dataset or the configs (opener.output_guard)."""
+    check_output_folder(out_dir, command="fedchem train-local", is_previous=is_local_output, force=overwrite,
+                        force_flag="--overwrite", protected=protected, flag="--out")

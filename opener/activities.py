@@ -3,8 +3,9 @@
 Qualifiers: `<`, `<=`, `=`, `>=`, `>`; `~` and an empty qualifier count as `=` (an exact value is what most
 exports leave unmarked). Units: empty, `log`, `p` (any case) mean the value is already on a log scale (pIC50-like);
 `pM`, `nM`, `uM`/`µM`, `mM`, `M` are concentrations, converted to p-scale = -log10(molar) with the qualifier
-flipped (an IC50 "< 10 nM" is a pIC50 "> 8"). Anything else, a non-numeric / NaN / infinite value, or a
-concentration <= 0 stops the run with an error naming the file and line.
+flipped (an IC50 "< 10 nM" is a pIC50 "> 8"). Anything else, a non-numeric / NaN / infinite value, a value that
+does not fit the float32 the prepared matrices store (|value| > 3.4e38 after conversion), or a concentration <= 0
+stops the run with an error naming the file and line.
 
 Replicates of one (structure, assay) pair are aggregated so that no information is invented:
 - if any replicate is exact (`=`), the pair is the mean of the exact values (censored replicates are ignored);
@@ -32,6 +33,7 @@ _FLIP = {LT: GT, LE: GE, EQ: EQ, GE: LE, GT: LT}
 LOG_UNITS = {"", "log", "p"}
 # concentration units, spelled exactly (mM and M differ only by case): molar = value * 10^-exponent
 CONCENTRATION_EXPONENT = {"pM": 12, "nM": 9, "uM": 6, "\u00b5M": 6, "\u03bcM": 6, "mM": 3, "M": 0}
+STORED_MAX = float(np.finfo(np.float32).max)  # values are stored as float32 in Y_regr (and thresholds compared)
 
 
 @dataclass
@@ -130,6 +132,11 @@ def read_measurements(t1: ActivityRows, t1_path: str, assays: dict[str, Assay], 
                                 fix="fix the row, or set is_binary=false for this assay in T0")
         elif exponent is not None:
             value, code = to_log_scale(value, code, exponent, f"{t1_path}, line {t1.lines[i]}")
+        if abs(value) > STORED_MAX:
+            raise DataError("standard_value is too large to be stored (beyond float32, about 3.4e38, on the log "
+                            "scale the value ends up on)", where=f"{t1_path}, line {t1.lines[i]}",
+                            fix="check the value and its standard_units (a log-scale value such as a pIC50 lies "
+                                "around 2 to 12), or remove the row")
         rows.append(compound_index[t1.compound_ids[i]])
         idx.append(assay_index[t1.assay_ids[i]])
         codes.append(code)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from fedchem.opener.errors import DataError
+from fedchem.opener.errors import DataError, os_errors
+from fedchem.opener.output_guard import check_output_folder, is_output_of
 from fedchem.opener.fileio import atomic_folder, json_text, sha256_file
 
 TASK_COLUMNS = [
@@ -95,10 +96,29 @@ def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
             w.writerow({k: r.get(k, "") for k in header})
 
 
-def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra_manifest: dict | None = None) -> Path:
-    """Write a prepared folder atomically: everything goes to a temp folder beside `out_dir`, then one rename."""
-    out_dir = Path(out_dir)
-    with atomic_folder(out_dir) as tmp:
+FORMAT = "fedchem-prepared/1"
+
+
+def is_prepared(folder: Path) -> bool:
+    """True if `folder` is a previous output of `fedchem prepare` (its manifest says so)."""
+    return is_output_of(folder, "manifest.json", FORMAT)
+
+
+def check_prepared_out(out_dir: Path, force: bool = False, protected=(), flag: str = "the output folder") -> None:
+    """`fedchem prepare` may replace a previous prepared folder, anything else only with --force (never a folder
+    holding its inputs or configs); see opener.output_guard."""
+    check_output_folder(out_dir, command="fedchem prepare", is_previous=is_prepared, force=force,
+                        protected=protected, flag=flag)
+
+
+def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra_manifest: dict | None = None,
+                  force: bool = False, protected=()) -> Path:
+    """Write a prepared folder atomically: everything goes to a temp folder beside `out_dir`, then one rename.
+    An existing `out_dir` is replaced only if it is a previous prepared folder, or with `force` (never a folder
+    holding one of `protected`, the inputs and configs)."""
+    out_dir = Path(out_dir).absolute()
+    check_prepared_out(out_dir, force, protected)
+    with os_errors(out_dir), atomic_folder(out_dir) as tmp:
         _save_csr(tmp / "X.npz", ds.X.astype(np.float32))
         _save_csr(tmp / "Y_class.npz", ds.Y_class.astype(np.float32))
         _save_csr(tmp / "Y_regr.npz", ds.Y_regr.astype(np.float32))
@@ -111,7 +131,7 @@ def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra
         (tmp / "prep_report.md").write_text(report_md)
         manifest = dict(extra_manifest or {})
         manifest.update({
-            "format": "fedchem-prepared/1",
+            "format": FORMAT,
             "n_compounds": int(ds.X.shape[0]),
             "n_features": int(ds.X.shape[1]),
             "n_class_tasks": int(ds.Y_class.shape[1]),
@@ -119,6 +139,7 @@ def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra
             "files": {name: sha256_file(tmp / name) for name in FILES + ["prep_report.md"]},
         })
         (tmp / "manifest.json").write_text(json_text(manifest))
+        check_prepared_out(out_dir, force, protected)  # again: the folder may have changed meanwhile
     return out_dir
 
 

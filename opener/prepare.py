@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from fedchem.opener import activities, fingerprints, folds, prep_report, quorum, raw, scramble, standardize
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
-from fedchem.opener.dataset import PreparedDataset, save_prepared
+from fedchem.opener.dataset import PreparedDataset, check_prepared_out, save_prepared
 from fedchem.opener.fileio import sha256_file
 from fedchem.opener.errors import DataError
 from fedchem.opener.parallel import default_workers
@@ -74,10 +74,14 @@ def _matrix(tasks: list, kind: str, new_row: np.ndarray, n_rows: int, values: st
 
 def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: FingerprintConfig,
                     preparation: PreparationConfig, secret: bytes, partner_name: str,
-                    progress: Progress | None = None, workers: int | None = None) -> PrepSummary:
-    """Prepare one partner's raw files into `out_dir` (replaced atomically). Raises DataError on bad input;
-    on any failure nothing is written."""
+                    progress: Progress | None = None, workers: int | None = None, force: bool = False,
+                    protected: tuple = ()) -> PrepSummary:
+    """Prepare one partner's raw files into `out_dir` (replaced atomically, and only if it is a previous prepared
+    folder or `force` is given; never a folder holding the inputs or the `protected` configs). Raises DataError on
+    bad input; on any failure nothing is written."""
     t0, t1, t2, out_dir = Path(t0), Path(t1), Path(t2), Path(out_dir)
+    protected = (t0, t1, t2, *protected)
+    check_prepared_out(out_dir, force, protected)  # before the slow part
     workers = workers or default_workers()
     timings: dict[str, float] = {}
     report = progress or (lambda stage, done, total: None)
@@ -226,7 +230,7 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
         }
         ds = PreparedDataset(X=X, Y_class=Y_class, Y_regr=Y_regr, Y_censor=Y_censor, folds=folds_out,
                              tasks=task_rows, compound_ids=compound_ids)
-        save_prepared(ds, out_dir, report_md=md, extra_manifest=manifest)
+        save_prepared(ds, out_dir, report_md=md, extra_manifest=manifest, force=force, protected=protected)
         report("write", 1, 1)
     return PrepSummary(
         partner=partner_name, out_dir=out_dir, report_path=out_dir / "prep_report.md", n_compounds=n_rows,

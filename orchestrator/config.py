@@ -24,6 +24,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Names that become folder and file names (partners/<name>/, runs/<consortium>-<time>/, datasets/<aggregator>/) or
+# Substra organisation names: no '/', no '..', nothing hidden. Partners and the aggregator: lower-case DNS labels.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+CONSORTIUM_NAME_PATTERN = r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$"
+
+
 class SecretRef(_Strict):
     """A secret is never written in a config: it is read from an environment variable or a file."""
 
@@ -73,7 +79,7 @@ class SubstraConnection(_Strict):
 class PartnerConfig(_Strict):
     """One partner: its name, its Substra organisation, its data, and its private output folder."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    name: str = Field(pattern=NAME_PATTERN, max_length=40)
     organization: str | None = None  # the Substra organisation id (MSP id) on a real network
     data: PartnerData | None = None
     prepared_dir: Path | None = None
@@ -83,7 +89,7 @@ class PartnerConfig(_Strict):
 
 
 class PartnerRef(_Strict):
-    name: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=40)
     config: Path
 
 
@@ -92,7 +98,8 @@ class FederationConfig(_Strict):
 
     rounds: int = Field(10, ge=1)
     evaluate_every: int = Field(1, ge=1)
-    aggregator: str = "aggregator"  # name of the aggregator organisation (never a holder of the consortium secret)
+    # name of the aggregator organisation (never a holder of the consortium secret)
+    aggregator: str = Field("aggregator", pattern=NAME_PATTERN, max_length=40)
     secure_aggregation: SecAggConfig = SecAggConfig()
     # opt-in: publish one headline test figure per partner as a public Substra performance (the web UI shows it);
     # per-task metrics always stay private
@@ -104,7 +111,7 @@ class FederationConfig(_Strict):
 
 
 class ConsortiumConfig(_Strict):
-    name: str
+    name: str = Field(pattern=CONSORTIUM_NAME_PATTERN, max_length=64)
     secret: SecretRef
     fingerprint: FingerprintConfig = FingerprintConfig()
     preparation: PreparationConfig = PreparationConfig()
@@ -131,7 +138,10 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"the {what} file does not exist", where=str(path), fix="check the path")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"the {what} file is not UTF-8 text", where=str(path),
+                          fix="save it as UTF-8 (YAML files are UTF-8)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark else str(path)
@@ -164,7 +174,13 @@ def _validate(model: type[BaseModel], data: dict, path: Path, what: str):
         key = ".".join(str(x) for x in first["loc"]) or "(top level)"
         n = len(exc.errors())
         more = f" (and {n - 1} more problem{'s' if n > 2 else ''})" if n > 1 else ""
-        raise ConfigError(f"invalid {what}: {first['msg']}{more}", where=f"{path}, key '{key}'",
+        msg = first["msg"]
+        if first["type"] == "string_pattern_mismatch":  # a name that becomes a folder name
+            allowed = ("letters, digits, '-', '_' and '.'" if first["ctx"]["pattern"] == CONSORTIUM_NAME_PATTERN
+                       else "lower-case letters, digits and '-'")
+            msg = (f"the name must consist of {allowed}, beginning and ending with a letter or digit (it becomes "
+                   "a folder name: no '/', no '..', no spaces)")
+        raise ConfigError(f"invalid {what}: {msg}{more}", where=f"{path}, key '{key}'",
                           fix="correct that key (see partner_configs/ for a complete example)") from None
 
 

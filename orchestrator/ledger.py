@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.errors import ConfigError, DataError, os_errors
 from fedchem.opener.fileio import write_json
 
 LEDGER = "ledger.json"
@@ -49,7 +49,9 @@ class Ledger:
 
     def save(self, run_dir: Path) -> None:
         self.updated = time.time()
-        write_json(Path(run_dir) / LEDGER, asdict(self))
+        path = Path(run_dir) / LEDGER
+        with os_errors(path):
+            write_json(path, asdict(self))
 
     @classmethod
     def load(cls, run_dir: Path) -> "Ledger":
@@ -57,9 +59,36 @@ class Ledger:
         if not path.is_file():
             raise ConfigError("this folder holds no fedchem run (no ledger.json)", where=str(run_dir),
                               fix="give the run folder that `fedchem run` created")
-        data = json.loads(path.read_text())
-        data["rounds"] = [RoundRecord(**r) for r in data.get("rounds", [])]
-        return cls(**data)
+        fix = ("the ledger was damaged or does not come from `fedchem run`: give the run folder `fedchem run` created, "
+               "or start a new run in a new folder")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ConfigError("the run's ledger.json is not valid JSON", where=str(path), fix=fix) from None
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("not a mapping")
+            data["rounds"] = [RoundRecord(**r) for r in data.get("rounds", [])]
+            ledger = cls(**data)
+            ledger.check()
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"the run's ledger.json is not a fedchem ledger ({exc})", where=str(path),
+                              fix=fix) from None
+        return ledger
+
+    def check(self) -> None:
+        """The fields a resume and a report rely on have the right types (ValueError if not)."""
+        typed = {"run_name": str, "settings_hash": str, "aggregator": str, "rounds_planned": int, "secure": bool,
+                 "status": str, "completed_rounds": int, "partners": list, "dropped": dict, "plans": list}
+        for key, kind in typed.items():
+            if not isinstance(getattr(self, key), kind):
+                raise ValueError(f"key '{key}' must be a {kind.__name__}")
+        if self.status not in ("created", "running", "stopped", "completed"):
+            raise ValueError(f"unknown status {self.status!r}")
+        if not all(isinstance(p, str) for p in self.partners):
+            raise ValueError("key 'partners' must list names")
+        if not 0 <= self.completed_rounds <= self.rounds_planned:
+            raise ValueError("key 'completed_rounds' must lie between 0 and 'rounds_planned'")
 
 
 def settings_hash(settings: dict) -> str:

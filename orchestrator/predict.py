@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from fedchem.opener import fingerprints, scramble, standardize
 from fedchem.opener.config import FingerprintConfig
-from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.errors import DAMAGED, ConfigError, DataError, os_errors
 from fedchem.opener.fileio import atomic_write_text
 
 
@@ -101,33 +101,56 @@ def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = 
     settings_path = run_dir / "settings.json"
     if not settings_path.is_file():
         raise DataError("the run folder has no settings.json", where=str(run_dir), fix="give a complete run folder")
-    settings = json.loads(settings_path.read_text())
-    arrays, _ = load_params(trunk_path)
-    mcfg = ModelConfig(**settings["model"])
-    n_features = int(arrays["input.weight"].shape[0])
-    trunk = M.init_trunk(n_features, mcfg, 0)
-    M.load_trunk_arrays(trunk, arrays)
-    head_arrays, _ = load_params(head_path)
-    n_class = int(head_arrays["classification.weight"].shape[0])
-    n_regr = int(head_arrays["regression.weight"].shape[0])
-    head = M.init_head(mcfg, n_class, n_regr, 0)
-    M.load_head_arrays(head, head_arrays)
+    reading = settings_path
+    try:
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        reading = trunk_path
+        arrays, _ = load_params(trunk_path)
+        mcfg = ModelConfig(**settings["model"])
+        n_features = int(arrays["input.weight"].shape[0])
+        trunk = M.init_trunk(n_features, mcfg, 0)
+        M.load_trunk_arrays(trunk, arrays)
+        reading = head_path
+        head_arrays, _ = load_params(head_path)
+        n_class = int(head_arrays["classification.weight"].shape[0])
+        n_regr = int(head_arrays["regression.weight"].shape[0])
+        head = M.init_head(mcfg, n_class, n_regr, 0)
+        M.load_head_arrays(head, head_arrays)
+        fingerprint = FingerprintConfig(**settings["fingerprint"])
+    except DAMAGED as exc:
+        raise DataError(f"the model of partner '{partner}' in the run folder cannot be read ({type(exc).__name__}: "
+                        "the file is damaged, truncated or not written by `fedchem run`)", where=str(reading),
+                        fix=f"finish or repeat the run (fedchem run --resume {run_dir}), or give the right run "
+                            "folder") from None
     return PartnerModel(trunk=trunk, head=head,
                         class_tasks=_task_names(prepared_dir, pdir, "classification", n_class),
                         regr_tasks=_task_names(prepared_dir, pdir, "regression", n_regr),
-                        fingerprint=FingerprintConfig(**settings["fingerprint"]), dropout=mcfg.dropout)
+                        fingerprint=fingerprint, dropout=mcfg.dropout)
 
 
 def read_smiles_file(path: Path, smiles_column: str = "smiles", id_column: str | None = None
                      ) -> tuple[list[str], list[str] | None, str | None]:
     """SMILES (and ids) from a CSV/TSV with a header, or a .smi/.txt file (SMILES, then an optional id, per line).
-    Returns (smiles, ids or None, name of the id column or None)."""
+    UTF-8 text, with or without a byte-order mark (as `fedchem prepare` reads T2). Returns (smiles, ids or None,
+    name of the id column or None)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("the SMILES file does not exist", where=str(path), fix="check the path")
+        raise DataError("the SMILES file does not exist" if not path.exists() else "the SMILES path is not a file",
+                        where=str(path), fix="check the path")
+    try:
+        return _read_smiles(path, smiles_column, id_column)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"the SMILES file is not UTF-8 text (byte {exc.start + 1} cannot be decoded)",
+                        where=str(path), fix="save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)") from None
+    except csv.Error as exc:
+        raise DataError(f"the SMILES file is not a readable CSV ({exc})", where=str(path),
+                        fix="export it as a plain CSV/TSV with a header row") from None
+
+
+def _read_smiles(path: Path, smiles_column: str, id_column: str | None):
     if path.suffix.lower() in (".smi", ".txt"):
         smiles, ids = [], []
-        for line in path.read_text().splitlines():
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
             if not line.strip():
                 continue
             bits = line.split(maxsplit=1)
@@ -137,11 +160,13 @@ def read_smiles_file(path: Path, smiles_column: str = "smiles", id_column: str |
             raise DataError("the SMILES file is empty", where=str(path), fix="give one SMILES per line")
         return smiles, (ids if any(ids) else None), ("id" if any(ids) else None)
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
-        header = reader.fieldnames or []
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
         if smiles_column not in header:
-            raise DataError(f"the SMILES file has no column '{smiles_column}' (columns: {', '.join(header)})",
+            shown = ", ".join(h for h in header if len(h) <= 40)
+            raise DataError(f"the SMILES file has no column '{smiles_column}' (columns: {shown or 'none'})",
                             where=str(path), fix="name the right column with --smiles-column")
         if id_column is not None and id_column not in header:
             raise DataError(f"the SMILES file has no column '{id_column}'", where=str(path),
@@ -154,6 +179,23 @@ def read_smiles_file(path: Path, smiles_column: str = "smiles", id_column: str |
     smiles = [(r.get(smiles_column) or "") for r in rows]
     ids = [(r.get(id_column) or "") for r in rows] if id_column else None
     return smiles, ids, id_column
+
+
+def check_out_file(out: Path, inputs=()) -> None:
+    """--out must name a file that is not a folder, a device or one of the inputs (it is replaced atomically)."""
+    from fedchem.opener.output_guard import holds
+
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError("--out names a folder; predictions are one CSV file", where=str(out),
+                          fix=f"give a file name, e.g. --out {out / 'predictions.csv'}")
+    if out.exists() and not out.is_file():
+        raise ConfigError("--out names something that is not a regular file (a device, a pipe?)", where=str(out),
+                          fix="give the path of a new or an existing .csv file")
+    for p in inputs:
+        if p and holds(out, p):
+            raise ConfigError("--out names one of the inputs; writing the predictions would replace it",
+                              where=str(out), fix="give the predictions a file of their own")
 
 
 @dataclass
@@ -228,4 +270,6 @@ def write_predictions_csv(path: Path, model: PartnerModel, scored: Scored, ids: 
                 w.writerow([i + 1, ids[i] if ids else "", status, t, kind, *value(kind, j, k)])
     else:
         raise ValueError(f"unknown layout {layout!r}")
-    return atomic_write_text(path, fh.getvalue())
+    check_out_file(path)
+    with os_errors(path):
+        return atomic_write_text(path, fh.getvalue())

@@ -8,10 +8,10 @@ from pathlib import Path
 from fedchem.opener.errors import DataError
 
 _COMMON = """
-output (--out DIR): DIR/partner-<i>/{T0,T1,T2}.csv + partner.yaml, DIR/consortium.yaml (2+ partners),
-DIR/consortium.secret (random, mode 0600; kept when --force replaces a build) and DIR/build.json (provenance and
-counts). Written to a temporary folder and renamed into place; an existing non-empty DIR is refused without
---force. Re-running gives identical files (a new DIR gets a new secret). Next step:
+output (--out DIR): DIR/partner-<i>/{T0,T1,T2}.csv + partner.yaml + build.json (that partner's own counts and
+task groups), DIR/consortium.yaml (2+ partners), DIR/consortium.secret (random, mode 0600; kept when --force
+replaces a build) and DIR/build.json (provenance and partner names only). Written to a temporary folder and
+renamed into place; an existing non-empty DIR is refused without --force. Re-running gives identical files (a new DIR gets a new secret). Next step:
   fedchem prepare --consortium DIR/consortium.yaml --partner DIR/partner-1/partner.yaml
 """
 

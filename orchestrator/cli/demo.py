@@ -20,7 +20,9 @@ Run the main job end to end on real public data, on this machine:
   3. train each partner alone (the baseline every federated result is compared with)
   4. train federated on Substra (subprocess backend): key setup, rounds, secure aggregation, private heads
   5. write each partner's report: did joining help, by how much, on which tasks
-Everything lands under --out; finished steps are reused when the demo is run again.
+Everything lands under --out; finished steps are reused when the demo is run again. --out must be a new or empty
+folder or a previous demo's (its raw/consortium.yaml names the demo consortium); never the current folder or one
+of its parents, so --fresh never deletes anything but a demo.
 """
 
 
@@ -31,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-per-target", type=int, default=300,
                    help="compounds kept per MoleculeACE target, to bound the demo's time (default: 300)")
     p.add_argument("--rounds", type=int, default=None, help="federated rounds (default: 12)")
-    p.add_argument("--fresh", action="store_true", help="delete the output folder first")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete the output folder first (only a previous demo's folder: see below)")
     p.set_defaults(func=_demo)
 
 

@@ -3,7 +3,10 @@
 Each subcommand lives in its own module `fedchem.orchestrator.cli.<name>` exposing `register(subparsers)`, which
 adds its parser and sets `func` (a callable taking the parsed args and returning an exit code). Heavy imports
 (torch, substra, rdkit) happen inside the handlers so that `fedchem --help` stays instant.
-User mistakes raise FedchemError and become a clean message and exit code 2, never a traceback.
+User mistakes raise FedchemError and become a clean message and exit code 2, never a traceback; operating-system
+errors a user can fix (permissions, a full disk, a file where a folder should be, a file that is not UTF-8) are
+turned into the same kind of message here, in one place (`fedchem.opener.errors.os_errors`). A stopped, resumable
+run exits 3. Every `--help` ends with these exit codes.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 
-from fedchem.opener.errors import FedchemError
+from fedchem.opener.errors import EXIT_CODES_HELP, FedchemError, os_errors
 
 # The order here is the order in `fedchem --help`.
 COMMAND_MODULES = [
@@ -39,9 +43,11 @@ typical flow:
   fedchem report RUN_DIR --partner NAME                 did joining help, by how much, on which tasks?
 """
 
+EPILOG = EXIT_CODES_HELP
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fedchem", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="fedchem", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="fedchem 0.1.0")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -52,7 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:  # a command still being written; tests/test_cli.py requires them all
             if exc.name != module:
                 raise
+    _add_exit_codes(parser)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of a parser's subcommands (one level)."""
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            out += list(dict.fromkeys(action.choices.values()))  # aliases map to the same parser
+    return out
+
+
+def _add_exit_codes(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help ends with the exit codes (0 done, 2 user error, 3 stopped and resumable)."""
+    for p in _subparsers(parser):
+        if EPILOG not in (p.epilog or ""):
+            p.epilog = f"{p.epilog.rstrip()}\n\n{EPILOG}" if p.epilog else EPILOG
+            if p.formatter_class is argparse.HelpFormatter:  # keep the exit-code table's lines
+                p.formatter_class = argparse.RawDescriptionHelpFormatter
+                p.description = textwrap.fill(p.description, 100) if p.description else p.description
+        _add_exit_codes(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with os_errors():
+            return int(args.func(args) or 0)
     except FedchemError as exc:
         print(exc.message(), file=sys.stderr)
         return exc.exit_code

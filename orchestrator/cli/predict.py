@@ -21,7 +21,8 @@ SMILES syntax error) and, per task, the prediction and its uncertainty: for a cl
 of "active" (the task's threshold and direction, see the partner's prep report), for a regression task the
 predicted value on the task's log scale (e.g. pIC50). The uncertainty is the standard deviation over
 --mc-samples passes with dropout on (MC dropout); empty with --mc-samples 0 or a model without dropout.
---layout long writes one line per row and task instead. A bad SMILES never stops the others from being scored;
+--layout long writes one line per row and task instead. --out must not be a folder or one of the inputs; an
+existing file there is replaced. A bad SMILES never stops the others from being scored;
 nothing printed here contains a SMILES.
 
 example:
@@ -63,6 +64,7 @@ def _predict(args) -> int:
     consortium = load_consortium(args.consortium)
     partner = load_partner(args.partner)
     check_partner(consortium, partner, args.partner)
+    ps.check_out_file(args.out, (args.smiles, args.consortium, args.partner, consortium.secret.file))
     model = ps.load_partner_model(args.run, partner.name, partner.prepared_dir)
     if model.fingerprint != consortium.fingerprint:
         raise ConfigError("the run was trained with other fingerprint settings than this consortium config's",

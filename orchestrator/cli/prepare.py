@@ -27,7 +27,9 @@ input files:
 output (--out DIR, default: the partner config's prepared_dir): X.npz, Y_class.npz, Y_regr.npz, Y_censor.npz,
 folds.npy, tasks.csv, compounds.csv, manifest.json (content hashes, settings) and prep_report.md (private: what was
 kept and dropped, and why). Written to a temporary folder and renamed into place: a failure leaves no half-written
-folder, and a re-run with the same inputs gives byte-identical files. Unparsable SMILES are dropped and listed in
+folder, and a re-run with the same inputs gives byte-identical files. An existing DIR is replaced only when it is a
+previous `fedchem prepare` output (its manifest.json says so), or with --force; never when it holds the T0/T1/T2
+files, the configs, the secret or the current folder. A file at DIR is refused, never moved aside. Unparsable SMILES are dropped and listed in
 the report; any other bad input (unknown qualifier or unit, non-numeric value, missing column or file, duplicate
 id, unknown assay or compound) stops the run with a message naming the file and line.
 
@@ -47,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partner", type=Path, required=True, metavar="PARTNER.yaml",
                    help="this partner's config (its `data` files and `prepared_dir`)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the partner's prepared_dir)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output folder that is not a previous `fedchem prepare` output (never "
+                        "one holding the inputs or the configs)")
     p.add_argument("--workers", type=int, metavar="N", help="processes to use (default: every core available)")
     p.set_defaults(func=_prepare)
 
@@ -56,6 +61,7 @@ def _prepare(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from fedchem.opener.dataset import check_prepared_out
     from fedchem.opener.prepare import prepare_partner
     from fedchem.orchestrator.config import check_partner, load_consortium, load_partner
 
@@ -71,6 +77,11 @@ def _prepare(args) -> int:
                           fix="add `prepared_dir: DIR` to the partner config, or pass --out DIR")
     if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers must be at least 1", where="--workers", fix="give a positive number")
+    # every config of the consortium (other partners' files too) and the secret: never inside a replaced folder
+    protected = (args.consortium, args.partner, consortium.secret.file, consortium.federation.aggregator_node,
+                 *(ref.config for ref in consortium.partners))
+    check_prepared_out(out, args.force, (partner.data.t0, partner.data.t1, partner.data.t2, *protected),
+                       flag="--out" if args.out else f"prepared_dir ({args.partner})")
     secret = consortium.secret.read("consortium secret")
 
     err = Console(stderr=True)
@@ -84,7 +95,8 @@ def _prepare(args) -> int:
             bar.update(ids[stage], completed=done, total=total or None)
 
         s = prepare_partner(partner.data.t0, partner.data.t1, partner.data.t2, out, consortium.fingerprint,
-                            consortium.preparation, secret, partner.name, progress=progress, workers=args.workers)
+                            consortium.preparation, secret, partner.name, progress=progress, workers=args.workers,
+                            force=args.force, protected=protected)
     total = sum(s.timings.values())
     print(f"prepared partner '{s.partner}' in {total:.1f} s "
               f"({s.n_t2_rows / total if total else 0:,.0f} input compounds/s)")

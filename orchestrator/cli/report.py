@@ -19,7 +19,8 @@ It reads only this partner's own files (RUN_DIR/partners/NAME, its alone baselin
 run's public ledger and settings, and recomputes every figure from the saved test predictions. Nothing in it
 names another partner's tasks or compounds.
 
-output (--out DIR, default RUN_DIR/partners/NAME/report), each file written atomically:
+output (--out DIR, default RUN_DIR/partners/NAME/report), the folder written atomically (an existing DIR is
+replaced only if it holds a previous report, or with --force):
   report.html   self-contained page (inline plots, sortable tables; opens offline)
   report.json   every figure of the page
   tasks.csv     per task and metric: alone, federated, delta, 95% CI, relative delta, improvement to perfect
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prepared", type=Path, metavar="DIR",
                    help="that partner's prepared dataset (default: from the consortium config of the run)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: RUN_DIR/partners/NAME/report)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out folder that is not a previous report (never one holding the "
+                        "run, the baseline, the prepared data or the configs)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples of the test compounds for the intervals (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)")
@@ -60,7 +64,8 @@ def _report(args) -> int:
     if not (args.run_dir / "ledger.json").is_file():
         raise ConfigError("this folder holds no fedchem run (no ledger.json)", where=str(args.run_dir),
                           fix="give the run folder that `fedchem run` created")
-    job = ReportJob(args.partner, alone_dir=args.alone, out_dir=args.out, prepared_dir=args.prepared)
+    job = ReportJob(args.partner, alone_dir=args.alone, out_dir=args.out, prepared_dir=args.prepared,
+                    force=args.force)
     written, failed = write_reports(args.run_dir, [job], CompareSettings(replicates=args.bootstrap, seed=args.seed))
     if failed:
         raise failed[args.partner]  # its own what / where / what to do (an internal error: traceback kept in a file)

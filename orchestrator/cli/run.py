@@ -23,6 +23,11 @@ examples:
   fedchem run consortium.yaml --run-dir runs/first
   fedchem run consortium.yaml --rounds 3
   fedchem run --resume runs/first          # after an interruption (Ctrl-C, a kill, a stopped round)
+
+Every setting is checked before anything is submitted (rounds >= 1, a secure-aggregation threshold between 2 and
+the number of partners, one prepared folder per partner, names that are safe folder names). A new run needs a new
+or empty --run-dir. A run that stops cleanly (too few partners left for the threshold, a failed aggregation) exits
+with code 3 and can be resumed.
 """
 
 
@@ -48,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args) -> int:
     from fedchem.orchestrator.config import load_all
-    from fedchem.orchestrator.run.driver import run_federation
+    from fedchem.orchestrator.run.driver import check_run_dir, check_run_parameters, run_federation
     from fedchem.orchestrator.ledger import Ledger
 
     resume = args.resume is not None
@@ -64,8 +69,15 @@ def _run(args) -> int:
             raise ConfigError("no consortium config given", fix="fedchem run CONSORTIUM.yaml (see --help)")
         cpath = args.consortium
     consortium, partners = load_all(cpath)
-    if not resume:
+    secure = False if args.insecure_test_only else consortium.federation.secure_aggregation.enabled
+    if resume:
+        if args.run_dir is not None and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+            raise ConfigError("--run-dir and --resume name different folders", where="--run-dir",
+                              fix="give only --resume RUN_DIR")
+    else:
+        check_run_parameters(consortium, args.rounds, secure, str(cpath))
         run_dir = args.run_dir or Path("runs") / f"{consortium.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_run_dir(Path(run_dir))
     backend = args.backend or consortium.backend
     network = None
     if backend == "remote":

@@ -34,8 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-local", help="train the model on one partner's prepared data alone (the baseline)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prepared_dir", type=Path, metavar="PREPARED_DIR", help="a folder written by `fedchem prepare`")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (must not exist or be empty)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder (new, empty, or a previous train-local output, which is replaced)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing folder that is not a train-local output (never one holding the "
+                        "prepared dataset or the configs)")
     p.add_argument("--consortium", type=Path, metavar="CONSORTIUM.yaml",
                    help="take the model and training settings from this consortium config")
     p.add_argument("--epochs", type=int, metavar="N", help="maximum number of epochs")
@@ -92,11 +95,13 @@ def _train_local(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fedchem.algo.train_local import train_local
+    from fedchem.algo.train_local import check_local_out, train_local
     from fedchem.algo.training import use_all_cores
     from fedchem.opener.dataset import load_prepared
 
     mcfg, tcfg = settings(args)
+    protected = (args.prepared_dir, args.consortium)
+    check_local_out(args.out, args.overwrite, protected)
     data = load_prepared(args.prepared_dir)
     cores = use_all_cores()
     err = Console(stderr=True)
@@ -126,7 +131,7 @@ def _train_local(args) -> int:
                                       f"{'  *best' if info['best'] else ''}")
 
         run = train_local(data, args.out, mcfg, tcfg, report=report, where=str(args.prepared_dir),
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, protected=protected)
     print(f"trained alone in {run.seconds:.1f} s: {run.epochs_run} epochs, best epoch {run.best_epoch}")
     for split, res in (("validation", run.validation), ("test", run.test)):
         c, r = res.aggregate.get("classification"), res.aggregate.get("regression")

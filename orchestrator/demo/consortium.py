@@ -32,7 +32,9 @@ def prepare_consortium(consortium_path: Path, workers: int | None = None, reuse:
             except FedchemError:
                 pass
         s = prepare_partner(p.data.t0, p.data.t1, p.data.t2, p.prepared_dir, consortium.fingerprint,
-                            consortium.preparation, secret, p.name, workers=workers)
+                            consortium.preparation, secret, p.name, workers=workers,
+                            protected=(consortium_path, consortium.secret.file,
+                                       *(r.config for r in consortium.partners)))
         say(f"   {p.name}: {s.n_compounds} compounds, {s.n_class_tasks} classification + {s.n_regr_tasks} "
             "regression tasks")
         done.append(s)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from fedchem.opener.output_guard import check_output_folder
+
 DEMO_SETTINGS = {
     "name": "demo-moleculeace",
     "fingerprint": {"kind": "folded", "radius": 2, "size": 16384, "scramble": True},
@@ -22,6 +24,15 @@ DEMO_SETTINGS = {
     "federation": {"rounds": 12, "evaluate_every": 1, "aggregator": "aggregator",
                    "secure_aggregation": {"enabled": True, "ring_bits": 64, "clip": 1.0}},
 }
+
+
+def is_demo_output(folder: Path) -> bool:
+    """True if `folder` holds a previous demo (its raw/consortium.yaml is the demo's consortium)."""
+    try:
+        doc = yaml.safe_load((Path(folder) / "raw" / "consortium.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and doc.get("name") == DEMO_SETTINGS["name"]
 
 
 @dataclass
@@ -51,6 +62,8 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
     from fedchem.orchestrator.run.driver import run_federation
 
     out = Path(out).resolve()
+    # --out: new, empty or a previous demo; never the current folder or a parent, so --fresh removes only a demo
+    check_output_folder(out, command="fedchem demo", is_previous=is_demo_output, force_flag=None, flag="--out")
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,9 @@
 Layout of a build folder:
     consortium.yaml      ConsortiumConfig (written when there are >= 2 partners; a consortium needs two)
     consortium.secret    secrets.token_hex(32), mode 0600 (kept when an existing build is replaced with force)
-    build.json           source, sha256, split, options and per-partner counts (no structures or compound ids)
-    partner-<i>/         T0.csv, T1.csv, T2.csv, partner.yaml (prepared_dir: ../prepared/partner-<i>)
+    build.json           source, sha256, split, options, the partners' names (nothing about any partner's data)
+    partner-<i>/         T0.csv, T1.csv, T2.csv, partner.yaml (prepared_dir: ../prepared/partner-<i>) and build.json:
+                         that partner's own counts and task groups (e.g. its targets), in its own folder only
 Everything is written to a temporary sibling folder, validated with load_all, then renamed into place.
 """
 
@@ -135,12 +136,14 @@ def _write_secret(path: Path, previous: Path | None) -> None:
 
 def _write_build_json(path: Path, set_name: str, info: dict, summaries: list[PartnerSummary],
                       notes: list[str]) -> None:
-    partners = []
+    """The shared build.json holds the provenance and the partners' names; each partner's own facts (its task
+    groups, e.g. its targets, and counts) go to build.json in that partner's folder, which only it receives."""
     for s in summaries:
         d = asdict(s)
         d.pop("folder")
-        partners.append(d)
-    doc = {"set": set_name, **info, "partners": partners, "notes": notes}
+        mine = {"set": set_name, **info, "partner": d}
+        (path.parent / s.name / "build.json").write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
+    doc = {"set": set_name, **info, "partners": [s.name for s in summaries], "notes": notes}
     path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from fedchem.algo.predictions import Predictions, load_predictions
 from fedchem.opener.dataset import PreparedDataset, load_prepared
-from fedchem.opener.errors import ConfigError, DataError
+from fedchem.opener.errors import DAMAGED, ConfigError, DataError
 from fedchem.orchestrator.ledger import Ledger, partner_ledger
 
 PREDICTIONS = "test_predictions.npz"
@@ -27,6 +27,7 @@ class ReportInputs:
 
     partner: str
     run_dir: Path
+    data_dir: Path                       # the prepared dataset's folder
     ledger: Ledger
     settings: dict
     data: PreparedDataset
@@ -50,8 +51,8 @@ def _read_json(path: Path, what: str) -> dict:
         raise DataError(f"the {what} is missing", where=str(path),
                         fix="check the folder (was the run or the baseline completed?)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(f"the {what} is not valid JSON", where=str(path),
                         fix="the file was damaged; re-run the step that writes it") from None
 
@@ -61,8 +62,8 @@ def _predictions(path: Path, what: str, fix: str) -> Predictions:
         raise DataError(f"the {what} has no test predictions", where=str(path), fix=fix)
     try:
         return load_predictions(path)
-    except (ValueError, OSError, KeyError):
-        raise DataError(f"the {what}'s test predictions cannot be read", where=str(path),
+    except DAMAGED as exc:  # a truncated .npz: BadZipFile, EOFError, zlib.error; a foreign one: ValueError, KeyError
+        raise DataError(f"the {what}'s test predictions cannot be read ({type(exc).__name__})", where=str(path),
                         fix="the file was damaged or is not a fedchem predictions file; re-run that step") from None
 
 
@@ -167,6 +168,7 @@ def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path
     fed_metrics = _read_json(pdir / "metrics.json", "run's final metrics") if (pdir / "metrics.json").is_file() else {}
     alone_metrics = (_read_json(alone_dir / "metrics.json", "baseline's metrics")
                      if (alone_dir / "metrics.json").is_file() else {})
-    return ReportInputs(partner=partner, run_dir=run_dir, ledger=ledger, settings=settings, data=data, rows=rows,
+    return ReportInputs(partner=partner, run_dir=run_dir, data_dir=prepared_dir, ledger=ledger, settings=settings,
+                        data=data, rows=rows,
                         federated=fed, alone=_aligned_to(alone, rows), round_logs=round_logs(pdir),
                         federated_metrics=fed_metrics, alone_metrics=alone_metrics)

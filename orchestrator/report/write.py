@@ -3,7 +3,7 @@
 `write_report` reads only that partner's private files (its run folder, its alone baseline, its prepared data)
 and the run's public ledger and settings, recomputes every figure from the saved test predictions, and writes
 report.html (self-contained, opens offline) with report.json, tasks.csv, summary.csv, domain.csv and curves.csv
-beside it, each written atomically. The demo and `fedchem report` call it.
+beside it, in one folder written atomically. The demo and `fedchem report` call it.
 
 `write_reports` writes several partners' reports in turn (the demo's last step): one partner's failure never
 stops the others, and is turned into one FedchemError naming that partner (what / where / what to do). An
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fedchem.opener.errors import ConfigError, FedchemError
-from fedchem.opener.fileio import atomic_write_text
+from fedchem.opener.errors import ConfigError, FedchemError, os_errors
+from fedchem.opener.fileio import atomic_folder, atomic_write_text
+from fedchem.opener.output_guard import check_output_folder, is_output_of
 from fedchem.orchestrator.report import plots
 from fedchem.orchestrator.report import stats
 from fedchem.orchestrator.report.compare import CompareSettings, compare
@@ -180,26 +181,45 @@ def csv_tables(doc: dict) -> dict[str, str]:
     }
 
 
+def is_report(folder: Path) -> bool:
+    """True if `folder` is a previous `fedchem report` output (its report.json says so), or what a report that
+    failed on an internal error left: only its error log."""
+    if is_output_of(folder, "report.json", FORMAT):
+        return True
+    return folder.is_dir() and [p.name for p in folder.iterdir()] == [ERROR_LOG]
+
+
+def check_report_out(out_dir: Path, force: bool = False, protected=()) -> None:
+    """A previous report folder is replaced; anything else only with --force, never a folder holding the run,
+    the baseline, the prepared data or the configs (opener.output_guard)."""
+    check_output_folder(out_dir, command="fedchem report", is_previous=is_report, force=force, protected=protected,
+                        flag="--out")
+
 
 def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=None,
-                 settings: CompareSettings | None = None) -> Path:
+                 settings: CompareSettings | None = None, force: bool = False) -> Path:
     """Write partner `name`'s report of the run in `run_dir` and return the path of report.html.
 
     alone_dir: its train-local output (default: see `default_alone_dir`); out_dir: where the files go (default:
     RUN_DIR/partners/NAME/report, inside the partner's private folder); prepared_dir: its prepared dataset
-    (default: from the consortium config recorded in the ledger)."""
+    (default: from the consortium config recorded in the ledger). The folder is written whole, atomically: an
+    existing one is replaced only if it is a previous report, or with `force`."""
     run_dir = Path(run_dir)
-    partner_ledger(run_dir, name)  # a clear error about the partner before any about its files
+    ledger = partner_ledger(run_dir, name)  # a clear error about the partner before any about its files
     alone_dir = Path(alone_dir) if alone_dir else default_alone_dir(run_dir, name)
-    out_dir = Path(out_dir) if out_dir else run_dir / "partners" / name / "report"
+    out_dir = (Path(out_dir) if out_dir else run_dir / "partners" / name / "report").absolute()
+    protected = (run_dir / "ledger.json", run_dir / "settings.json", run_dir / "partners" / name / PREDICTIONS,
+                 alone_dir, prepared_dir, ledger.consortium_path or None)
+    check_report_out(out_dir, force, protected)
     inp = load_inputs(run_dir, name, alone_dir, prepared_dir)
+    protected += (inp.data_dir,)
     doc = build_document(inp, settings or CompareSettings())
     page = render(doc, make_plots(doc))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "report.json", json.dumps(doc, indent=2) + "\n")
-    for fname, text in csv_tables(doc).items():
-        atomic_write_text(out_dir / fname, text)
-    atomic_write_text(out_dir / "report.html", page)
+    files = {"report.json": json.dumps(doc, indent=2) + "\n", **csv_tables(doc), "report.html": page}
+    with os_errors(out_dir), atomic_folder(out_dir) as tmp:
+        for fname, text in files.items():
+            (tmp / fname).write_text(text, encoding="utf-8")
+        check_report_out(out_dir, force, protected)  # again: the folder may have changed meanwhile
     return out_dir / "report.html"
 
 
@@ -236,6 +256,7 @@ class ReportJob:
     alone_dir: Path | None = None
     out_dir: Path | None = None
     prepared_dir: Path | None = None
+    force: bool = False
 
 
 def write_reports(run_dir, jobs: list[ReportJob], settings: CompareSettings | None = None
@@ -247,7 +268,7 @@ def write_reports(run_dir, jobs: list[ReportJob], settings: CompareSettings | No
     for job in jobs:
         try:
             written[job.partner] = write_report(run_dir, job.partner, alone_dir=job.alone_dir, out_dir=job.out_dir,
-                                                prepared_dir=job.prepared_dir, settings=settings)
+                                                prepared_dir=job.prepared_dir, settings=settings, force=job.force)
         except FedchemError as exc:
             failed[job.partner] = exc
         except Exception as exc:  # a bug, not the partner's files: kept to a file, the others still written

@@ -9,6 +9,7 @@ updated, so `--resume` continues from there with a fresh key setup and reaches t
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -19,15 +20,13 @@ from typing import Callable
 import numpy as np
 
 from fedchem.opener.dataset import load_prepared
-from fedchem.opener.errors import ConfigError, DataError, ProtocolError
+from fedchem.opener.errors import ConfigError, DataError, RunStopped, os_errors  # RunStopped: exit 3
 from fedchem.opener.fileio import atomic_folder, move_into_place, write_json
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import backend as sb
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 from fedchem.orchestrator.run.privacy import check_tasks
-
-EXIT_STOPPED = 3  # the run stopped cleanly (too few survivors, a failed aggregation): resumable
 
 
 @dataclass
@@ -63,6 +62,7 @@ def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     at least one trainable task. Returns the number of features (the same for all)."""
     fp = consortium.fingerprint.model_dump()
     n_features = None
+    folders: dict[str, str] = {}
     for ref in consortium.partners:
         p = partners.get(ref.name)
         if p is None:
@@ -70,6 +70,12 @@ def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         if p.prepared_dir is None:
             raise ConfigError(f"partner '{p.name}' names no prepared_dir", where=str(ref.config),
                               fix="add `prepared_dir:` and run `fedchem prepare` for it")
+        real = os.path.realpath(p.prepared_dir)
+        if real in folders:
+            raise ConfigError(f"partners '{folders[real]}' and '{p.name}' name the same prepared folder",
+                              where=f"{ref.config}, key 'prepared_dir' ({p.prepared_dir})",
+                              fix="give each partner its own prepared_dir and run `fedchem prepare` for each")
+        folders[real] = p.name
         ds = load_prepared(p.prepared_dir, verify=True)
         man_fp = ds.manifest.get("fingerprint")
         if man_fp is not None and man_fp != fp:
@@ -87,6 +93,35 @@ def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                             fix="check its data and the validation/test folds of the consortium's training section")
         n_features = ds.n_features
     return {"n_features": n_features}
+
+
+def check_run_parameters(consortium: ConsortiumConfig, rounds: int | None, secure: bool,
+                         where: str = "consortium config") -> int:
+    """Every run parameter, before anything is written or submitted; returns the number of rounds to run."""
+    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
+        raise ConfigError(f"the number of rounds must be at least 1, got {rounds}", where="--rounds",
+                          fix="give --rounds N with N >= 1, or leave it out to use federation.rounds")
+    n = len(consortium.partners)
+    threshold = consortium.federation.secure_aggregation.threshold
+    if secure and threshold is not None and threshold > n:
+        raise ConfigError(f"the secure-aggregation threshold {threshold} is above the number of partners ({n}): "
+                          "no round could ever be unmasked",
+                          where=f"{where}, key 'federation.secure_aggregation.threshold'",
+                          fix=f"set it between 2 and {n} (or leave it out: a majority, {n // 2 + 1})")
+    return consortium.federation.rounds if rounds is None else rounds
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """A new run goes into a new or an empty folder (a folder holding a run is resumed, never overwritten)."""
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise ConfigError("the run folder path names an existing file", where=str(run_dir),
+                          fix="give --run-dir a new folder (the file is left as it is)")
+    if (run_dir / "ledger.json").exists():
+        raise ConfigError("this run folder already holds a run", where=str(run_dir),
+                          fix="use `fedchem run --resume RUN_DIR` to continue it, or choose a new folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError("the run folder exists, is not empty and holds no fedchem run", where=str(run_dir),
+                          fix="give --run-dir a new (or an empty) folder; nothing in this one was touched")
 
 
 def _initial_trunk(consortium: ConsortiumConfig, n_features: int, path: Path, meta: dict) -> None:
@@ -115,6 +150,17 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     names = [p.name for p in consortium.partners]
     agg = consortium.federation.aggregator
     secure = consortium.federation.secure_aggregation.enabled if secure is None else secure
+    where = str(consortium_path) if consortium_path else "consortium config"
+    if resume:
+        ledger = Ledger.load(run_dir)
+        if rounds is not None and rounds != ledger.rounds_planned:
+            raise ConfigError(f"a resumed run keeps its {ledger.rounds_planned} rounds (--rounds {rounds} given)",
+                              where=str(run_dir / "ledger.json"),
+                              fix="leave --rounds out with --resume, or start a new run in a new folder")
+        check_run_parameters(consortium, None, ledger.secure, where)
+    else:
+        rounds = check_run_parameters(consortium, rounds, secure, where)
+        check_run_dir(run_dir)
     if network is None or network.local:
         feats = check_partners(consortium, partners)
     else:  # remote: the data sits on the partners' nodes; their tasks check it
@@ -133,16 +179,13 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             say(f"run already completed ({ledger.completed_rounds} rounds); nothing to do")
             return RunResult(run_dir, ledger)
     else:
-        rounds = rounds or consortium.federation.rounds
-        if (run_dir / "ledger.json").exists():
-            raise ConfigError("this run folder already holds a run", where=str(run_dir),
-                              fix="use `fedchem run --resume RUN_DIR` to continue it, or choose a new folder")
         settings = run_settings(consortium, rounds, secure)
         ledger = Ledger(run_name=run_dir.name, settings_hash=settings_hash(settings), partners=names,
                         aggregator=agg, rounds_planned=rounds, secure=secure,
                         consortium_path=str(Path(consortium_path).resolve()) if consortium_path else "")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "settings.json", settings)
+        with os_errors(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / "settings.json", settings)
 
     ledger.status = "running"
     ledger.message = ""
@@ -349,12 +392,12 @@ def _prune_checkpoints(run_dir: Path, name: str, keep_from: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _stopped(ledger: Ledger, run_dir: Path, say, message: str) -> ProtocolError:
-    """Record a clean stop in the ledger and return the error to raise (the run is resumable)."""
+def _stopped(ledger: Ledger, run_dir: Path, say, message: str) -> RunStopped:
+    """Record a clean stop in the ledger and return the error to raise (the run is resumable: exit 3)."""
     ledger.status = "stopped"
     ledger.message = message
     ledger.save(run_dir)
     say(f"stopped: {message}")
     say(f"the run is resumable from round {ledger.completed_rounds + 1}: fedchem run --resume {run_dir}")
-    return ProtocolError(message, where=str(run_dir / "ledger.json"),
+    return RunStopped(message, where=str(run_dir / "ledger.json"),
                          fix=f"bring the partners back and run `fedchem run --resume {run_dir}`")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from fedchem.algo.params import load_params
-from fedchem.opener.errors import ProtocolError
+from fedchem.opener.errors import EXIT_STOPPED
+from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.config import load_all
 from fedchem.orchestrator.run.driver import run_federation, trunk_path
 from fedchem.orchestrator.ledger import Ledger
@@ -87,13 +88,14 @@ def test_partner_dropping_out_mid_round_is_recovered(consortium_path, tmp_path, 
     assert not (res.run_dir / "partners" / "partner-2" / "metrics.json").exists()
 
 
-def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, monkeypatch):
+def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, monkeypatch, capsys):
     consortium, partners = load_all(consortium_path)
     monkeypatch.setenv("FEDCHEM_TEST_FAIL", "partner-1:2:train,partner-3:2:train")
     run_dir = tmp_path / "stop"
-    with pytest.raises(ProtocolError) as err:
-        run_federation(consortium, partners, run_dir, console=lambda s: None)
-    assert "threshold" in err.value.message() and "--resume" in err.value.message()
+    # through the command line: a clean, resumable stop exits 3 (not 2 like a typo), with a message, no traceback
+    assert cli_main(["run", str(consortium_path), "--run-dir", str(run_dir)]) == EXIT_STOPPED == 3
+    err = capsys.readouterr().err
+    assert "threshold" in err and "--resume" in err and "Traceback" not in err
     ledger = Ledger.load(run_dir)
     assert ledger.status == "stopped" and ledger.completed_rounds == 1
     assert not (run_dir / "aggregator" / "trunk.npz").exists()  # no final trunk for a stopped run

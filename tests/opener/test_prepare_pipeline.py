@@ -15,6 +15,7 @@ from fedchem.opener import activities, dataset, folds, scramble
 from fedchem.opener.activities import EQ, GE, GT, LE, LT
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.dataset import load_prepared
+from fedchem.opener.errors import FedchemError
 from fedchem.opener.prepare import prepare_partner
 from fedchem.opener.standardize import standardize_all
 from fedchem.opener.tasks import classify
@@ -264,8 +265,9 @@ def test_a_failure_while_writing_leaves_no_output(tmp_path, shared_data, monkeyp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(dataset, "_write_csv", disk_full)  # fault injection half-way through save_prepared
-    with pytest.raises(OSError):
+    with pytest.raises(FedchemError) as info:  # the OS error becomes the user-facing one, naming the folder
         prep(raw, tmp_path / "out")
+    assert "no space left" in info.value.message() and str(tmp_path / "out") in info.value.message()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
