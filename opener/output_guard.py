@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -76,18 +74,3 @@ def check_output_folder(out: Path, *, command: str, is_previous: Callable[[Path]
     raise ConfigError(f"the output folder already exists and is not an output of `{command}`", where=str(out),
                       fix=fix)
 
-
-def replace_folder(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished folder `tmp` onto `out_dir` (checked with check_output_folder first). An existing
-    non-empty folder is renamed aside and removed only once the new one is in place."""
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.rename(out_dir, old)  # onto an empty folder: allowed, atomic
-        try:
-            os.rename(tmp, out_dir)
-        except BaseException:
-            os.rename(old, out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)  # absent, or an empty folder
