@@ -8,6 +8,7 @@ Messages must not contain SMILES, compound ids or values of another partner (DES
 from __future__ import annotations
 
 import errno
+import os
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -106,7 +107,10 @@ def from_os_error(exc: BaseException, where: object = None) -> FedchemError | No
                          fix="save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)")
     if not isinstance(exc, OSError) or exc.errno not in _OS_PROBLEMS:
         return None
-    what, fix = _OS_PROBLEMS[exc.errno]
+    code = exc.errno
+    if code == errno.EEXIST and exc.filename and os.path.exists(exc.filename) and not os.path.isdir(exc.filename):
+        code = errno.ENOTDIR  # mkdir(parents=True) meeting a file on the way: a file where a folder should be
+    what, fix = _OS_PROBLEMS[code]
     places = [str(p) for p in (where, exc.filename, exc.filename2) if p]
     places = list(dict.fromkeys(places))
     return FedchemError(f"cannot read or write a file: {what}", where="; ".join(places), fix=fix)

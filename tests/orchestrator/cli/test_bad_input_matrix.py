@@ -213,6 +213,15 @@ def test_prepare_out_naming_a_file_is_refused_and_the_file_is_not_moved(work, ca
 
 # ----------------------------------------------- row: output location not writable; disk full / file too large
 
+def test_prepare_out_below_a_file(work, capsys):
+    f = work / "notes.txt"
+    f.write_text("the user's file\n")
+    before = snapshot(work)
+    code, err = cli(prepare_argv(work) + ["--out", f / "prepared"], capsys)
+    expect(code, err, 2, str(f), "a part of the path is a file, not a folder")
+    unchanged(before, work)
+
+
 def test_prepare_into_an_unwritable_place(work, capsys):
     out = unwritable(work) / "prepared"
     before = snapshot(work)
@@ -245,6 +254,15 @@ def test_a_bug_keeps_its_traceback(tmp_path):
     with pytest.raises(OSError):
         with os_errors(tmp_path):
             raise ConnectionResetError(104, "reset")  # a network error is not a user's file problem
+
+
+@pytest.mark.parametrize("target", ["raw", "raw/prepared/partner-1", "."])
+def test_train_local_overwrite_never_replaces_its_inputs_or_configs(work, capsys, target):
+    before = snapshot(work)
+    code, err = cli(["train-local", work / "raw" / "prepared" / ME, "--out", target, "--overwrite",
+                     "--consortium", work / "raw" / "consortium.yaml", "--quiet"], capsys)
+    expect(code, err, 2, "names a folder that holds")
+    unchanged(before, work)
 
 
 # --------------------------------------------------------------- row: a finite T1 value beyond float32
@@ -309,6 +327,14 @@ def test_predict_accepts_a_utf8_bom_as_prepare_does(runwork, capsys):
     assert rows[0].startswith("row,input_compound_id,status") and [r.split(",")[1] for r in rows[1:]] == \
         ["n1", "n2", "n3"]
     unchanged(before, runwork["w"], allow_new=("p.csv",))
+
+
+def test_predict_out_below_a_file(runwork, capsys):
+    out = runwork["smiles"] / "p.csv"
+    before = snapshot(runwork["w"])
+    code, err = cli(predict_argv(runwork, out), capsys)
+    expect(code, err, 2, str(runwork["smiles"]), "a part of the path is a file, not a folder")
+    unchanged(before, runwork["w"])
 
 
 def test_predict_into_an_unwritable_place(runwork, capsys):
