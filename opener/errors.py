@@ -60,7 +60,7 @@ class RunStopped(ProtocolError):
     exit_code = 3
 
 
-# The exit codes of every command (documented in each `--help`; see orchestrator/cli.py).
+# The exit codes of every command (documented in each `--help`; see orchestrator/cli/main.py).
 EXIT_OK = 0
 EXIT_USER_ERROR = FedchemError.exit_code
 EXIT_STOPPED = RunStopped.exit_code
@@ -102,7 +102,7 @@ def from_os_error(exc: BaseException, where: object = None) -> FedchemError | No
     itself does not (a failed write() carries no file name)."""
     if isinstance(exc, FedchemError):
         return exc
-    if isinstance(exc, UnicodeError):
+    if isinstance(exc, UnicodeDecodeError):
         return DataError("a file is not UTF-8 text", where=str(where) if where else "",
                          fix="save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)")
     if not isinstance(exc, OSError) or exc.errno not in _OS_PROBLEMS:
@@ -122,7 +122,7 @@ def os_errors(where: object = None) -> Iterator[None]:
     the error names); used around every command by the CLI, and around writers whose failed write() names no file."""
     try:
         yield
-    except (OSError, UnicodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         err = from_os_error(exc, where)
         if err is None:
             raise
