@@ -20,6 +20,7 @@ T0_THRESHOLDS = [f"expert_threshold_{i}" for i in range(1, 6)]  # _2.._5 may be 
 T1_REQUIRED = ["input_compound_id", "input_assay_id", "standard_qualifier", "standard_value"]
 T2_REQUIRED = ["input_compound_id", "smiles"]
 DIRECTIONS = ("high", "low")
+FLOAT32_MAX = 3.4028234663852886e38  # labels and values are stored as float32: thresholds must fit it too
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -156,8 +157,8 @@ def read_t0(path: Path) -> dict[str, Assay]:
                 t = float(text)
             except ValueError:
                 t = math.nan
-            if not math.isfinite(t):
-                raise DataError(f"column {col} is not a finite number", where=where,
+            if not math.isfinite(t) or abs(t) > FLOAT32_MAX:
+                raise DataError(f"column {col} is not a finite number that fits a float32", where=where,
                                 fix="give thresholds as numbers on the log scale (e.g. 6.5), or leave empty")
             if fmt_threshold(t) not in {fmt_threshold(x) for x in thresholds}:  # repeats add no task
                 thresholds.append(t)

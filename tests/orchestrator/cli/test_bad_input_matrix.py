@@ -284,6 +284,20 @@ def test_t1_value_beyond_float32_is_refused_with_file_and_line(work, capsys, val
     unchanged(before, work)
 
 
+def test_t0_threshold_beyond_float32_is_refused_with_file_and_line(work, capsys):
+    t0 = work / "raw" / ME / "T0.csv"
+    lines = t0.read_text().splitlines()
+    head = lines[0].split(",")
+    cells = lines[2].split(",")
+    cells[head.index("expert_threshold_1")] = "1e39"
+    lines[2] = ",".join(cells)
+    t0.write_text("\n".join(lines) + "\n")
+    before = snapshot(work)
+    code, err = cli(prepare_argv(work) + ["--out", work / "p"], capsys)
+    expect(code, err, 2, f"{t0}, line 3", "expert_threshold_1", "float32")
+    unchanged(before, work)
+
+
 # ------------------------------------------------------------------------------------------- rows: predict
 
 def test_predict_out_naming_a_folder(runwork, capsys):
