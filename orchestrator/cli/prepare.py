@@ -57,6 +57,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 
+def _other_partners_files(consortium, me: str) -> tuple:
+    """Where this machine holds other partners' files too (a demo, a test): their raw files and prepared folders,
+    which this partner's output must never replace. In production the other partner configs are not here."""
+    from fedchem.opener.errors import FedchemError
+    from fedchem.orchestrator.config import load_partner
+
+    out: tuple = ()
+    for ref in consortium.partners:
+        if ref.name == me or not ref.config.is_file():
+            continue
+        try:
+            other = load_partner(ref.config)
+        except FedchemError:
+            continue
+        out += (other.prepared_dir, *((other.data.t0, other.data.t1, other.data.t2) if other.data else ()))
+    return out
+
+
 def _prepare(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -80,6 +98,7 @@ def _prepare(args) -> int:
     # every config of the consortium (other partners' files too) and the secret: never inside a replaced folder
     protected = (args.consortium, args.partner, consortium.secret.file, consortium.federation.aggregator_node,
                  *(ref.config for ref in consortium.partners))
+    protected += _other_partners_files(consortium, partner.name)
     check_prepared_out(out, args.force, (partner.data.t0, partner.data.t1, partner.data.t2, *protected),
                        flag="--out" if args.out else f"prepared_dir ({args.partner})")
     secret = consortium.secret.read("consortium secret")

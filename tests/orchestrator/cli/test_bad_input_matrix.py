@@ -162,6 +162,8 @@ def report_argv(r: dict, *extra) -> list:
     pytest.param(".", True, id="dot--force"),
     pytest.param("..", True, id="parent-of-the-inputs--force"),
     pytest.param("raw/partner-2", True, id="another-partners-raw-folder--force"),
+    pytest.param("raw/prepared", True, id="every-partners-prepared-folders--force"),
+    pytest.param("raw/prepared/partner-2", False, id="another-partners-prepared-folder"),
 ])
 def test_prepare_never_replaces_a_folder_of_inputs_or_configs(work, capsys, target, force):
     out = (work / target).resolve()
