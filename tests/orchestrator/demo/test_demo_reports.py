@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fedchem.orchestrator.cli.main import main as cli_main
+from fedchem.orchestrator.demo.pipeline import DEMO_SETTINGS
 
 from synthreport import Case, write_run
 
@@ -20,7 +22,10 @@ NAMES = ["partner-1", "partner-2", "partner-3"]
 @pytest.fixture
 def demo_out(tmp_path) -> Path:
     out = tmp_path / "demo-output"
-    write_run(out, {n: Case(seed=i, n_compounds=70, n_class=2, n_regr=1) for i, n in enumerate(NAMES)})
+    written = write_run(out, {n: Case(seed=i, n_compounds=70, n_class=2, n_regr=1) for i, n in enumerate(NAMES)})
+    # the demo resumes only a folder it recognises as its own (issue 13): its consortium carries the demo's name
+    doc = yaml.safe_load(written["consortium"].read_text())
+    written["consortium"].write_text(yaml.safe_dump({**doc, "name": DEMO_SETTINGS["name"]}))
     return out
 
 
