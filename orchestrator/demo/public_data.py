@@ -22,6 +22,7 @@ import yaml
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.errors import ConfigError, DataError
 from fedchem.opener.fileio import atomic_folder
+from fedchem.opener.output_guard import check_output_folder
 from fedchem.opener.public.common import PartnerTables
 from fedchem.orchestrator.config import load_all, load_partner
 
@@ -64,14 +65,10 @@ def default_shared_dir() -> Path:
 
 
 def check_output(out_dir: Path, force: bool) -> None:
-    """Refuse an existing non-empty output folder (or a file in the way) unless force is given."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError("the output path exists and is not a folder", where=str(out_dir),
-                        fix="choose another --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise DataError("the output folder exists and is not empty", where=str(out_dir),
-                        fix="choose another --out, or pass --force to replace it (its prepared/ folder goes too)")
+    """Refuse an existing non-empty output folder (or a file in the way) unless force is given, and even with force
+    the current folder or one holding it (replacing it would delete what the user keeps there)."""
+    check_output_folder(Path(out_dir), command="fedchem data", is_previous=lambda folder: False, force=force,
+                        flag="--out")
 
 
 def write_build(set_name: str, partners: list[PartnerTables], out_dir: Path, info: dict,

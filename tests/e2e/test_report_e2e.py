@@ -39,7 +39,7 @@ def real_run(tmp_path_factory) -> dict:
 
 
 def test_every_partner_gets_a_correct_private_report_of_a_real_run(real_run, tmp_path):
-    import test_report as T
+    import reportcheck as T
 
     ledger = json.loads((real_run["run_dir"] / "ledger.json").read_text())
     assert ledger["secure"] and ledger["status"] == "completed"

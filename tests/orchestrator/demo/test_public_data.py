@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fedchem.opener.public import moleculeace as ma
-from fedchem.opener.errors import DataError
+from fedchem.opener.errors import DataError, FedchemError
 from fedchem.opener.public.biogen import detect_limits
 from fedchem.opener.public.common import QUALIFIERS, T0_COLUMNS, T1_COLUMNS, T2_COLUMNS
 from fedchem.opener.public.herg import technology
@@ -247,7 +247,7 @@ def test_existing_output_refused_without_force(tmp_path, shared_data):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(DataError, match="not empty"):
+    with pytest.raises(FedchemError, match="already exists and is not an output"):
         pdata.build_tox21(shared_data, out, 2)
     assert _files(out) == {"keep.txt": b"mine"}
     empty = tmp_path / "empty"
@@ -367,3 +367,12 @@ def test_moleculeace_too_many_partners_for_targets(tmp_path, wheel):
     with pytest.raises(DataError, match="at most 30"):
         pdata.build_moleculeace(tmp_path / "m", 31, "targets", 5, wheel.parent.parent)
     assert not (tmp_path / "m").exists()
+
+
+def test_data_force_never_replaces_the_current_folder(tmp_path, monkeypatch, shared_data, capsys):
+    """`fedchem data ... --out . --force` used to replace the current folder and everything in it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("mine")
+    code = cli.main(["data", "tox21", "--shared", str(shared_data), "--out", ".", "--partners", "2", "--force"])
+    assert code == 2 and "current folder" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text() == "mine"
