@@ -29,9 +29,17 @@ def register(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="only check the files and list secret names and keys")
     p = add("deploy", "the steps of `make deploy-partner`: helm repo/dependency, secrets, upgrade --install, wait",
             _deploy)
-    p.add_argument("--helm", type=Path, default=Path(".tools/helm"), help="helm binary (%(default)s)")
+    p.add_argument("--helm", type=Path, default=None,
+                   help="helm binary (default: a helm v3 on PATH, else the pinned v3.19.0, installed on first use)")
     p.add_argument("--dry-run", action="store_true", help="print every command and render the manifests only")
     p.add_argument("--out", type=Path, default=None, help="folder for generated values and manifests")
+    p.add_argument("--substra-repo", default=None,
+                   help="Substra's chart repository (default: https://substra.github.io/charts/)")
+    p.add_argument("--chart", type=Path, default=None, help="the fedchem-node chart folder (default: fedchem's own)")
+    p = add("uninstall", "remove a node: helm uninstall, then the hook Jobs and secrets helm leaves behind", _uninstall)
+    p.add_argument("--helm", type=Path, default=None, help="helm binary (default: as for deploy)")
+    p.add_argument("--delete-namespace", action="store_true",
+                   help="also delete the namespace (only one fedchem created; takes the prepared-data claim with it)")
     p = add("status", "health of a node: pods, readiness, restarts, backend and web UI URLs", _status)
     p.add_argument("--wait", action="store_true", help="wait until every pod is ready (deployment.ready_timeout_s)")
     parser.set_defaults(func=lambda args: (parser.print_help(), 0)[1])
@@ -79,8 +87,20 @@ def _secrets(args) -> int:
 
 def _deploy(args) -> int:
     from fedchem.orchestrator.node.deploy import DEFAULT_OUT, deploy_partner
+    from fedchem.orchestrator.node.helm import CHART_DIR
+    from fedchem.orchestrator.node.values import SUBSTRA_REPO_URL
 
-    deploy_partner(args.consortium, args.partner, args.helm, dry_run=args.dry_run, out_dir=args.out or DEFAULT_OUT)
+    deploy_partner(args.consortium, args.partner, args.helm, dry_run=args.dry_run, out_dir=args.out or DEFAULT_OUT,
+                   repo_url=args.substra_repo or SUBSTRA_REPO_URL, chart=args.chart or CHART_DIR)
+    return 0
+
+
+def _uninstall(args) -> int:
+    from fedchem.orchestrator.node.deploy import uninstall_partner
+
+    _node(args)
+    removed = uninstall_partner(args.consortium, args.partner, args.helm, delete_namespace=args.delete_namespace)
+    print(f"node {args.partner} removed: " + (", ".join(removed) if removed else "nothing was installed"))
     return 0
 
 

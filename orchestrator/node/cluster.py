@@ -14,6 +14,7 @@ Every function takes a `CoreV1Api`-like object, so the cluster boundary is the o
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,28 @@ def describe_material(material: dict[str, dict[str, str]]) -> list[str]:
     return [f"secret {name}: keys {', '.join(sorted(keys))}" for name, keys in material.items()]
 
 
+def require_tls(api: Any) -> None:
+    """Refuse to send secret material over plaintext HTTP or to a server whose certificate is not checked."""
+    conf = getattr(getattr(api, "api_client", None), "configuration", None)
+    if conf is None:  # not a kubernetes client (a test's recorded boundary)
+        return
+    if not str(conf.host).lower().startswith("https://"):
+        raise ConfigError("the Kubernetes API is reached over plaintext HTTP: secrets are never sent that way",
+                          where=f"kube config server {conf.host}",
+                          fix="point the kube context at the API server's https:// address")
+    if not conf.verify_ssl:
+        raise ConfigError("the kube context skips TLS verification (insecure-skip-tls-verify): secrets would go "
+                          "to a server nobody checked", where=f"kube config server {conf.host}",
+                          fix="give the cluster's CA (certificate-authority) in the kube config instead")
+
+
 def apply_secrets(api: Any, namespace: str, material: dict[str, dict[str, str]]) -> list[str]:
-    """Create the namespace if absent, then create or replace each secret. Returns the secret names applied."""
+    """Create the namespace if absent, then create or replace each secret (idempotent: a second run leaves the same
+    secrets). Refuses a plaintext or unverified connection before anything is sent. Returns the names applied."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
+    require_tls(api)
     try:
         api.read_namespace(namespace)
     except ApiException as exc:
@@ -184,16 +202,83 @@ def wait_ready(api: Any, node: PartnerConfig, timeout_s: float | None = None, po
         sleep(poll_s)
 
 
-def core_api(context: str | None = None) -> Any:
-    """A CoreV1Api for the given kube context (or the in-cluster config when run inside a pod)."""
-    from kubernetes import client, config
+def remove_node(api: Any, batch: Any, node: PartnerConfig, delete_namespace: bool = False,
+                timeout_s: float = 120.0, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """What `helm uninstall` leaves of a node: the release's hook Jobs (and their pods), the secrets fedchem created,
+    and (with delete_namespace, only when fedchem created it) the namespace. Returns what was deleted. Objects the
+    partner made itself (the prepared-data claim) stay unless the namespace goes."""
+    from kubernetes.client.rest import ApiException
+
+    d = node.deployment
+    ns = d.namespace
+    gone = []
+    try:
+        namespace = api.read_namespace(ns)
+    except ApiException as exc:
+        if exc.status == 404:
+            return gone
+        raise _api_error(exc, f"reading namespace {ns}") from None
+    selector = f"app.kubernetes.io/instance={d.release},app.kubernetes.io/part-of=fedchem"
+    for job in batch.list_namespaced_job(ns, label_selector=selector).items:
+        batch.delete_namespaced_job(job.metadata.name, ns, propagation_policy="Foreground")
+        gone.append(f"job {job.metadata.name}")
+    mine = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    for secret in api.list_namespaced_secret(ns, label_selector=mine).items:
+        api.delete_namespaced_secret(secret.metadata.name, ns)
+        gone.append(f"secret {secret.metadata.name}")
+    labels = (namespace.metadata.labels or {}) if namespace.metadata else {}
+    if delete_namespace:
+        if labels.get("app.kubernetes.io/managed-by") != MANAGED_BY["app.kubernetes.io/managed-by"]:
+            raise ConfigError(f"namespace {ns} was not created by fedchem: not deleting it", where=f"namespace {ns}",
+                              fix="delete it yourself if nothing else lives there")
+        api.delete_namespace(ns)
+        gone.append(f"namespace {ns}")
+    deadline = time.monotonic() + timeout_s
+    while True:  # wait until the deletions are done (namespace finalised, job pods collected)
+        left = batch.list_namespaced_job(ns, label_selector=selector).items + \
+            api.list_namespaced_pod(ns, label_selector=f"app.kubernetes.io/instance={d.release}").items
+        if delete_namespace:
+            try:
+                api.read_namespace(ns)
+                left = left or ["namespace"]
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise _api_error(exc, f"reading namespace {ns}") from None
+                return gone
+        if not left:
+            return gone
+        if time.monotonic() >= deadline:
+            raise FedchemError(f"node '{node.name}' is not fully removed after {timeout_s:.0f} s", where=f"namespace {ns}",
+                               fix="inspect with `kubectl -n NAMESPACE get all` and run the uninstall again")
+        sleep(1.0)
+
+
+def _load_config(context: str | None) -> None:
+    """The kube config named by KUBECONFIG now (the client reads it only once, at import), else ~/.kube/config,
+    else the in-cluster config when run inside a pod."""
+    from kubernetes import config
 
     try:
-        config.load_kube_config(context=context)
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context)
     except Exception:
         try:
             config.load_incluster_config()
         except Exception:
             raise ConfigError("no Kubernetes configuration found", where=f"kube context {context or '(current)'}",
                               fix="point KUBECONFIG at the partner's cluster or set deployment.kube_context") from None
+
+
+def core_api(context: str | None = None) -> Any:
+    """A CoreV1Api for the given kube context (or the in-cluster config when run inside a pod)."""
+    from kubernetes import client
+
+    _load_config(context)
     return client.CoreV1Api()
+
+
+def batch_api(context: str | None = None) -> Any:
+    """A BatchV1Api (Jobs) for the given kube context."""
+    from kubernetes import client
+
+    _load_config(context)
+    return client.BatchV1Api()

@@ -1,14 +1,17 @@
 """`make deploy-partner PARTNER=<name>`: the steps that put one organisation's node on its cluster.
 
-Real run: generate values -> `helm repo add substra <Substra's repo>` -> `helm dependency build` -> create the
-node's secrets from local files (kubernetes client) -> `helm upgrade --install` into the node's namespace -> wait
-until its pods are ready. Dry run: print every command, render the manifests with `helm template` (no cluster);
-when Substra's repository is unreachable the render uses the offline stand-in charts, and says so.
+Real run: generate values -> `helm repo add substra <Substra's repo>` -> copy the chart into the output folder and
+`helm dependency build` it there (the checkout or installed package is never written) -> create the node's secrets
+from local files (kubernetes client) -> `helm upgrade --install` into the node's namespace -> wait until its pods
+are ready. Dry run: print every command, render the manifests with `helm template` (no cluster); when Substra's
+repository is unreachable the render uses the offline stand-in charts, and says so. `uninstall_partner` removes a
+node again (`make undeploy-partner`).
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,8 +23,10 @@ from fedchem.orchestrator.node.helm import CHART_DIR, PROJECT, Helm, copy_chart,
 from fedchem.orchestrator.node.values import SUBSTRA_REPO_URL, node_values, write_values
 from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.node.cluster import describe_material, secret_material
+from fedchem.orchestrator.node.helm_install import find_helm
 
-DEFAULT_OUT = PROJECT / ".cache" / "deploy"
+# generated values, manifests and the built chart: .cache/deploy of a checkout, else of the current folder
+DEFAULT_OUT = (PROJECT if (PROJECT / "pyproject.toml").is_file() else Path.cwd()) / ".cache" / "deploy"
 
 
 def _install_args(release: str, namespace: str, values: Path, node, chart: Path) -> list[str]:
@@ -35,9 +40,11 @@ def _install_args(release: str, namespace: str, values: Path, node, chart: Path)
     return args
 
 
-def deploy_partner(consortium: Path, name: str, helm_path: Path, dry_run: bool = False,
-                   out_dir: Path = DEFAULT_OUT, repo_url: str = SUBSTRA_REPO_URL) -> Path:
-    """Deploy node `name` (or, with dry_run, print the steps and render its manifests). Returns the output folder."""
+def deploy_partner(consortium: Path, name: str, helm_path: Path | None = None, dry_run: bool = False,
+                   out_dir: Path = DEFAULT_OUT, repo_url: str = SUBSTRA_REPO_URL, chart: Path = CHART_DIR) -> Path:
+    """Deploy node `name` (or, with dry_run, print the steps and render its manifests). Returns the output folder.
+    helm_path None: a helm v3 on PATH, else the pinned one. `chart`: the fedchem-node chart (default: ours)."""
+    helm_path = find_helm(helm_path)
     network = load_network(consortium)
     values = node_values(network, name)
     node = network.nodes()[name]
@@ -45,16 +52,17 @@ def deploy_partner(consortium: Path, name: str, helm_path: Path, dry_run: bool =
     out = Path(out_dir) / name
     values_path = write_values(values, out / "values.yaml")
     print(f"values for {name}: {values_path}")
-    return (_dry_run if dry_run else _real_run)(network, node, values_path, Path(helm_path), repo_url, out)
+    return (_dry_run if dry_run else _real_run)(network, node, values_path, Path(helm_path), repo_url, out,
+                                                Path(chart))
 
 
-def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path) -> Path:
+def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path, chart_src: Path) -> Path:
     d = node.deployment
     print("DRY RUN: nothing is sent to a cluster; the commands of a real run are printed with '+'.")
     with tempfile.TemporaryDirectory(prefix="fedchem-deploy-") as tmp:
         tmp = Path(tmp)
         helm = Helm(helm_path, home=tmp / "helm-home", echo=True)
-        chart = copy_chart(tmp / "fedchem-node")
+        chart = copy_chart(tmp / "fedchem-node", chart_src)
         reachable = helm.run("repo", "add", "substra", repo_url, check=False).returncode == 0
         if reachable:
             helm.run("dependency", "build", chart)
@@ -91,19 +99,57 @@ def _render_all(helm: Helm, chart: Path, values: Path, d, out: Path) -> Path:
     return path
 
 
-def _real_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path) -> Path:
-    from fedchem.orchestrator.node.cluster import apply_secrets, core_api, wait_ready
+def _real_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path, chart_src: Path) -> Path:
+    from fedchem.orchestrator.node.cluster import apply_secrets, core_api, require_tls, wait_ready
 
     d = node.deployment
     material = secret_material(node)  # read and checked before anything changes on the cluster
+    api = core_api(d.kube_context)
+    require_tls(api)
     helm = Helm(helm_path, echo=True)
     helm.run("repo", "add", "substra", repo_url, "--force-update")
-    helm.run("dependency", "build", CHART_DIR)
-    api = core_api(d.kube_context)
+    chart = out / "chart"
+    if chart.exists():
+        shutil.rmtree(chart)
+    copy_chart(chart, chart_src)
+    helm.run("dependency", "build", chart)
     for name in apply_secrets(api, d.namespace, material):
         print(f"secret {name} applied in namespace {d.namespace}")
-    helm.run(*_install_args(d.release, d.namespace, values_path, node, CHART_DIR), what="helm upgrade --install")
+    helm.run(*_install_args(d.release, d.namespace, values_path, node, chart), what="helm upgrade --install")
     status = wait_ready(api, node)
     print(f"node {node.name} is ready: {len(status.pods)} pods; web UI {status.frontend_url}, "
           f"API {status.backend_url}")
     return out
+
+
+def uninstall_partner(consortium: Path, name: str, helm_path: Path | None = None,
+                      delete_namespace: bool = False) -> list[str]:
+    """Remove node `name`: `helm uninstall --wait`, then what helm leaves (hook Jobs, fedchem's secrets and, with
+    delete_namespace, the namespace fedchem created). Returns what was removed."""
+    from kubernetes.client.rest import ApiException
+
+    from fedchem.orchestrator.node.cluster import batch_api, core_api, remove_node
+
+    nodes = load_network(consortium).nodes()
+    if name not in nodes:
+        raise FedchemError(f"no node named '{name}' in this consortium", where=str(consortium),
+                           fix=f"use one of: {', '.join(nodes)}")
+    node = nodes[name]
+    d = node.deployment
+    api = core_api(d.kube_context)
+    helm = Helm(find_helm(helm_path), echo=True)
+    context = ["--kube-context", d.kube_context] if d.kube_context else []
+    try:
+        api.read_namespace(d.namespace)
+        present = True
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        present = False
+    removed = []
+    if present and helm.run("status", d.release, "--namespace", d.namespace, *context, check=False).returncode == 0:
+        helm.run("uninstall", d.release, "--namespace", d.namespace, "--wait", "--timeout", f"{d.ready_timeout_s}s",
+                 *context, what="helm uninstall")
+        removed.append(f"release {d.release}")
+    removed += remove_node(api, batch_api(d.kube_context), node, delete_namespace=delete_namespace)
+    return removed

@@ -3,6 +3,8 @@
 Substra's chart repository cannot be reached from build machines; `standin_repo` packages deploy/standins/ (charts
 of the same names and versions) into a chart repository served by python's http.server on 127.0.0.1, so the
 umbrella chart builds, lints and renders offline exactly as it would against the real repository.
+The chart and the stand-ins are found in a checkout (deploy/helm, deploy/standins) or, from an installed wheel, as
+package data beside this module (chart/, standins/); helm itself is found by `helm_install.find_helm`.
 """
 
 from __future__ import annotations
@@ -24,22 +26,34 @@ import yaml
 
 from fedchem.opener.errors import ConfigError
 
-PROJECT = Path(__file__).resolve().parents[2]
-CHART_DIR = PROJECT / "deploy" / "helm"
-STANDINS_DIR = PROJECT / "deploy" / "standins"
-DEFAULT_HELM = PROJECT / ".tools" / "helm"
+PROJECT = Path(__file__).resolve().parents[2]  # the checkout, when running from one
+_HERE = Path(__file__).resolve().parent
+
+
+def _data_folder(packaged: str, checkout: Path) -> Path:
+    """A data folder of the wheel (beside this module) or, in a checkout / editable install, its source folder."""
+    inside = _HERE / packaged
+    return inside if inside.is_dir() else checkout
+
+
+CHART_DIR = _data_folder("chart", PROJECT / "deploy" / "helm")
+STANDINS_DIR = _data_folder("standins", PROJECT / "deploy" / "standins")
 
 
 @dataclass
 class Helm:
     """A helm binary plus the environment it runs in (isolated HELM_* homes when `home` is given)."""
 
-    path: Path = DEFAULT_HELM
+    path: Path | None = None  # None: a helm v3 on PATH, else the pinned one (helm_install.find_helm)
     home: Path | None = None
     echo: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.path is None:
+            from fedchem.orchestrator.node.helm_install import find_helm
+
+            self.path = find_helm()
         if not Path(self.path).is_file():
             raise ConfigError("the helm binary is not installed", where=str(self.path),
                               fix="run `make helm` (or `python deploy/install_helm.py`)")

@@ -7,7 +7,6 @@ and records them. Everything up to that boundary (file reading, checks, secret b
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from fedchem.opener.errors import ConfigError, FedchemError
 from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.node.cluster import apply_secrets, node_status, secret_material, wait_ready
+from nodefiles import fill_secrets as _fill_secrets
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -64,21 +64,6 @@ def pod(name, ready, phase="Running", restarts=0):
 @pytest.fixture
 def network():
     return load_network(ROOT / "partner_configs" / "consortium.yaml")
-
-
-def _fill_secrets(node, root: Path, length=32) -> dict[str, str]:
-    """Write a complete secrets folder for a node; returns path -> value."""
-    d = node.deployment
-    files = [f"users/{u.name}" for u in d.admin_users] + [f"incoming/{o}" for o in d.links.incoming] + \
-        [f"outgoing/{o}" for o in d.links.outgoing] + ["database-password", "redis-password", "objectstore-password",
-                                                        "orchestrator-database-password"]
-    written = {}
-    for rel in files:
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written[rel] = secrets.token_urlsafe(length)[:length]
-        path.write_text(written[rel] + "\n")
-    return written
 
 
 def _with_secrets_dir(node, root):
