@@ -45,6 +45,7 @@ class Ledger:
     plans: list[dict] = field(default_factory=list)        # one per run segment: plan id, first round, start time
     message: str = ""
     evaluated: bool = False
+    wheel_sha256: str = ""              # fedchem's wheel in the function archives (run.backend.Network.wheel)
     updated: float = 0.0
 
     def save(self, run_dir: Path) -> None:

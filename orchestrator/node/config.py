@@ -6,6 +6,7 @@ local folder the secret material is read from. Passwords, tokens and keys never 
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _HOST = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _MSP = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+IMAGE_REPOSITORY = "ghcr.io/fedchem/fedchem"  # the image built by `make image` from the repository's Dockerfile
+
+
+def default_image() -> str:
+    """The fedchem image of this version (`make image` tags it with the package version; the chart's default)."""
+    return f"{IMAGE_REPOSITORY}:{version('fedchem')}"
 
 
 class _Strict(BaseModel):
@@ -78,7 +87,7 @@ class DatasetRegistration(_Strict):
     """The Job that registers this partner's prepared dataset with its own backend (through the Substra SDK)."""
 
     enabled: bool = True
-    image: str = "ghcr.io/fedchem/fedchem:0.1.0"
+    image: str = Field(default_factory=default_image)
     claim: str = Field("fedchem-prepared", pattern=_DNS_LABEL)  # PVC holding the prepared folder on the cluster
     subpath: str = "prepared"
 

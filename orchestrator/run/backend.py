@@ -10,47 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedchem.algo.functions.specs import FUNCTIONS, FunctionDef
 from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError
+from fedchem.orchestrator.run.archive import Wheel, fedchem_wheel, function_archive, pinned_constraints
 from fedchem.orchestrator.run.plan import DatasetKeys, TaskPlan
 
 OPENER_SHIM = (
     '"""fedchem dataset opener (the code lives in fedchem.opener.substra_opener)."""\n'
     "from fedchem.opener.substra_opener import FedchemOpener  # noqa: F401\n"
 )
-
-DOCKERFILE = """\
-FROM python:3.11-slim
-# On a real Substra backend the image must hold fedchem and its pinned dependencies; the wheel travels in the archive.
-COPY . /workspace
-RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \\
- && (ls /workspace/*.whl >/dev/null 2>&1 && pip install --no-cache-dir /workspace/*.whl || true)
-WORKDIR /workspace
-ENTRYPOINT ["python3", "function.py", "--function-name", "{name}"]
-"""
-
-SCRIPT = """\
-\"\"\"Substra task script for fedchem function `{name}`: {description}\"\"\"
-import os
-import sys
-
-import substratools as tools
-
-import {module}  # noqa: F401  (registers `{name}`)
-
-if __name__ == "__main__":
-    tools.execute(sys.argv[1:] + ["--log-level", "warning"])  # the task's own log is a private output
-    # execute() returned: every output is written, closed and checked. Skip the interpreter's teardown, which
-    # costs ~1.5 s after torch was imported (measured), on every task of every round.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-"""
-
 
 @contextlib.contextmanager
 def working_directory(path: Path):
@@ -72,6 +43,7 @@ class Network:
     orgs: dict[str, str]
     aggregator: str
     function_keys: dict[str, str] = field(default_factory=dict)
+    wheel: Wheel | None = None  # fedchem's wheel in the registered function archives (its sha256 -> the ledger)
     local: bool = True  # remote: real backends, where each partner's data is registered on its own node
 
     @property
@@ -106,21 +78,21 @@ def network_from_clients(clients: dict, aggregator: str) -> Network:
     return Network(dict(clients), orgs, aggregator, local=False)
 
 
-def _function_archive(fdef: FunctionDef, folder: Path, wheel: Path | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / f"{fdef.name}.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("Dockerfile", DOCKERFILE.replace("{name}", fdef.name))
-        z.writestr("function.py", SCRIPT.format(name=fdef.name, module=fdef.module, description=fdef.description))
-        if wheel is not None:
-            z.write(wheel, wheel.name)
-    return archive
+@dataclass(frozen=True)
+class Registered:
+    """What register_functions did: function name -> Substra key, and the wheel every archive carries."""
+
+    keys: dict[str, str]
+    wheel: Wheel
 
 
-def register_functions(net: Network, folder: Path, wheel: Path | None = None) -> dict[str, str]:
-    """Register every fedchem function once, usable by the consortium's organisations only."""
+def register_functions(net: Network, folder: Path, wheel: Wheel | None = None) -> Registered:
+    """Register every fedchem function once, usable by the consortium's organisations only. Each archive carries
+    fedchem's wheel (default: built from the checkout now, cached per source hash) and pinned dependencies."""
     from substra.sdk.schemas import AssetKind, FunctionInputSpec, FunctionOutputSpec, FunctionSpec, Permissions
 
+    wheel = wheel or fedchem_wheel()
+    constraints = pinned_constraints()
     members = sorted(net.orgs.values())
     for fdef in FUNCTIONS.values():
         desc = folder / f"{fdef.name}.md"
@@ -129,7 +101,7 @@ def register_functions(net: Network, folder: Path, wheel: Path | None = None) ->
         spec = FunctionSpec(
             name=f"fedchem-{fdef.name}",
             description=desc,
-            file=_function_archive(fdef, folder, wheel),
+            file=function_archive(fdef, folder, wheel, constraints),
             permissions=Permissions(public=False, authorized_ids=members),
             inputs=[FunctionInputSpec(identifier=i.identifier, kind=AssetKind[i.kind], multiple=i.multiple,
                                       optional=i.optional) for i in fdef.inputs],
@@ -137,7 +109,8 @@ def register_functions(net: Network, folder: Path, wheel: Path | None = None) ->
                      for o in fdef.outputs],
         )
         net.function_keys[fdef.name] = net.operator.add_function(spec)
-    return net.function_keys
+    net.wheel = wheel
+    return Registered(dict(net.function_keys), wheel)
 
 
 def register_dataset(net: Network, owner: str, name: str, sample_folders: list[Path], folder: Path) -> DatasetKeys:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from fedchem.algo.functions.specs import FUNCTIONS
-from fedchem.orchestrator.run.backend import SCRIPT
+from fedchem.orchestrator.run.archive import SCRIPT
 
 
 def test_aggregator_and_key_tasks_import_no_torch():
