@@ -247,3 +247,16 @@ def test_uninstall_leaves_nothing_behind(site, core, in_cluster_env):
         core.read_namespace(platform_ns)
     assert info.value.status == 404
     assert cli_main(["node", "uninstall", PLATFORM, "--consortium", str(site["consortium"])]) == 0  # idempotent
+
+
+def test_missing_binaries_are_reported_so_the_tests_skip_saying_why(monkeypatch, tmp_path):
+    """A clone without ../shared/k8s or etcd skips the tests above with the reason find_binaries gives."""
+    from kubecluster import find_binaries
+
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
+    found, why = find_binaries()
+    assert found is None and why == f"KUBEBUILDER_ASSETS={tmp_path} holds no etcd and kube-apiserver"
+    monkeypatch.delenv("KUBEBUILDER_ASSETS")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    found, why = find_binaries()
+    assert found is None and "no etcd on PATH" in why
