@@ -58,6 +58,7 @@ def test_the_chart_default_tag_is_the_package_version():
     values = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
     assert values["fedchem"]["registration"]["image"] == expected
     assert default_image() == expected and DatasetRegistration().image == expected
+    assert ("ARG", f"VERSION={package_version}") in _instructions()  # the wheel the image installs by name
     chart = yaml.safe_load((ROOT / "deploy" / "helm" / "Chart.yaml").read_text())
     assert chart["appVersion"] == package_version
     tag = subprocess.run(["make", "-s", "-C", str(ROOT), "image-tag"], capture_output=True, text=True, check=True)
