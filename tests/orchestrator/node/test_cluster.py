@@ -28,6 +28,7 @@ from kubernetes.client.rest import ApiException
 from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.node.cluster import secret_material
 from fedchem.orchestrator.node.helm import CHART_DIR, Helm, copy_chart, standin_repo
+from fedchem.orchestrator.node.helm_install import install_helm
 from fedchem.orchestrator.node.network import load_network
 from kubecluster import write_kubeconfig
 from nodefiles import fill_secrets, network_copy
@@ -58,7 +59,7 @@ def site(control_plane, tmp_path_factory):
     env.update(HELM_CACHE_HOME=str(home / "cache"), HELM_CONFIG_HOME=str(home / "config"),
                HELM_DATA_HOME=str(home / "data"), HELM_REPOSITORY_CONFIG=str(home / "config" / "repositories.yaml"),
                HELM_REPOSITORY_CACHE=str(home / "cache" / "repository"))
-    helm = Helm(ROOT / ".tools" / "helm", home=home)
+    helm = Helm(install_helm(ROOT / ".tools"), home=home)  # the pinned helm make uses (installed once)
     with standin_repo(helm, tmp) as url:
         yield {"tmp": tmp, "consortium": consortium, "network": network, "chart": chart, "env": env, "repo": url,
                "helm": helm}

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-HELM = ROOT / ".tools" / "helm"
+HELM = ROOT / ".tools" / "helm"  # the pinned helm (installed by the `installed` fixture when absent)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
+    from fedchem.orchestrator.node.helm_install import install_helm
+
+    assert install_helm(HELM.parent) == HELM
     tmp = tmp_path_factory.mktemp("installed")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp / "dist"), str(ROOT)], check=True, capture_output=True)
