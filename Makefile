@@ -19,7 +19,7 @@ IMAGE := $(IMAGE_REPO):$(VERSION)
 include deploy/deploy.mk
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## create .venv (Python 3.11, torch 2.13.0 CPU first) and install fedchem with its test extras
 
