@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -37,10 +37,19 @@ class TrainingConfig(_Strict):
 
 
 class SecAggConfig(_Strict):
-    """Secure aggregation (Bonawitz et al. 2017): ring size, clipping bound, share threshold."""
+    """Secure aggregation (Bonawitz et al. 2017): ring size, clipping bound, share threshold. Always on: no config a
+    partner signs can switch it off (a plain mode exists for tests only, opted in on the partner's own node)."""
 
     enabled: bool = True
     ring_bits: Literal[32, 64] = 64
     clip: float = Field(1.0, gt=0)  # each coordinate of a weighted update is clipped to [-clip, clip]
     threshold: int | None = Field(None, ge=2)  # t of t-of-n; default: majority of the partners
     max_weight: float = Field(1.0, gt=0)  # a partner's weight lies in (0, max_weight]; bounds the fixed-point encoding
+
+    @field_validator("enabled")
+    @classmethod
+    def _always_on(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError("secure aggregation cannot be switched off: every trunk update leaves a partner "
+                             "masked (remove `enabled: false`)")
+        return value

@@ -3,7 +3,9 @@
 A partner's dataset holds its prepared folder (has `manifest.json`) and, after a resume, its private checkpoint
 (has `checkpoint.json`); the aggregator's dataset holds the starting trunk of a plan (has `trunk.npz`).
 Nothing is loaded here: tasks load what they need, so a light task never pays for a heavy read.
-This file is registered as the dataset's opener; Substra imports it by path inside each task.
+This file is registered as the dataset's opener; Substra imports it by path inside each task. A partner's opener
+also names the partner's node folder (its signed agreement and private protocol state, outside any data sample):
+the partner registers the opener itself, so a plan cannot point its tasks at another folder.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class TaskData:
     prepared_dir: Path | None = None
     checkpoint_dir: Path | None = None
     trunk_dir: Path | None = None
+    node_dir: Path | None = None  # the partner's own agreement and protocol state (partner datasets only)
 
 
 def classify_folders(folders: list[str]) -> TaskData:
@@ -37,8 +40,18 @@ def classify_folders(folders: list[str]) -> TaskData:
 
 
 class FedchemOpener(tools.Opener):
+    node_dir: str | None = None
+
     def get_data(self, folders):
-        return classify_folders(folders)
+        data = classify_folders(folders)
+        data.node_dir = Path(self.node_dir) if self.node_dir else None
+        return data
 
     def fake_data(self, n_samples=None):
         return TaskData()
+
+
+def partner_opener(node_dir: str) -> type:
+    """The opener class of one partner's dataset, bound to its node folder (the registered opener file calls this,
+    so its module holds exactly one Opener subclass)."""
+    return type("FedchemOpener", (FedchemOpener,), {"node_dir": str(node_dir)})

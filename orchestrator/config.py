@@ -83,6 +83,8 @@ class PartnerConfig(_Strict):
     organization: str | None = None  # the Substra organisation id (MSP id) on a real network
     data: PartnerData | None = None
     prepared_dir: Path | None = None
+    # the partner's private node folder: its signed agreement and protocol state (default <prepared_dir>-node)
+    node_dir: Path | None = None
     fingerprint: FingerprintConfig | None = None  # if given, must equal the consortium's
     substra: SubstraConnection = SubstraConnection()
     deployment: DeploymentConfig | None = None
@@ -184,7 +186,7 @@ def _validate(model: type[BaseModel], data: dict, path: Path, what: str):
                           fix="correct that key (see partner_configs/ for a complete example)") from None
 
 
-_PATH_KEYS = {"t0", "t1", "t2", "prepared_dir", "file", "token_file", "config", "secrets_dir", "aggregator_node"}
+_PATH_KEYS = {"t0", "t1", "t2", "prepared_dir", "node_dir", "file", "token_file", "config", "secrets_dir", "aggregator_node"}
 
 
 def load_partner(path: Path) -> PartnerConfig:

@@ -1,19 +1,25 @@
-"""Substra functions of the secure-aggregation key setup and share release (no torch: they stay light).
+"""Substra functions of the secure-aggregation key setup, consistency step and share release (no torch).
 
-keygen:          per-round key pairs and self-mask seeds for the rounds of this plan; public keys to everyone.
-deal_shares:     t-of-n shares of those secrets, each sealed to its recipient.
-release_shares:  after a round's train tasks, open exactly the shares the aggregator needs: the self-mask seeds of
-                 the survivors (whose receipts exist) and the mask keys of the partners that dropped out.
+keygen:             per-round key pairs and self-mask seeds for the rounds of this plan, plus the plan's signing
+                    key (kept in the partner's node state); public keys to everyone.
+deal_shares:        t-of-n shares of those secrets, each sealed to its recipient; pins every partner's public keys.
+confirm_survivors:  Bonawitz's consistency step: sign the one survivor set of a round (from signed receipts).
+release_shares:     open exactly the shares the aggregator needs for a survivor set at least t partners confirmed,
+                    never both kinds for one partner in one round (checked against the partner's own records).
+Every function first checks the plan against the partner's own agreement (fedchem.algo.guard).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import substratools as tools
 
 from fedchem.algo import secagg
-from fedchem.algo.task_io import maybe_fail, partner_name
-from fedchem.opener.fileio import read_json
+from fedchem.algo.guard.rules import PartnerGuard
 from fedchem.algo.params import load_meta
+from fedchem.algo.task_io import maybe_fail, partner_name
+from fedchem.opener.fileio import read_json, write_json
 
 
 def _publics(paths: list[str]) -> dict:
@@ -21,39 +27,76 @@ def _publics(paths: list[str]) -> dict:
     return {b.party_id: b for b in bundles}
 
 
+def guard_of(inputs, function: str) -> PartnerGuard:
+    """This task's partner guard (its agreement and state, found through the partner's own opener)."""
+    data = inputs["datasamples"]
+    return PartnerGuard(partner_name(data.prepared_dir), data.node_dir, function)
+
+
 @tools.register
 def keygen(inputs, outputs, task_properties):
-    me = partner_name(inputs["datasamples"].prepared_dir)
+    guard = guard_of(inputs, "keygen")
     meta = load_meta(inputs["trunk"])
-    rounds = list(range(meta["first_round"], meta["last_round"] + 1))
-    public, secret = secagg.keygen(meta["plan_id"], me, rounds)
+    if guard.check_meta(meta):
+        raise guard.refuse("secure aggregation is mandatory", "key setup of a plain plan")
+    first, last, roster = guard.check_plan_range(meta)
+    with guard.state.locked():
+        sign_pk = guard.record_keygen(meta["plan_id"], first, last, roster)
+        public, secret = secagg.keygen(meta["plan_id"], guard.me, list(range(first, last + 1)))
+        public = dataclasses.replace(public, sign_pk=sign_pk)
+        guard.record_own_public(meta["plan_id"], public)
     secagg.save_public_bundle(outputs["public_keys"], public)
     secagg.save_secret_bundle(outputs["secret_keys"], secret)
 
 
 @tools.register
 def deal_shares(inputs, outputs, task_properties):
-    me = partner_name(inputs["datasamples"].prepared_dir)
+    guard = guard_of(inputs, "deal_shares")
     meta = load_meta(inputs["trunk"])
+    if guard.check_meta(meta):
+        raise guard.refuse("secure aggregation is mandatory", "key setup of a plain plan")
     secret = secagg.load_secret_bundle(inputs["secret_keys"])
-    shares = secagg.deal_shares(meta["plan_id"], me, secret, _publics(inputs["public_keys"]), meta["threshold"])
+    publics = _publics(inputs["public_keys"])
+    with guard.state.locked():
+        guard.record_dealing(meta["plan_id"], publics)
+    shares = secagg.deal_shares(meta["plan_id"], guard.me, secret, publics, guard.agreement.threshold)
     secagg.save_shares_bundle(outputs["sealed_shares"], shares)
 
 
 @tools.register
-def release_shares(inputs, outputs, task_properties):
-    me = partner_name(inputs["datasamples"].prepared_dir)
-    secret = secagg.load_secret_bundle(inputs["secret_keys"])
-    publics = _publics(inputs["public_keys"])
+def confirm_survivors(inputs, outputs, task_properties):
+    guard = guard_of(inputs, "confirm_survivors")
     receipts = [read_json(p) for p in inputs["receipt"]]
-    rounds = {r["round"] for r in receipts}
-    if len(rounds) != 1 or any(r["plan_id"] != secret.plan_id for r in receipts):
-        raise SystemExit("release_shares: receipts of different rounds or plans were given; refusing")
-    round_ = rounds.pop()
-    maybe_fail(me, round_, "release")
-    survivors = sorted({r["partner"] for r in receipts})
-    dropped = sorted(set(publics) - set(survivors))
-    sealed = [secagg.load_shares_bundle(p) for p in inputs["sealed_shares"]]
-    released = secagg.release_shares(secret.plan_id, round_, me, secret, publics,
-                                     {b.sender: b for b in sealed}, survivors, dropped)
+    plans = {r.get("plan_id") for r in receipts}
+    rounds = {r.get("round") for r in receipts}
+    if len(plans) != 1 or len(rounds) != 1:
+        raise guard.refuse("consistency", "the receipts are not of one plan and round")
+    plan_id, round_ = plans.pop(), rounds.pop()
+    maybe_fail(guard.me, round_ if isinstance(round_, int) else -1, "confirm")
+    with guard.state.locked():
+        rec = guard.plan_record(plan_id)
+        guard.pinned_publics(rec, _publics(inputs["public_keys"]))
+        confirmation = guard.confirm(plan_id, round_, receipts)
+    write_json(outputs["confirmation"], confirmation)
+
+
+@tools.register
+def release_shares(inputs, outputs, task_properties):
+    guard = guard_of(inputs, "release_shares")
+    confirmations = [read_json(p) for p in inputs["confirmation"]]
+    secret = secagg.load_secret_bundle(inputs["secret_keys"])
+    plan_id = secret.plan_id
+    publics = _publics(inputs["public_keys"])
+    sealed = {b.sender: b for b in map(secagg.load_shares_bundle, inputs["sealed_shares"])}
+    with guard.state.locked():
+        rec = guard.plan_record(plan_id)
+        guard.pinned_publics(rec, publics)
+        round_, survivors, dropped = guard.release_plan(plan_id, confirmations)
+        maybe_fail(guard.me, round_, "release")
+        bad = sorted(p for p, b in sealed.items() if b.threshold != guard.agreement.threshold)
+        if bad:
+            raise guard.refuse("threshold", f"the shares of {bad} were dealt with another threshold than the agreed "
+                                            f"{guard.agreement.threshold}")
+        released = secagg.release_shares(plan_id, round_, guard.me, secret, publics, sealed, survivors, dropped)
+        guard.record_release(plan_id, round_, survivors, dropped)
     secagg.save_released_shares(outputs["released_shares"], released)

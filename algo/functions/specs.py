@@ -19,7 +19,7 @@ class Content(str, Enum):
     TRUNK = "trunk"                # the global trunk: every partner and the aggregator
     PUBLIC_KEYS = "public_keys"    # public keys: every organisation
     SEALED_SHARES = "sealed"       # secret shares encrypted to each recipient: every partner
-    RECEIPT = "receipt"            # "this partner submitted round r" (no data): every organisation
+    RECEIPT = "receipt"            # signed "this partner submitted round r" / "these survived" (no data): everyone
     SUMMARY = "summary"            # one headline figure a partner opted to publish (a public Substra performance)
 
 
@@ -84,9 +84,16 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
         description="Local training of trunk + own head for one round; uploads only the masked trunk update.",
     ),
     FunctionDef(
+        "confirm_survivors", "fedchem.algo.functions.keys", "partner",
+        inputs=(OPENER, DATASAMPLES, Input("public_keys", "model", multiple=True),
+                Input("receipt", "model", multiple=True)),
+        outputs=(Output("confirmation", Content.RECEIPT),),
+        description="Consistency step: signs the one survivor set of a round, from the survivors' signed receipts.",
+    ),
+    FunctionDef(
         "release_shares", "fedchem.algo.functions.keys", "partner",
         inputs=(OPENER, DATASAMPLES, Input("secret_keys", "model"), Input("public_keys", "model", multiple=True),
-                Input("sealed_shares", "model", multiple=True), Input("receipt", "model", multiple=True)),
+                Input("sealed_shares", "model", multiple=True), Input("confirmation", "model", multiple=True)),
         outputs=(Output("released_shares", Content.RELEASED_SHARES),),
         description="Decrypts the shares the aggregator needs: self-mask seeds of survivors, pair keys of dropouts.",
     ),
@@ -106,7 +113,7 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     ),
     FunctionDef(
         "publish_summary", "fedchem.algo.functions.summary", "partner",
-        inputs=(Input("metrics", "model"),),
+        inputs=(OPENER, DATASAMPLES, Input("metrics", "model")),
         outputs=(Output("summary", Content.SUMMARY, kind="performance"),),
         description="Only if the consortium opts in: one headline test figure of this partner, public, for the web UI.",
     ),

@@ -11,6 +11,7 @@ import math
 
 import substratools as tools
 
+from fedchem.algo.functions.keys import guard_of
 from fedchem.opener.fileio import read_json
 
 
@@ -26,4 +27,10 @@ def headline_figure(metrics: dict) -> float:
 
 @tools.register
 def publish_summary(inputs, outputs, task_properties):
-    tools.save_performance(headline_figure(read_json(inputs["metrics"])), outputs["summary"])
+    guard = guard_of(inputs, "publish_summary")
+    if not guard.agreement.publish_summary:
+        raise guard.refuse("publish opt-in", "the partner's agreement does not opt in to publishing a summary figure")
+    metrics = read_json(inputs["metrics"])
+    if metrics.get("agreement") != guard.fingerprint:
+        raise guard.refuse("own agreement", "the metrics were made under another agreement")
+    tools.save_performance(headline_figure(metrics), outputs["summary"])

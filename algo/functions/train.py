@@ -5,6 +5,8 @@ train:    global trunk + own head (previous round's output, or the private check
           aggregation) and only towards the aggregator; the head, a per-round log and the validation metrics of the
           incoming model stay private; a data-free receipt tells the other partners this one submitted.
 evaluate: per-task metrics (validation and test folds) and test-fold predictions, private to the partner.
+Both first check the plan against the partner's own agreement (fedchem.algo.guard) and take every setting from it;
+train masks at most once per (plan, round), as recorded in the partner's own node state.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import numpy as np
 import substratools as tools
 
 from fedchem.algo import secagg
-from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail, partner_name, settings_of
+from fedchem.algo.functions.keys import guard_of
 from fedchem.algo.params import flatten, load_params, save_params
+from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.fileio import atomic_write, write_json
 
@@ -30,13 +33,13 @@ def _fold_rows(ds, tcfg):
     return train, val, test
 
 
-def _load_model(inputs, ds, meta):
+def _load_model(inputs, ds, agreement):
     """Trunk from the trunk input; head from the head input, else the private checkpoint, else a fresh one."""
     from fedchem.algo import model as M
     from fedchem.algo.training import regression_means
 
     arrays, _ = load_params(inputs["trunk"])
-    mcfg, tcfg, _ = settings_of(meta)
+    mcfg, tcfg = agreement.model, agreement.training
     trunk = M.init_trunk(ds.n_features, mcfg, tcfg.seed)
     M.load_trunk_arrays(trunk, arrays)
     head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1],
@@ -65,21 +68,30 @@ def train(inputs, outputs, task_properties):
     from fedchem.algo import evaluation, model as M, training
 
     t_start = time.perf_counter()
-    ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
-    me = partner_name(inputs["datasamples"].prepared_dir)
+    guard = guard_of(inputs, "train")
+    me, agreement = guard.me, guard.agreement
     _, meta = load_params(inputs["trunk"])
+    plain = guard.check_meta(meta)
     round_ = meta["round"] + 1
     maybe_fail(me, round_, "train")
-    mcfg, tcfg, scfg = settings_of(meta)
+    tcfg, scfg = agreement.training, agreement.secure_aggregation
+    if not plain:  # recorded before anything is trained or written: a second masking of this round is refused
+        secret = secagg.load_secret_bundle(inputs["secret_keys"])
+        publics = {b.party_id: b for b in map(secagg.load_public_bundle, inputs["public_keys"])}
+        with guard.state.locked():
+            rec = guard.plan_record(meta["plan_id"])
+            guard.pinned_publics(rec, publics)
+            guard.record_masking(meta["plan_id"], round_, sorted(publics))
+    ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
     training.use_all_cores()
-    trunk, head, before_arrays, head_source = _load_model(inputs, ds, meta)
+    trunk, head, before_arrays, head_source = _load_model(inputs, ds, agreement)
     train_rows, val_rows, _ = _fold_rows(ds, tcfg)
     log = {"partner": me, "round": round_, "plan_id": meta["plan_id"], "head_from": head_source,
            "n_train": int(train_rows.size), "seconds": {}}
     log["seconds"]["load"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
-    if head_source != "new" and (round_ - 1) % meta["settings"]["evaluate_every"] == 0 and val_rows.size:
+    if head_source != "new" and (round_ - 1) % agreement.evaluate_every == 0 and val_rows.size:
         res = evaluation.evaluate(trunk, head, ds, val_rows)
         log["validation_of_incoming"] = {"after_round": round_ - 1,
                                          "aggregate": evaluation.json_ready(res.aggregate)}
@@ -94,14 +106,12 @@ def train(inputs, outputs, task_properties):
     t = time.perf_counter()
     delta = flatten(M.trunk_to_arrays(trunk))[0].astype(np.float64) - flatten(before_arrays)[0].astype(np.float64)
     weight = train_rows.size / WEIGHT_UNIT
-    if meta["settings"]["secure"]:
-        secret = secagg.load_secret_bundle(inputs["secret_keys"])
-        publics = {b.party_id: b for b in map(secagg.load_public_bundle, inputs["public_keys"])}
+    if not plain:
         masked = secagg.mask_update(meta["plan_id"], round_, me, sorted(publics), secret, publics, delta, weight,
                                     scfg)
         secagg.save_masked_update(outputs["masked_update"], masked)
         log["clipped"] = int(masked.n_clipped)
-    else:  # test-only switch: the same update in the clear (still readable by the aggregator only)
+    else:  # test-only, opted in by this partner itself: the same update in the clear (aggregator only)
         clipped = np.clip(delta, -scfg.clip, scfg.clip)
         log["clipped"] = int(np.count_nonzero(clipped != delta))
         atomic_write(outputs["masked_update"],
@@ -109,7 +119,8 @@ def train(inputs, outputs, task_properties):
     log["seconds"]["mask"] = time.perf_counter() - t
 
     _save_head(outputs["head"], head)
-    write_json(outputs["receipt"], {"partner": me, "round": round_, "plan_id": meta["plan_id"]})
+    write_json(outputs["receipt"], guard.receipt(meta["plan_id"], round_, sorted(publics)) if not plain else
+               {"partner": me, "round": round_, "plan_id": meta["plan_id"]})
     log["seconds"]["total"] = time.perf_counter() - t_start
     write_json(outputs["log"], log)
 
@@ -118,13 +129,16 @@ def train(inputs, outputs, task_properties):
 def evaluate(inputs, outputs, task_properties):
     from fedchem.algo import evaluation
 
-    ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
+    guard = guard_of(inputs, "evaluate")
     _, meta = load_params(inputs["trunk"])
-    mcfg, tcfg, _ = settings_of(meta)
-    trunk, head, _, head_source = _load_model(inputs, ds, meta)
+    guard.check_meta(meta)
+    tcfg = guard.agreement.training
+    ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
+    trunk, head, _, head_source = _load_model(inputs, ds, guard.agreement)
     _, val_rows, test_rows = _fold_rows(ds, tcfg)
     val = evaluation.evaluate(trunk, head, ds, val_rows)
     test = evaluation.evaluate(trunk, head, ds, test_rows)
     write_json(outputs["metrics"], {"after_round": meta["round"], "head_from": head_source,
+                                    "agreement": guard.fingerprint, "plan_id": meta["plan_id"],
                                     "validation": val.as_dict(), "test": test.as_dict()})
     evaluation.save_test_predictions(outputs["predictions"], trunk, head, ds, test_rows)

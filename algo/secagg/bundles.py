@@ -59,6 +59,7 @@ class PublicBundle:
     plan_id: str
     party_id: str
     rounds: dict[int, RoundPublic]
+    sign_pk: bytes | None = None  # Ed25519 key of this plan for receipts and survivor-set confirmations
 
     def to_dict(self) -> dict:
         """JSON-able form (bytes as base64)."""
@@ -66,7 +67,10 @@ class PublicBundle:
             str(r): {"mask_pk": b64(k.mask_pk), "share_pk": b64(k.share_pk), "seed_commitment": b64(k.seed_commitment)}
             for r, k in sorted(self.rounds.items())
         }
-        return {"format": self.FORMAT, "plan_id": self.plan_id, "party_id": self.party_id, "rounds": rounds}
+        out = {"format": self.FORMAT, "plan_id": self.plan_id, "party_id": self.party_id, "rounds": rounds}
+        if self.sign_pk is not None:
+            out["sign_pk"] = b64(self.sign_pk)
+        return out
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "public bundle") -> PublicBundle:
@@ -78,7 +82,8 @@ class PublicBundle:
             rounds[r] = RoundPublic(
                 *(unb64(_need(k, f, str, w), w, KEY_BYTES) for f in ("mask_pk", "share_pk", "seed_commitment"))
             )
-        return cls(_need(d, "plan_id", str, where), _need(d, "party_id", str, where), rounds)
+        sign_pk = unb64(_need(d, "sign_pk", str, where), where, KEY_BYTES) if "sign_pk" in d else None
+        return cls(_need(d, "plan_id", str, where), _need(d, "party_id", str, where), rounds, sign_pk)
 
     def round(self, round_: int, where: str) -> RoundPublic:
         """This partner's keys for one round, or a ProtocolError if the round was not set up."""

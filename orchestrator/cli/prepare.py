@@ -55,6 +55,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="processes to use (default: every core available)")
     p.set_defaults(func=_prepare)
 
+    a = sub.add_parser("agree", help="sign off the consortium config: keep this partner's own copy of the agreement",
+                       description="Write this partner's signed copy of the consortium agreement (the consortium-wide "
+                                   "settings, its fingerprint) into its private node folder (`node_dir`, default "
+                                   "<prepared_dir>-node). The partner's own tasks refuse any plan of another "
+                                   "agreement. `fedchem prepare` does this too.")
+    a.add_argument("--consortium", type=Path, required=True, metavar="CONSORTIUM.yaml")
+    a.add_argument("--partner", type=Path, required=True, metavar="PARTNER.yaml")
+    a.set_defaults(func=_agree)
+
+
+def _agree(args) -> int:
+    from fedchem.orchestrator.agreement import agreement_of, sign_agreement
+    from fedchem.orchestrator.config import load_consortium, load_partner
+
+    consortium = load_consortium(args.consortium)
+    partner = load_partner(args.partner)
+    check_partner(consortium, partner, args.partner)
+    path = sign_agreement(consortium, partner)
+    print(f"partner '{partner.name}' agreed to consortium '{consortium.name}' "
+          f"(fingerprint {agreement_of(consortium).fingerprint_hex}); its copy: {path}")
+    return 0
+
 
 
 def _other_partners_files(consortium, me: str) -> tuple:
@@ -116,6 +138,9 @@ def _prepare(args) -> int:
         s = prepare_partner(partner.data.t0, partner.data.t1, partner.data.t2, out, consortium.fingerprint,
                             consortium.preparation, secret, partner.name, progress=progress, workers=args.workers,
                             force=args.force, protected=protected)
+    from fedchem.orchestrator.agreement import sign_agreement
+
+    agreed = sign_agreement(consortium, partner)
     total = sum(s.timings.values())
     print(f"prepared partner '{s.partner}' in {total:.1f} s "
               f"({s.n_t2_rows / total if total else 0:,.0f} input compounds/s)")
@@ -127,4 +152,5 @@ def _prepare(args) -> int:
     print("  timings        " + ", ".join(f"{k} {v:.1f} s" for k, v in s.timings.items()))
     print(f"  output         {s.out_dir}")
     print(f"  report         {s.report_path} (private: what was dropped and why)")
+    print(f"  agreement      {agreed} (this partner's signed copy of the consortium config)")
     return 0

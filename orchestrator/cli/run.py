@@ -41,7 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="subprocess: every organisation on this machine (default); remote: real Substra nodes, "
                         "URLs and tokens from the partner configs")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last completed round")
-    p.add_argument("--insecure-test-only", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_run)
 
     s = sub.add_parser("status", help="show where a run stands (rounds, dropouts, timings)",
@@ -86,7 +85,7 @@ def _run(args) -> int:
 
         network = network_from_clients(remote_clients(consortium, partners), consortium.federation.aggregator)
     run_federation(consortium, partners, run_dir, rounds=args.rounds, resume=resume,
-                   secure=False if args.insecure_test_only else None, network=network, consortium_path=cpath)
+                   network=network, consortium_path=cpath)
     print(f"run folder: {Path(run_dir).resolve()}")
     return 0
 

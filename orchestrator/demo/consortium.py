@@ -16,6 +16,7 @@ def prepare_consortium(consortium_path: Path, workers: int | None = None, reuse:
     from fedchem.opener.dataset import load_prepared
     from fedchem.opener.errors import FedchemError
     from fedchem.opener.prepare import prepare_partner
+    from fedchem.orchestrator.agreement import sign_agreement
     from fedchem.orchestrator.config import load_consortium, load_partner
 
     say = echo or (lambda s: None)
@@ -24,6 +25,7 @@ def prepare_consortium(consortium_path: Path, workers: int | None = None, reuse:
     done = []
     for ref in consortium.partners:
         p = load_partner(ref.config)
+        sign_agreement(consortium, p)  # each partner's own copy, as `fedchem prepare` writes it on its node
         if reuse and (p.prepared_dir / "manifest.json").is_file():
             try:
                 load_prepared(p.prepared_dir)

@@ -23,6 +23,14 @@ OPENER_SHIM = (
     "from fedchem.opener.substra_opener import FedchemOpener  # noqa: F401\n"
 )
 
+
+
+def partner_opener_shim(node_dir: Path) -> str:
+    """A partner's opener file: the shared opener bound to the partner's own node folder."""
+    return ('"""fedchem partner dataset opener (the code lives in fedchem.opener.substra_opener)."""\n'
+            "from fedchem.opener.substra_opener import partner_opener\n\n"
+            f"FedchemOpener = partner_opener({str(Path(node_dir).resolve())!r})\n")
+
 @contextlib.contextmanager
 def working_directory(path: Path):
     """Substra's local backend writes into the current directory; keep it inside the run folder."""
@@ -113,15 +121,17 @@ def register_functions(net: Network, folder: Path, wheel: Wheel | None = None) -
     return Registered(dict(net.function_keys), wheel)
 
 
-def register_dataset(net: Network, owner: str, name: str, sample_folders: list[Path], folder: Path) -> DatasetKeys:
-    """Register `owner`'s dataset (usable by the owner only) with one data sample per folder."""
+def register_dataset(net: Network, owner: str, name: str, sample_folders: list[Path], folder: Path,
+                     node_dir: Path | None = None) -> DatasetKeys:
+    """Register `owner`'s dataset (usable by the owner only) with one data sample per folder; a partner's opener
+    names its node folder."""
     from substra.sdk.schemas import DataSampleSpec, DatasetSpec, Permissions
 
     client = net.clients[owner]
     own = Permissions(public=False, authorized_ids=[net.orgs[owner]])
     folder.mkdir(parents=True, exist_ok=True)
     opener = folder / "opener.py"
-    opener.write_text(OPENER_SHIM)
+    opener.write_text(OPENER_SHIM if node_dir is None else partner_opener_shim(node_dir))
     desc = folder / "description.md"
     desc.write_text(f"# {name}\n\nA fedchem dataset of organisation '{owner}'. Its content never leaves it.\n")
     key = client.add_dataset(DatasetSpec(name=name, data_opener=opener, description=desc, permissions=own,

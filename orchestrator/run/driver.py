@@ -24,6 +24,7 @@ from fedchem.opener.errors import ConfigError, DataError, RunStopped, os_errors 
 from fedchem.opener.fileio import atomic_folder, move_into_place, write_json
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import backend as sb
+from fedchem.orchestrator.agreement import agreement_of, check_agreement, node_dir_of
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 from fedchem.orchestrator.run.privacy import check_tasks
@@ -144,12 +145,16 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                    rounds: int | None = None, resume: bool = False, secure: bool | None = None,
                    network: sb.Network | None = None, console: Callable[[str], None] | None = None,
                    keep_network: bool = False, consortium_path: Path | None = None) -> RunResult:
-    """Run (or resume) a federated training; returns the ledger and, for tests, the Substra network and tasks."""
+    """Run (or resume) a federated training; returns the ledger and, for tests, the Substra network and tasks.
+
+    `secure=False` is a test-only switch (no CLI flag or config key reaches it): partners refuse its plain plan
+    unless each opted in on its own node (fedchem.algo.guard.rules.PLAIN_OPT_IN)."""
     say = console or (lambda line: print(line, flush=True))  # progress lines: no data, no values
     run_dir = Path(run_dir).resolve()
     names = [p.name for p in consortium.partners]
     agg = consortium.federation.aggregator
-    secure = consortium.federation.secure_aggregation.enabled if secure is None else secure
+    secure = True if secure is None else secure
+    agreement = agreement_of(consortium)
     where = str(consortium_path) if consortium_path else "consortium config"
     if resume:
         ledger = Ledger.load(run_dir)
@@ -163,7 +168,9 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         check_run_dir(run_dir)
     if network is None or network.local:
         feats = check_partners(consortium, partners)
-    else:  # remote: the data sits on the partners' nodes; their tasks check it
+        for name in names:  # in local mode the partners' node folders are on this machine: check them up front
+            check_agreement(consortium, partners[name])
+    else:  # remote: the data and agreements sit on the partners' nodes; their tasks check them
         feats = {"n_features": consortium.fingerprint.size}
 
     if resume:
@@ -179,6 +186,10 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             say(f"run already completed ({ledger.completed_rounds} rounds); nothing to do")
             return RunResult(run_dir, ledger)
     else:
+        if rounds > agreement.rounds:
+            raise ConfigError(f"{rounds} rounds asked, the consortium agreement allows {agreement.rounds}",
+                              where="--rounds", fix="ask for fewer rounds, or have every partner agree to a "
+                                                    "consortium config with more")
         settings = run_settings(consortium, rounds, secure)
         ledger = Ledger(run_name=run_dir.name, settings_hash=settings_hash(settings), partners=names,
                         aggregator=agg, rounds_planned=rounds, secure=secure,
@@ -192,7 +203,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     ledger.save(run_dir)
     first_round = ledger.completed_rounds + 1
     plan_id = str(uuid.uuid4())
-    threshold = consortium.federation.secure_aggregation.threshold or (len(names) // 2 + 1)
+    threshold = agreement.threshold
 
     work = run_dir / "substra-work" / plan_id[:8]
     result = RunResult(run_dir, ledger)
@@ -209,7 +220,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         start = work / "aggregator-start"
         start.mkdir(parents=True, exist_ok=True)
         plan_meta = {"round": ledger.completed_rounds, "plan_id": plan_id, "first_round": first_round,
-                     "last_round": rounds, "roster": names, "threshold": threshold, "settings": settings}
+                     "last_round": rounds, "roster": names, "threshold": threshold, "settings": settings,
+                     "agreement": agreement.fingerprint_hex}
         saved = trunk_path(run_dir, ledger.completed_rounds)
         if ledger.completed_rounds == 0:
             _initial_trunk(consortium, feats["n_features"], start / "trunk.npz", plan_meta)
@@ -221,7 +233,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             ck = latest_checkpoint(run_dir, name, ledger.completed_rounds)
             if net.local:
                 folders = [partners[name].prepared_dir] + ([ck] if ck is not None else [])
-                datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name)
+                datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name,
+                                                     node_dir=node_dir_of(partners[name]))
             else:  # the partner's data never leaves its node: find what its node registered
                 datasets[name] = sb.find_dataset(net, name, f"{name}-prepared")
                 if ck is not None:
@@ -278,9 +291,20 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                 raise _stopped(ledger, run_dir, say, f"round {r}: no partner submitted")
             releasers = list(survivors)
             t = time.perf_counter()
-            if secure:
+            if secure:  # consistency step: each survivor signs the survivor set; then releases for that set
+                confirmers = []
+                for task in planner.confirm_tasks(ctx, r, active, survivors):
+                    try:
+                        submit([task])
+                        confirmers.append(task.name.split("/")[1])
+                    except sb.TaskFailed:
+                        say(f"  {task.name.split('/')[1]}: failed to confirm the survivor set")
+                if len(confirmers) < threshold:
+                    raise _stopped(ledger, run_dir, say,
+                                   f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below "
+                                   f"the threshold of {threshold}: nothing was unmasked")
                 releasers = []
-                for task in planner.release_tasks(ctx, r, active, survivors):
+                for task in planner.release_tasks(ctx, r, active, survivors, confirmers):
                     try:
                         submit([task])
                         releasers.append(task.name.split("/")[1])

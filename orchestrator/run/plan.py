@@ -122,14 +122,28 @@ def train_task(ctx: PlanContext, partner: str, round_: int, first_round: int, ro
     return _task(ctx, f"train/{partner}/{round_}", "train", ctx.partner_orgs[partner], inputs, round_)
 
 
-def release_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: list[str]) -> list[TaskPlan]:
-    """On each survivor: release the shares that let the aggregator remove masks (survivors from receipts)."""
+def confirm_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: list[str]) -> list[TaskPlan]:
+    """On each survivor: sign the round's survivor set, from the survivors' signed receipts (consistency step)."""
     tasks = []
     for q in survivors:
+        inputs = list(_data_refs(ctx, q))
+        inputs += [Ref("public_keys", ctx.task_id(f"keygen/{p}"), "public_keys") for p in roster]
+        inputs += [Ref("receipt", ctx.task_id(f"train/{p}/{round_}"), "receipt") for p in survivors]
+        tasks.append(_task(ctx, f"confirm/{q}/{round_}", "confirm_survivors", ctx.partner_orgs[q], inputs, round_))
+    return tasks
+
+
+def release_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: list[str],
+                  confirmers: list[str] | None = None) -> list[TaskPlan]:
+    """On each confirming survivor: release the shares that let the aggregator remove masks, for the survivor set
+    the confirmations sign."""
+    confirmers = survivors if confirmers is None else confirmers
+    tasks = []
+    for q in confirmers:
         inputs = list(_data_refs(ctx, q)) + [Ref("secret_keys", ctx.task_id(f"keygen/{q}"), "secret_keys")]
         inputs += [Ref("public_keys", ctx.task_id(f"keygen/{p}"), "public_keys") for p in roster]
         inputs += [Ref("sealed_shares", ctx.task_id(f"deal_shares/{p}"), "sealed_shares") for p in roster]
-        inputs += [Ref("receipt", ctx.task_id(f"train/{p}/{round_}"), "receipt") for p in survivors]
+        inputs += [Ref("confirmation", ctx.task_id(f"confirm/{p}/{round_}"), "confirmation") for p in confirmers]
         tasks.append(_task(ctx, f"release/{q}/{round_}", "release_shares", ctx.partner_orgs[q], inputs, round_))
     return tasks
 
@@ -159,7 +173,8 @@ def evaluate_task(ctx: PlanContext, partner: str, final_round: int, first_round:
 
 def summary_task(ctx: PlanContext, partner: str, final_round: int) -> TaskPlan:
     """Publish one figure of the partner's final evaluation (only when the consortium opted in)."""
-    inputs = [Ref("metrics", ctx.task_id(f"evaluate/{partner}/{final_round}"), "metrics")]
+    inputs = list(_data_refs(ctx, partner)) + [Ref("metrics", ctx.task_id(f"evaluate/{partner}/{final_round}"),
+                                                   "metrics")]
     return _task(ctx, f"summary/{partner}/{final_round}", "publish_summary", ctx.partner_orgs[partner], inputs,
                  final_round)
 
@@ -173,6 +188,7 @@ def full_plan(ctx: PlanContext, partners: list[str], first_round: int, last_roun
             prev = r - 1 if r > first_round else None
             tasks.append(train_task(ctx, p, r, first_round, partners, prev))
         if ctx.secure:
+            tasks += confirm_tasks(ctx, r, partners, partners)
             tasks += release_tasks(ctx, r, partners, partners)
         tasks.append(aggregate_task(ctx, r, first_round, partners, partners, partners))
     for p in partners:

@@ -10,7 +10,11 @@ named. Rules, from what each function's output holds (fedchem.algo.functions.spe
   4. nothing is public, except, when the consortium opts in, one summary figure per partner (a Substra
      performance, computed from the partner's own metrics by a function that outputs that figure alone);
   5. a task runs where its data is (its dataset belongs to its worker), reads only outputs its worker may read, and
-     takes each input from an output of the same identifier (a head cannot be fed in as a trunk).
+     takes each input from an output of the same identifier (a head cannot be fed in as a trunk);
+  6. structure of a round: one train, one confirmation and one release per partner per round, one aggregate per
+     round, and the aggregate reads every survivor's masked update of its own round exactly once (a replayed round
+     or a second release request is refused here first; each partner's own node refuses them again, since this
+     checker runs on the operator's side and is not a security boundary).
 """
 
 from __future__ import annotations
@@ -25,6 +29,47 @@ def _refuse(task: TaskPlan, what: str, output: str | None = None, fix: str = "")
     return PrivacyError(f"plan refused: {what}", where=where,
                         fix=fix or "this plan would leak private data; it was not submitted. Build plans with "
                                    "fedchem.orchestrator.run.plan, which sets safe permissions")
+
+
+_ONCE_PER_ROUND = {"train": "train", "confirm_survivors": "confirmation", "release_shares": "release",
+                   "aggregate": "aggregate"}
+
+
+def _check_structure(tasks: list[TaskPlan], registry: dict[str, TaskPlan]) -> None:
+    """Rule 6 over the new tasks, against everything submitted or about to be."""
+    seen: dict[tuple, str] = {}
+    for t in registry.values():
+        if t.function in _ONCE_PER_ROUND:
+            worker = None if t.function == "aggregate" else t.worker
+            seen.setdefault((t.function, worker, t.round), t.task_id)
+    for task in tasks:
+        kind = _ONCE_PER_ROUND.get(task.function)
+        if kind is None:
+            continue
+        if task.round is None:
+            raise _refuse(task, f"a {kind} task names no round")
+        worker = None if task.function == "aggregate" else task.worker
+        first = seen[(task.function, worker, task.round)]
+        if first != task.task_id:
+            who = "" if worker is None else f" of organisation {task.worker}"
+            raise _refuse(task, f"a second {kind}{who} in round {task.round} (the first is "
+                                f"'{registry[first].name}'): one {kind} per partner per round",
+                          fix="a round is never replayed or re-released within a plan; resume in a new plan")
+    for task in tasks:
+        if task.function == "aggregate":
+            trains = {t.task_id for t in registry.values() if t.function == "train" and t.round == task.round}
+            read = [ref.parent_task for ref in task.inputs if ref.identifier == "masked_update"]
+            for parent in read:
+                if parent not in trains:
+                    name = registry[parent].name if parent in registry else parent
+                    raise _refuse(task, f"reads a masked update from '{name}', which is not a train task of round "
+                                        f"{task.round}")
+            if len(set(read)) != len(read):
+                raise _refuse(task, "reads one masked update twice")
+            missing = sorted(registry[t].name for t in trains - set(read))
+            if missing:
+                raise _refuse(task, f"does not read every survivor's masked update (missing: {', '.join(missing)})",
+                              fix="the aggregate of a round sums the updates of every partner that trained in it")
 
 
 def check_tasks(ctx: PlanContext, tasks: list[TaskPlan], known: dict[str, TaskPlan] | None = None) -> None:
@@ -97,3 +142,4 @@ def check_tasks(ctx: PlanContext, tasks: list[TaskPlan], known: dict[str, TaskPl
             if leak:
                 raise _refuse(task, f"{content.value} output readable by {', '.join(leak)} "
                                     f"(allowed: {', '.join(sorted(allowed))})", ident)
+    _check_structure(tasks, registry)

@@ -64,10 +64,21 @@ def test_secure_run_completes_with_private_results(secure_run):
 
 
 def test_masks_change_nothing_but_privacy(secure_run, consortium_path, tmp_path):
-    """Same seed, secure aggregation off (test-only switch): the same trunk within the quantisation error."""
+    """Same seed, secure aggregation off (test-only switch, each partner opting in on its own node): the same trunk
+    within the quantisation error."""
+    from fedchem.algo.guard.rules import PLAIN_OPT_IN
+    from fedchem.orchestrator.agreement import node_dir_of
+
     res, _ = secure_run
     consortium, partners = load_all(consortium_path)
-    plain = run_federation(consortium, partners, tmp_path / "plain", secure=False, console=lambda s: None)
+    opt_ins = [node_dir_of(p) / PLAIN_OPT_IN for p in partners.values()]
+    try:
+        for f in opt_ins:
+            f.write_text("test only\n")
+        plain = run_federation(consortium, partners, tmp_path / "plain", secure=False, console=lambda s: None)
+    finally:
+        for f in opt_ins:
+            f.unlink(missing_ok=True)
     a, b = _trunk(res.run_dir), _trunk(plain.run_dir)
     diff = max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
     scale = max(float(np.max(np.abs(a[k]))) for k in a)

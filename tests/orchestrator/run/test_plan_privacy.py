@@ -47,7 +47,7 @@ def test_built_plan_passes_and_has_the_promised_permissions(secure):
     tasks = full(ctx, rounds=3)
     check_tasks(ctx, tasks)
     n = len(PARTNERS)
-    expected = 1 + 3 * (n + (n if secure else 0) + 1) + n + (2 * n if secure else 0)
+    expected = 1 + 3 * (n + (2 * n if secure else 0) + 1) + n + (2 * n if secure else 0)  # confirm + release
     assert len(tasks) == expected
     assert len({t.task_id for t in tasks}) == len(tasks)
     for t in tasks:
@@ -174,18 +174,74 @@ def test_nothing_is_public_unless_the_consortium_opts_in_to_one_summary_figure()
     _assert_refused(opted, bad, "evaluate/pharma-a/2", "output 'metrics'")
     # the summary of pharma-a is computed on pharma-a's node from pharma-a's metrics only
     bad = replace_task(tasks, "summary/pharma-a/2", worker=ORGS["pharma-b"])
-    _assert_refused(opted, bad, "summary/pharma-a/2", "may not read")
+    _assert_refused(opted, bad, "summary/pharma-a/2", "reads data of")
 
 
 def test_published_summary_is_one_number(tmp_path):
     import json
 
     from fedchem.algo.functions.summary import headline_figure, publish_summary
+    from fedchem.opener.errors import ProtocolError
 
-    metrics = {"test": {"aggregate": {"classification": {"auc_roc": 0.8125, "auc_pr": 0.5},
+    from guardsetup import partner_node
+
+    data, agreement = partner_node(tmp_path / "opted", "pharma-a", PARTNERS, publish_summary=True)
+    metrics = {"agreement": agreement.fingerprint_hex,
+               "test": {"aggregate": {"classification": {"auc_roc": 0.8125, "auc_pr": 0.5},
                                       "regression": {"rmse": 0.7}}, "per_task": [{"task": "secret-task"}]}}
     (tmp_path / "m.json").write_text(json.dumps(metrics))
-    publish_summary({"metrics": str(tmp_path / "m.json")}, {"summary": str(tmp_path / "s.json")}, {})
+    inputs = {"datasamples": data, "metrics": str(tmp_path / "m.json")}
+    publish_summary(inputs, {"summary": str(tmp_path / "s.json")}, {})
     assert json.loads((tmp_path / "s.json").read_text()) == {"all": 0.8125}
+    # a partner whose own agreement did not opt in refuses, whatever the plan says
+    other, _ = partner_node(tmp_path / "not-opted", "pharma-a", PARTNERS, publish_summary=False)
+    with pytest.raises(ProtocolError, match=r"rule: publish opt-in"):
+        publish_summary({**inputs, "datasamples": other}, {"summary": str(tmp_path / "s2.json")}, {})
+    assert not (tmp_path / "s2.json").exists()
     metrics["test"]["aggregate"]["classification"] = {}
     assert headline_figure(metrics) == -0.7
+
+
+def _second(ctx, task, suffix):
+    """The same task again under another id (what an attacker adds to a plan)."""
+    return dataclasses.replace(task, task_id=ctx.task_id(task.name + suffix), name=task.name + suffix)
+
+
+def test_second_train_of_a_partner_in_a_round_is_refused():
+    ctx = context()
+    tasks = full(ctx)
+    replay = _second(ctx, by_name(tasks, "train/pharma-a/1"), "-replay")
+    _assert_refused(ctx, tasks + [replay], "train/pharma-a/1-replay", "a second train", "one train per partner")
+    # the same, submitted later against what was already submitted (the driver's `known`)
+    known = {t.task_id: t for t in tasks}
+    with pytest.raises(PrivacyError, match="one train per partner per round"):
+        check_tasks(ctx, [replay], known)
+
+
+def test_second_release_or_confirmation_of_a_partner_in_a_round_is_refused():
+    ctx = context()
+    tasks = full(ctx)
+    known = {t.task_id: t for t in tasks}
+    fewer = planner.release_tasks(ctx, 1, PARTNERS, PARTNERS[:2])[0]  # fewer survivors, same round
+    fewer = _second(ctx, fewer, "-again")
+    with pytest.raises(PrivacyError, match="a second release of organisation Org1MSP in round 1"):
+        check_tasks(ctx, [fewer], known)
+    again = _second(ctx, by_name(tasks, "confirm/pharma-b/2"), "-again")
+    with pytest.raises(PrivacyError, match="a second confirmation"):
+        check_tasks(ctx, [again], known)
+
+
+def test_aggregate_must_read_every_survivor_update_of_its_round():
+    ctx = context()
+    tasks = full(ctx)
+    agg = by_name(tasks, "aggregate/2")
+    # leaving one survivor's update out (so the sum minus the others' isolates it later) is refused
+    dropped = tuple(r for r in agg.inputs if r.parent_task != ctx.task_id("train/pharma-c/2"))
+    _assert_refused(ctx, replace_task(tasks, agg.name, inputs=dropped), "aggregate/2", "train/pharma-c/2",
+                    "every survivor")
+    # an update of another round fed in its place
+    swapped = tuple(planner.Ref("masked_update", ctx.task_id("train/pharma-c/1"), "masked_update")
+                    if r.parent_task == ctx.task_id("train/pharma-c/2") else r for r in agg.inputs)
+    _assert_refused(ctx, replace_task(tasks, agg.name, inputs=swapped), "aggregate/2", "not a train task of round 2")
+    # a second aggregate of a round
+    _assert_refused(ctx, tasks + [_second(ctx, agg, "-bis")], "aggregate/2-bis", "a second aggregate")

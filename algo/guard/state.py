@@ -1,0 +1,121 @@
+"""A partner's private protocol state on its own node: one owner-only JSON record per plan and per (plan, round).
+
+What is recorded (before the matching output is written, so a crash fails closed): the key setup of a plan (its
+round range, roster, the pinned public bundles, the plan's signing key), and per round: the masking (once, with the
+roster masked against), the one survivor set confirmed, and which kind of share (b: self-mask seed, s: mask key) of
+which party was released. Writes are temp file + fsync + rename + fsync of the folder, so they survive kill -9;
+an exclusive fcntl lock on the node folder serialises the check-then-record of concurrent tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from fedchem.opener.errors import ProtocolError
+
+LOCK = ".lock"
+REFUSALS = "refusals.log"
+_PLAN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def private_dir(path: Path) -> Path:
+    """Create (if needed) a folder only its owner may enter, whatever the umask; returns it."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Owner-only file written to a temp file, fsynced and renamed into place (then the folder fsynced)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+class NodeState:
+    """The protocol records of one partner's node folder."""
+
+    def __init__(self, node_dir: Path):
+        self.root = private_dir(Path(node_dir))
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Exclusive lock over the whole node state (blocks until the other task is done)."""
+        import fcntl
+
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _plan_dir(self, plan_id: str) -> Path:
+        if not isinstance(plan_id, str) or not _PLAN_ID.match(plan_id):
+            raise ProtocolError(f"plan id {plan_id!r} is not a UUID", "partner state", "pass a plan built by fedchem")
+        return self.root / "plans" / plan_id
+
+    def _read(self, path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def _write(self, path: Path, record: dict) -> None:
+        private_dir(self.root / "plans")
+        private_dir(path.parent)
+        atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
+
+    def plan(self, plan_id: str) -> dict | None:
+        return self._read(self._plan_dir(plan_id) / "plan.json")
+
+    def save_plan(self, plan_id: str, record: dict) -> None:
+        self._write(self._plan_dir(plan_id) / "plan.json", record)
+
+    def round(self, plan_id: str, round_: int) -> dict:
+        return self._read(self._plan_dir(plan_id) / f"round_{int(round_):04d}.json") or {}
+
+    def save_round(self, plan_id: str, round_: int, record: dict) -> None:
+        self._write(self._plan_dir(plan_id) / f"round_{int(round_):04d}.json", record)
+
+    def signing_key_path(self, plan_id: str) -> Path:
+        return self._plan_dir(plan_id) / "signing.key"
+
+    def save_secret(self, path: Path, data: bytes) -> None:
+        private_dir(self.root / "plans")
+        private_dir(path.parent)
+        atomic_write_bytes(path, data)
+
+    def log_refusal(self, line: str) -> None:
+        """Append one line to the node's private refusal log (what was refused and by which rule; no data)."""
+        fd = os.open(self.root / REFUSALS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (line.replace("\n", " | ") + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
