@@ -39,8 +39,10 @@ def default_opener() -> Path:
 
 
 def register_prepared(client: Any, name: str, organization: str, prepared_dir: Path,
-                      opener: Path | None = None) -> Registration:
-    """Register (or find) the dataset `name` holding prepared_dir, visible to `organization` only."""
+                      opener: Path | None = None, node_dir: Path | None = None) -> Registration:
+    """Register (or find) the dataset `name` holding prepared_dir, visible to `organization` only. With `node_dir`
+    the opener is bound to the partner's node folder (its signed agreement and protocol state); without one the
+    partner's tasks find no agreement and refuse every plan (fail closed)."""
     from substra.sdk.schemas import DataSampleSpec, DatasetSpec, Permissions
 
     prepared_dir = Path(prepared_dir)
@@ -56,6 +58,11 @@ def register_prepared(client: Any, name: str, organization: str, prepared_dir: P
     with tempfile.TemporaryDirectory() as tmp:
         description = Path(tmp) / "description.md"
         description.write_text(f"# {name}\n\nfedchem prepared dataset (manifest sha256 {digest}).\n")
+        if opener is None and node_dir is not None:
+            from fedchem.orchestrator.substra_backend import partner_opener_shim
+
+            opener = Path(tmp) / "opener.py"
+            opener.write_text(partner_opener_shim(node_dir))
         key = client.add_dataset(DatasetSpec(name=name, data_opener=opener or default_opener(),
                                              description=description, permissions=only_me, logs_permission=only_me,
                                              metadata={"fedchem_manifest_sha256": digest}))
@@ -94,11 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--organization", required=True, help="this partner's organisation id (MSP id)")
     parser.add_argument("--prepared", type=Path, required=True, help="the prepared folder (has manifest.json)")
     parser.add_argument("--opener", type=Path, default=None, help="opener script (default: fedchem's)")
+    parser.add_argument("--node-dir", type=Path, default=None,
+                        help="the partner's node folder (signed agreement + protocol state) on storage mounted "
+                             "into its compute pods; the opener is bound to it")
     parser.add_argument("--wait", type=float, default=600, help="seconds to wait for the backend to answer")
     args = parser.parse_args(argv)
     try:
         reg = register_prepared(_connect(args.url, args.wait), args.name, args.organization, args.prepared,
-                                args.opener)
+                                args.opener, args.node_dir)
     except FedchemError as exc:
         print(exc.message(), file=sys.stderr)
         return exc.exit_code
