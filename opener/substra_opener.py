@@ -55,3 +55,10 @@ def partner_opener(node_dir: str) -> type:
     """The opener class of one partner's dataset, bound to its node folder (the registered opener file calls this,
     so its module holds exactly one Opener subclass)."""
     return type("FedchemOpener", (FedchemOpener,), {"node_dir": str(node_dir)})
+
+
+def partner_opener_source(node_dir) -> str:
+    """The opener file a partner registers: the shared opener bound to its own node folder."""
+    return ('"""fedchem partner dataset opener (the code lives in fedchem.opener.substra_opener)."""\n'
+            "from fedchem.opener.substra_opener import partner_opener\n\n"
+            f"FedchemOpener = partner_opener({str(Path(node_dir).resolve())!r})\n")

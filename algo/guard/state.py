@@ -13,10 +13,10 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from fedchem.opener.errors import ProtocolError
+from fedchem.opener.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_write
 
 LOCK = ".lock"
 REFUSALS = "refusals.log"
@@ -26,8 +26,8 @@ _PLAN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 def private_dir(path: Path) -> Path:
     """Create (if needed) a folder only its owner may enter, whatever the umask; returns it."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    os.chmod(path, PRIVATE_DIR_MODE)
     return path
 
 
@@ -40,19 +40,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Owner-only file written to a temp file, fsynced and renamed into place (then the folder fsynced)."""
+    """Owner-only file, atomically (fileio: temp file, fsync, rename), then the folder fsynced so the rename
+    itself survives a crash."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, PRIVATE_FILE_MODE)
     _fsync_dir(path.parent)
 
 

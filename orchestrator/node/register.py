@@ -59,10 +59,10 @@ def register_prepared(client: Any, name: str, organization: str, prepared_dir: P
         description = Path(tmp) / "description.md"
         description.write_text(f"# {name}\n\nfedchem prepared dataset (manifest sha256 {digest}).\n")
         if opener is None and node_dir is not None:
-            from fedchem.orchestrator.substra_backend import partner_opener_shim
+            from fedchem.opener.substra_opener import partner_opener_source
 
             opener = Path(tmp) / "opener.py"
-            opener.write_text(partner_opener_shim(node_dir))
+            opener.write_text(partner_opener_source(node_dir))
         key = client.add_dataset(DatasetSpec(name=name, data_opener=opener or default_opener(),
                                              description=description, permissions=only_me, logs_permission=only_me,
                                              metadata={"fedchem_manifest_sha256": digest}))

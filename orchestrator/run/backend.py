@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fedchem.algo.functions.specs import FUNCTIONS, FunctionDef
 from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError
+from fedchem.opener.substra_opener import partner_opener_source
 from fedchem.orchestrator.run.archive import Wheel, fedchem_wheel, function_archive, pinned_constraints
 from fedchem.orchestrator.run.plan import DatasetKeys, TaskPlan
 
@@ -23,13 +24,6 @@ OPENER_SHIM = (
     "from fedchem.opener.substra_opener import FedchemOpener  # noqa: F401\n"
 )
 
-
-
-def partner_opener_shim(node_dir: Path) -> str:
-    """A partner's opener file: the shared opener bound to the partner's own node folder."""
-    return ('"""fedchem partner dataset opener (the code lives in fedchem.opener.substra_opener)."""\n'
-            "from fedchem.opener.substra_opener import partner_opener\n\n"
-            f"FedchemOpener = partner_opener({str(Path(node_dir).resolve())!r})\n")
 
 @contextlib.contextmanager
 def working_directory(path: Path):
@@ -131,7 +125,7 @@ def register_dataset(net: Network, owner: str, name: str, sample_folders: list[P
     own = Permissions(public=False, authorized_ids=[net.orgs[owner]])
     folder.mkdir(parents=True, exist_ok=True)
     opener = folder / "opener.py"
-    opener.write_text(OPENER_SHIM if node_dir is None else partner_opener_shim(node_dir))
+    opener.write_text(OPENER_SHIM if node_dir is None else partner_opener_source(node_dir))
     desc = folder / "description.md"
     desc.write_text(f"# {name}\n\nA fedchem dataset of organisation '{owner}'. Its content never leaves it.\n")
     key = client.add_dataset(DatasetSpec(name=name, data_opener=opener, description=desc, permissions=own,

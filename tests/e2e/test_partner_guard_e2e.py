@@ -17,10 +17,10 @@ import yaml
 
 from fedchem.algo import secagg
 from fedchem.opener.errors import ConfigError, ProtocolError
-from fedchem.orchestrator import plan as planner
+from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.agreement import agreement_of, node_dir_of
 from fedchem.orchestrator.config import load_all, load_consortium
-from fedchem.orchestrator.federation import run_federation
+from fedchem.orchestrator.run.driver import run_federation
 
 from attacker import Attacker
 from fedsetup import build_small_consortium
@@ -149,11 +149,11 @@ def test_security_off_by_config_key_is_refused(consortium_path, tmp_path):
         load_consortium(bad)
     assert "secure aggregation cannot be switched off" in err.value.message()
     assert "federation.secure_aggregation.enabled" in err.value.message()
-    done = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli", "run", str(bad), "--run-dir",
+    done = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", str(bad), "--run-dir",
                            str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "secure aggregation cannot be switched off" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
-    assert "--insecure" not in subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli", "run", "--help"],
+    assert "--insecure" not in subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", "--help"],
                                               capture_output=True, text=True).stdout
     agreement = agreement_of(load_consortium(consortium_path)).model_dump(mode="json")
     agreement["secure_aggregation"]["enabled"] = False

@@ -18,9 +18,9 @@ from fedchem.algo.secagg.encoding import decode_chunk, ring_dtype, scales
 from fedchem.algo.secagg.keys import pairwise_mask_key, self_mask_key
 from fedchem.algo.secagg.masking import full_mask
 from fedchem.algo.secagg.shamir import combine_secret
-from fedchem.algo.trunk_file import load_trunk, save_trunk
-from fedchem.orchestrator import plan as planner
-from fedchem.orchestrator import substra_backend as sb
+from fedchem.algo.params import load_params, save_params
+from fedchem.orchestrator.run import backend as sb
+from fedchem.orchestrator.run import plan as planner
 
 
 class Attacker:
@@ -73,14 +73,14 @@ class Attacker:
 
     def crafted_trunk(self, label: str, **meta_changes) -> planner.TaskPlan:
         """A trunk output on the aggregator's node whose metadata says what the attacker wants."""
-        arrays, meta = load_trunk(self.output(self.task("init_trunk"), "trunk"))
+        arrays, meta = load_params(self.output(self.task("init_trunk"), "trunk"))
         for key, value in meta_changes.items():
             if key == "settings":
                 meta["settings"] = {**meta["settings"], **value}
             else:
                 meta[key] = value
         folder = self.work / "crafted" / label
-        save_trunk(folder / "trunk.npz", arrays, meta)
+        save_params(folder / "trunk.npz", arrays, meta)
         with sb.working_directory(self.work):
             keys = sb.register_dataset(self.net, self.agg, f"crafted-{label}", [folder],
                                        self.work / "datasets" / f"crafted-{label}")
