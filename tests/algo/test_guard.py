@@ -195,3 +195,20 @@ def test_state_writes_survive_kill_9(tmp_path):
     proc.wait()
     rec = json.loads((node / "plans" / PLAN / "round_0001.json").read_text())  # whole, never half-written
     assert rec["i"] >= 30 and len(rec["pad"]) == 200000
+
+
+def test_partner_opener_names_its_node_folder_and_default_opener_names_none(tmp_path):
+    """The opener file a partner registers is loaded the way substratools loads it: one Opener subclass, whose
+    data names the partner's node folder. The shared default opener names none, so its tasks refuse (fail closed)."""
+    from substratools.opener import Opener
+    from substratools.utils import load_interface_from_module
+
+    from fedchem.opener.substra_opener import FedchemOpener, partner_opener_source
+
+    path = tmp_path / "opener.py"
+    path.write_text(partner_opener_source(tmp_path / "node"))
+    opener = load_interface_from_module("opener", interface_class=Opener, path=str(path))
+    assert opener.get_data([]).node_dir == (tmp_path / "node").resolve()
+    assert FedchemOpener().get_data([]).node_dir is None
+    with pytest.raises(ProtocolError, match=r"names no partner node folder"):
+        PartnerGuard("p1", None, "train")

@@ -91,7 +91,7 @@ def test_remote_run_submits_the_checked_plan_and_uploads_no_partner_data(consort
                               datasets={**{n: planner.DatasetKeys(f"ds-{n}", (f"sample-{n}",)) for n in names},
                                         "aggregator": planner.DatasetKeys("x", ("y",))})
     expected = {t.name: t for t in planner.full_plan(ctx, names, 1, consortium.federation.rounds)}
-    assert len(sent) == 1 + 2 * len(names) + 2 * len(names) + 1  # setup, round 1 trains, releases, aggregate
+    assert len(sent) == 1 + 2 * len(names) + 3 * len(names) + 1  # setup, round 1 trains, confirms, releases, aggregate
     for spec in sent.values():
         want = expected[spec.tag]
         assert spec.worker == want.worker
