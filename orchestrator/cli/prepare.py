@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _agree(args) -> int:
     from fedchem.orchestrator.agreement import agreement_of, sign_agreement
-    from fedchem.orchestrator.config import load_consortium, load_partner
+    from fedchem.orchestrator.config import check_partner, load_consortium, load_partner
 
     consortium = load_consortium(args.consortium)
     partner = load_partner(args.partner)
