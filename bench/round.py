@@ -6,7 +6,7 @@ round of each is reported (the first round also pays for Python's first imports)
   train tasks    wall time of the partners' train tasks (submitted one after another in local mode)
     of which     in-task load / validation / local training / masking (from each partner's private round log)
     substra+proc the rest: Substra's bookkeeping and each task's Python start and imports
-  release        the survivors' share-release tasks (secure only)
+  release        the survivors' confirmation and share-release tasks (secure only)
   aggregate      the aggregator's task (process start included)
   download       checkpoints and trunk copied to the run folder
 and the ratio (secure round time) / (plain round time). Goal on the demo configuration: <= 1.05.
@@ -30,6 +30,8 @@ import yaml  # noqa: E402
 
 from fedchem.orchestrator.demo.pipeline import DEMO_SETTINGS  # noqa: E402
 from fedchem.orchestrator.demo.consortium import prepare_consortium  # noqa: E402
+from fedchem.algo.guard.rules import PLAIN_OPT_IN  # noqa: E402
+from fedchem.orchestrator.agreement import node_dir_of  # noqa: E402
 from fedchem.orchestrator.config import load_all  # noqa: E402
 from fedchem.orchestrator.run.driver import partner_dir, run_federation  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
@@ -81,6 +83,9 @@ def main() -> int:
             consortium, partners = load_all(cpath)
             figures = {}
             for mode, secure in (("secure", True), ("plain", False)):
+                if not secure:  # the test-only plain mode: each (throw-away) partner opts in on its own node
+                    for p in partners.values():
+                        (node_dir_of(p) / PLAIN_OPT_IN).write_text("bench only\n")
                 run_dir = tmp / f"run-{n}-{mode}"
                 t = time.perf_counter()
                 run_federation(consortium, partners, run_dir, rounds=args.rounds, secure=secure,
