@@ -30,7 +30,7 @@ VICTIM = "partner-3"
 
 @pytest.fixture(scope="module")
 def consortium_path(tmp_path_factory):
-    return build_small_consortium(tmp_path_factory.mktemp("guard-consortium"), max_per_target=25)
+    return build_small_consortium(tmp_path_factory.mktemp("guard-consortium"))
 
 
 @pytest.fixture(scope="module")
