@@ -68,7 +68,7 @@ def _run(args) -> int:
             raise ConfigError("no consortium config given", fix="fedchem run CONSORTIUM.yaml (see --help)")
         cpath = args.consortium
     consortium, partners = load_all(cpath)
-    secure = False if args.insecure_test_only else consortium.federation.secure_aggregation.enabled
+    secure = True  # secure aggregation is always on: no flag or config key switches it off
     if resume:
         if args.run_dir is not None and Path(args.run_dir).resolve() != Path(args.resume).resolve():
             raise ConfigError("--run-dir and --resume name different folders", where="--run-dir",

@@ -155,6 +155,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     agg = consortium.federation.aggregator
     secure = True if secure is None else secure
     agreement = agreement_of(consortium)
+    threshold = agreement.threshold  # checked (a majority of the agreed roster) before anything is written
     where = str(consortium_path) if consortium_path else "consortium config"
     if resume:
         ledger = Ledger.load(run_dir)
@@ -203,7 +204,6 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     ledger.save(run_dir)
     first_round = ledger.completed_rounds + 1
     plan_id = str(uuid.uuid4())
-    threshold = agreement.threshold
 
     work = run_dir / "substra-work" / plan_id[:8]
     result = RunResult(run_dir, ledger)
