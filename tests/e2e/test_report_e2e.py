@@ -57,11 +57,7 @@ def test_every_partner_gets_a_correct_private_report_of_a_real_run(real_run, tmp
         assert doc["run"]["partners in the consortium"] == "3"
         assert doc["run"]["secure aggregation"].startswith("on")
         assert doc["curves"]["rounds"] == list(range(1, ledger["completed_rounds"] + 1))
-        T.ME = name
-        try:
-            foreign_tasks, foreign_cpds, my_tasks = T._foreign_ids(real_run)
-        finally:
-            T.ME = "partner-1"
+        foreign_tasks, foreign_cpds, my_tasks = T._foreign_ids(real_run, me=name)
         for path in out.iterdir():
             text = path.read_text()
             assert not T._mentions(text, foreign_tasks) and not T._mentions(text, foreign_cpds)
