@@ -215,6 +215,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         result.network = net
         if not net.function_keys:
             sb.register_functions(net, work / "functions")
+        if net.wheel is not None:  # which fedchem every node builds its function images from
+            ledger.wheel_sha256 = net.wheel.sha256
 
         # the plan's starting trunk: initial, or the one saved after the last completed round
         start = work / "aggregator-start"

@@ -44,6 +44,7 @@ def test_secure_run_completes_with_private_results(secure_run):
     res, lines = secure_run
     ledger = Ledger.load(res.run_dir)
     assert ledger.status == "completed" and ledger.completed_rounds == 2 and ledger.secure
+    assert len(ledger.wheel_sha256) == 64 and res.network.wheel.sha256 == ledger.wheel_sha256  # the archives' fedchem
     assert [r.survivors for r in ledger.rounds] == [["partner-1", "partner-2", "partner-3"]] * 2
     for name in ledger.partners:
         pdir = res.run_dir / "partners" / name
