@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from fedchem.opener.errors import DataError, os_errors
 from fedchem.opener.output_guard import check_output_folder, is_output_of
-from fedchem.opener.fileio import atomic_folder, json_text, sha256_file
+from fedchem.opener.fileio import atomic_folder, json_text, lock_down, sha256_file
 
 TASK_COLUMNS = [
     "task",          # unique task name within the partner, e.g. "CHEMBL240_class_6.5" (private to the partner)
@@ -140,6 +140,7 @@ def save_prepared(ds: PreparedDataset, out_dir: Path, report_md: str = "", extra
         })
         (tmp / "manifest.json").write_text(json_text(manifest))
         check_prepared_out(out_dir, force, protected)  # again: the folder may have changed meanwhile
+        lock_down(tmp)  # the partner's data: owner-only whatever the umask
     return out_dir
 
 

@@ -3,6 +3,12 @@
 Atomic means a reader (or a crash, kill -9 included) sees the old content or the new, never half of it: write to a
 temporary name in the same folder, flush and fsync, then one rename. It lives in the lowest layer (opener) so that
 algo, the Substra functions and the orchestrator all write files the same way.
+
+Owner-only files (a partner's private data: prepared folders, checkpoints, heads, logs, metrics, predictions,
+reports, and Substra's work folder with the secret-key bundles): every private folder 0700, every private file 0600,
+whatever the caller's umask. New files are created under umask 077 (`owner_only`), private writes set the mode
+explicitly (`write_private`, `private_dir`), and trees a third party wrote (a Substra download, a prepared folder)
+are locked down after the fact (`lock_down`).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,3 +118,75 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+OWNER_ONLY_UMASK = 0o077
+
+
+@contextmanager
+def owner_only() -> Iterator[None]:
+    """Within the block, everything this process (and the subprocesses it starts) creates is owner-only."""
+    old = os.umask(OWNER_ONLY_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def private_dir(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """Create `path` (and missing parents) as 0700 folders; with `root`, every folder from root down to path is
+    made 0700 even when it already existed (a partner's whole private tree)."""
+    path = Path(path)
+    with owner_only():
+        path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_DIR_MODE)
+    if root is not None:
+        for parent in [path, *path.parents]:
+            os.chmod(parent, PRIVATE_DIR_MODE)
+            if parent == Path(root):
+                break
+    return path
+
+
+def write_private(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Atomically write a 0600 file in a 0700 folder."""
+    path = Path(path)
+    private_dir(path.parent)
+    return atomic_write(path, data.encode("utf-8") if isinstance(data, str) else data, PRIVATE_FILE_MODE)
+
+
+def write_private_json(path: str | os.PathLike, obj: Any) -> Path:
+    """`obj` as stable JSON in a 0600 file, atomically."""
+    return write_private(path, json_text(obj))
+
+
+def move_private(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Rename a finished file or folder onto `dest` after making it owner-only (its folder too)."""
+    src, dest = Path(src), Path(dest)
+    lock_down(src)
+    private_dir(dest.parent)
+    os.replace(src, dest)
+    return dest
+
+
+def lock_down(path: str | os.PathLike) -> Path:
+    """Make a file 0600, or a folder and everything under it 0700 / 0600 (symlinks are left alone)."""
+    path = Path(path)
+    if path.is_symlink():
+        return path
+    if path.is_file():
+        os.chmod(path, PRIVATE_FILE_MODE)
+        return path
+    os.chmod(path, PRIVATE_DIR_MODE)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name, mode in [(d, PRIVATE_DIR_MODE) for d in dirnames] + [(f, PRIVATE_FILE_MODE) for f in filenames]:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                os.chmod(p, mode)
+    return path
+
+
+def readable_by_others(root: str | os.PathLike) -> list[Path]:
+    """Every file or folder under `root` (itself included) that group or others may read, write or enter."""
+    root = Path(root)
+    return [p for p in [root, *root.rglob("*")] if not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) & 0o077]

@@ -25,6 +25,7 @@ from fedchem.opener.dataset import PreparedDataset, check_prepared_out, save_pre
 from fedchem.opener.fileio import sha256_file
 from fedchem.opener.errors import DataError
 from fedchem.opener.parallel import default_workers
+from fedchem.opener.secret_check import MANIFEST_KEY, secret_fingerprints
 from fedchem.opener.tasks import build_tasks, task_table
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -222,6 +223,7 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
             "fingerprint": fingerprint.model_dump(mode="json"),
             "preparation": preparation.model_dump(mode="json"),
             "scramble_permutation_sha256": perm_digest or None,
+            MANIFEST_KEY: secret_fingerprints(secret, fingerprint),  # keyed: tells the secret apart, reveals nothing
             "standardisation": steps,
             "scaffold_rule": folds.SCAFFOLD_RULE,
             "fold_rule": "HMAC-SHA256(consortium secret, 'fedchem-fold/v1' NUL scaffold), first 8 bytes mod n_folds",

@@ -19,12 +19,12 @@ import numpy as np
 import scipy.sparse as sp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-_DOMAIN = b"fedchem-scramble/v1"
+DOMAIN = b"fedchem-scramble/v1"
 
 
 def permutation(secret: bytes, size: int) -> np.ndarray:
     """The secret-derived permutation of `size` columns (int64): old column j -> new column perm[j]."""
-    key = hmac.new(secret, _DOMAIN, hashlib.sha256).digest()
+    key = hmac.new(secret, DOMAIN, hashlib.sha256).digest()
     stream = Cipher(algorithms.ChaCha20(key, b"\x00" * 16), mode=None).encryptor().update(b"\x00" * (8 * size))
     sort_keys = np.frombuffer(stream, dtype="<u8")
     return np.argsort(sort_keys, kind="stable").astype(np.int64)

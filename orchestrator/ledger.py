@@ -2,7 +2,8 @@
 
 One JSON file in the run folder, rewritten atomically (temp + rename) after every step that matters, so a run
 killed at any point (SIGINT or SIGKILL) resumes from its last completed round. It holds no data, no metrics of a
-partner and no secret: settings, rounds, timings, who dropped out.
+partner and no secret: settings, rounds, timings, who dropped out, the consortium secret's keyed fingerprints
+(opener.secret_check), and per partner what it may pull of its own (task keys and output names: orchestrator.run.pull).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Ledger:
     rounds_planned: int
     secure: bool
     consortium_path: str = ""           # the consortium config the run was started with (for --resume)
-    status: str = "created"             # created | running | stopped | completed
+    status: str = "created"             # created | running | stopped | failed | completed
     completed_rounds: int = 0
     rounds: list[RoundRecord] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # partner -> round it dropped out in
@@ -46,6 +47,8 @@ class Ledger:
     message: str = ""
     evaluated: bool = False
     wheel_sha256: str = ""              # fedchem's wheel in the function archives (run.backend.Network.wheel)
+    secret_fingerprints: dict = field(default_factory=dict)  # the consortium secret's keyed fingerprints
+    outputs: dict[str, list[dict]] = field(default_factory=dict)  # partner -> what it pulls (orchestrator.run.pull)
     updated: float = 0.0
 
     def save(self, run_dir: Path) -> None:

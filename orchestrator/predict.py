@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from fedchem.opener import fingerprints, scramble, standardize
 from fedchem.opener.config import FingerprintConfig
 from fedchem.opener.errors import DAMAGED, ConfigError, DataError, os_errors
-from fedchem.opener.fileio import atomic_write_text
+from fedchem.opener.fileio import PRIVATE_FILE_MODE, atomic_write_text
 
 
 @dataclass
@@ -50,6 +50,20 @@ def featurise_smiles(smiles: list[str], fingerprint: FingerprintConfig, standard
     if fingerprint.scramble:
         X = scramble.scramble_columns(X, scramble.permutation(secret, fingerprint.size))
     return Featurised(X=X, usable=np.asarray([ok[j] for j in keep], dtype=np.int64), errors=errors)
+
+
+def check_secret(run_dir: Path, partner: str, prepared_dir: Path | None, fingerprint: FingerprintConfig,
+                 secret: bytes) -> None:
+    """Refuse a consortium secret other than the run's (its ledger) and, when the partner's prepared folder is at
+    hand, a prepared dataset made for another partner or with another secret: scores would be silently wrong."""
+    from fedchem.opener.secret_check import check_manifest, check_recorded, secret_fingerprints
+    from fedchem.orchestrator.ledger import Ledger
+
+    expected = secret_fingerprints(secret, fingerprint)
+    check_recorded(Ledger.load(run_dir).secret_fingerprints, expected, Path(run_dir) / "ledger.json")
+    manifest = Path(prepared_dir) / "manifest.json" if prepared_dir is not None else None
+    if manifest is not None and manifest.is_file():
+        check_manifest(json.loads(manifest.read_text()), partner, expected, manifest)
 
 
 @dataclass
@@ -272,4 +286,4 @@ def write_predictions_csv(path: Path, model: PartnerModel, scored: Scored, ids: 
         raise ValueError(f"unknown layout {layout!r}")
     check_out_file(path)
     with os_errors(path):
-        return atomic_write_text(path, fh.getvalue())
+        return atomic_write_text(path, fh.getvalue(), PRIVATE_FILE_MODE)  # predictions on own compounds

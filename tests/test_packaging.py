@@ -36,5 +36,5 @@ def test_every_subcommand_module_exists_and_has_help(capsys):
     except SystemExit as exc:
         assert exc.code == 0
     out = capsys.readouterr().out
-    for command in ("data", "prepare", "train-local", "run", "status", "report", "predict", "node", "demo"):
+    for command in ("data", "prepare", "train-local", "run", "status", "pull", "report", "predict", "node", "demo"):
         assert f"    {command}" in out, command

@@ -55,6 +55,7 @@ def deal_shares(inputs, outputs, task_properties):
     meta = load_meta(inputs["trunk"])
     if guard.check_meta(meta):
         raise guard.refuse("secure aggregation is mandatory", "key setup of a plain plan")
+    maybe_fail(guard.me, meta["first_round"], "deal")  # test hook: the key setup fails after the secrets exist
     secret = secagg.load_secret_bundle(inputs["secret_keys"])
     publics = _publics(inputs["public_keys"])
     with guard.state.locked():

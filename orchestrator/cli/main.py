@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "prepare",
     "train_local",
     "run",
+    "pull",
     "report",
     "predict",
     "node",
@@ -40,6 +41,7 @@ typical flow:
   fedchem prepare --consortium C.yaml --partner P.yaml  featurise one partner's data, on its own node
   fedchem train-local PREPARED_DIR                      the baseline: that partner alone
   fedchem run C.yaml                                    federated training (Substra compute plans)
+  fedchem pull RUN_DIR --partner-config P.yaml          remote: a partner fetches its own results, own token
   fedchem report RUN_DIR --partner NAME                 did joining help, by how much, on which tasks?
 """
 
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     # Substra's local backend draws a tqdm bar per batch of tasks; ours are per round and per partner. tqdm reads
     # this when it is first imported, so it is set before anything imports substra.
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # what fedchem writes is a partner's private data or a run's records: owner-only, whatever the caller's umask
+    # (opener/fileio.py; writers also set modes explicitly)
+    os.umask(os.umask(0o077) | 0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -65,12 +65,13 @@ def _predict(args) -> int:
     partner = load_partner(args.partner)
     check_partner(consortium, partner, args.partner)
     ps.check_out_file(args.out, (args.smiles, args.consortium, args.partner, consortium.secret.file))
+    secret = consortium.secret.read("consortium secret")
+    ps.check_secret(args.run, partner.name, partner.prepared_dir, consortium.fingerprint, secret)
     model = ps.load_partner_model(args.run, partner.name, partner.prepared_dir)
     if model.fingerprint != consortium.fingerprint:
         raise ConfigError("the run was trained with other fingerprint settings than this consortium config's",
                           where=str(args.consortium), fix="use the consortium config the run was started with")
     smiles, ids, id_column = ps.read_smiles_file(args.smiles, args.smiles_column, args.id_column)
-    secret = consortium.secret.read("consortium secret")
     feats = ps.featurise_smiles(smiles, consortium.fingerprint, consortium.preparation.standardize, secret,
                                 workers=args.workers or default_workers())
     scored = ps.score(model, feats, mc_samples=args.mc_samples)

@@ -17,7 +17,10 @@ is submitted to Substra. A partner that fails mid-round is dropped and the round
 below the secure-aggregation threshold the run stops cleanly and can be resumed.
 
 The run folder gets a ledger (ledger.json, `fedchem status`), the public settings, and one private folder per
-partner (partners/<name>/: its checkpoint head, per-round logs, final metrics and test predictions).
+partner (partners/<name>/, 0700: its checkpoint head, per-round logs, final metrics and test predictions, 0600).
+Local mode pulls each partner's results through that partner's own client; remote mode holds only the aggregator's
+token, and each partner pulls its own results on its own machine (`fedchem pull`). Substra's work folder
+(substra-work/, with every partner's secret-key bundle) is removed when the run ends, however it ends.
 
 examples:
   fedchem run consortium.yaml --run-dir runs/first
@@ -44,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
     s = sub.add_parser("status", help="show where a run stands (rounds, dropouts, timings)",
-                       description="Read a run folder's ledger and show its progress. Reads no private file.")
+                       description="Read a run folder's ledger and show its progress. Reads no private file. A "
+                                   "Substra work folder a killed run left behind (it holds secret-key bundles) is "
+                                   "removed.")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="print the ledger as JSON")
     s.set_defaults(func=_status)
@@ -79,11 +84,12 @@ def _run(args) -> int:
         check_run_dir(Path(run_dir))
     backend = args.backend or consortium.backend
     network = None
-    if backend == "remote":
-        from fedchem.orchestrator.run.remote import remote_clients
+    if backend == "remote":  # the operator holds the aggregator's token only; partners pull their own results
         from fedchem.orchestrator.run.backend import network_from_clients
+        from fedchem.orchestrator.run.remote import operator_client, partner_orgs
 
-        network = network_from_clients(remote_clients(consortium, partners), consortium.federation.aggregator)
+        agg = consortium.federation.aggregator
+        network = network_from_clients({agg: operator_client(consortium)}, agg, partner_orgs(consortium, partners))
     run_federation(consortium, partners, run_dir, rounds=args.rounds, resume=resume,
                    network=network, consortium_path=cpath)
     print(f"run folder: {Path(run_dir).resolve()}")
@@ -94,12 +100,17 @@ def _status(args) -> int:
     from dataclasses import asdict
 
     from fedchem.orchestrator.ledger import Ledger
+    from fedchem.orchestrator.run.workdir import clean_stale
 
     ledger = Ledger.load(args.run_dir)
+    cleaned = clean_stale(args.run_dir)  # "busy": a live run holds the folder
     if args.json:
         print(json.dumps(asdict(ledger), indent=2))
         return 0
-    print(f"run {ledger.run_name}: {ledger.status}")
+    live = ledger.status == "running" and cleaned != "busy"
+    print(f"run {ledger.run_name}: {ledger.status}" + (" (no process is running it: it was killed)" if live else ""))
+    if cleaned == "removed":
+        print("  removed the Substra work folder the killed run left behind (it held secret-key bundles)")
     print(f"  rounds: {ledger.completed_rounds}/{ledger.rounds_planned} completed; secure aggregation "
           f"{'on' if ledger.secure else 'OFF'}; partners: {', '.join(ledger.partners)}; aggregator: {ledger.aggregator}")
     if ledger.dropped:
@@ -110,8 +121,9 @@ def _status(args) -> int:
               (f", dropped {', '.join(rec.dropped)}" if rec.dropped else "") + f" ({secs})")
     if ledger.message:
         print(f"  note: {ledger.message}")
-    if ledger.status in ("running", "stopped") and ledger.completed_rounds < ledger.rounds_planned:
+    if ledger.status in ("running", "stopped", "failed") and not ledger.evaluated:
         print(f"  resume with: fedchem run --resume {Path(args.run_dir)}")
     if ledger.status == "completed":
-        print(f"  results: {Path(args.run_dir) / 'partners'}/<name>/ (each partner's own, private)")
+        print(f"  results: {Path(args.run_dir) / 'partners'}/<name>/ (each partner's own, private; remote mode: "
+              f"each partner runs `fedchem pull {Path(args.run_dir)} --partner-config P.yaml`)")
     return 0

@@ -1,7 +1,10 @@
 """Register a partner's prepared dataset with its own Substra backend (the chart's post-install Job runs this).
 
-The dataset is private to the partner's organisation; its data sample is the prepared folder. Registration is
-idempotent: a dataset with the same name whose metadata carries the same manifest hash is kept, not duplicated.
+The dataset is private to the partner's organisation; its data sample is the prepared folder. Its metadata (which
+the channel sees) carries the manifest hash, the partner name and the consortium secret's keyed fingerprints from
+the manifest (opener.secret_check: they tell secrets apart and reveal nothing), so the operator can check that all
+partners prepared with one secret without holding it. Registration is idempotent: a dataset with the same name
+whose metadata carries the same manifest hash is kept, not duplicated.
 Run in the cluster as `python -m fedchem.orchestrator.node.register --url ... --name ... --organization ...
 --prepared DIR` with SUBSTRA_USERNAME/SUBSTRA_PASSWORD (or SUBSTRA_TOKEN) in the environment.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 import tempfile
@@ -20,6 +24,7 @@ from typing import Any
 
 from fedchem.opener.fileio import sha256_file
 from fedchem.opener.errors import ConfigError, DataError, FedchemError
+from fedchem.opener.secret_check import MANIFEST_KEY
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ def register_prepared(client: Any, name: str, organization: str, prepared_dir: P
         raise DataError("this is not a prepared folder (no manifest.json)", where=str(prepared_dir),
                         fix="run `fedchem prepare` and point --prepared at its output folder")
     digest = sha256_file(manifest)
+    content = json.loads(manifest.read_text())
+    fps = content.get(MANIFEST_KEY) or {}
+    metadata = {"fedchem_manifest_sha256": digest, "fedchem_partner": str(content.get("partner") or ""),
+                "fedchem_secret_scramble": fps.get("scramble") or "", "fedchem_secret_folds": fps.get("folds") or ""}
+    metadata = {k: v for k, v in metadata.items() if v}  # Substra refuses empty metadata values
     for ds in client.list_dataset():
         if ds.name == name and (ds.metadata or {}).get("fedchem_manifest_sha256") == digest:
             return Registration(ds.key, tuple(ds.data_sample_keys or ()), created=False)
@@ -65,7 +75,7 @@ def register_prepared(client: Any, name: str, organization: str, prepared_dir: P
             opener.write_text(partner_opener_source(node_dir))
         key = client.add_dataset(DatasetSpec(name=name, data_opener=opener or default_opener(),
                                              description=description, permissions=only_me, logs_permission=only_me,
-                                             metadata={"fedchem_manifest_sha256": digest}))
+                                             metadata=metadata))
     sample = client.add_data_sample(DataSampleSpec(path=prepared_dir, data_manager_keys=[key]))
     return Registration(key, (sample,), created=True)
 

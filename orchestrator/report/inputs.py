@@ -16,6 +16,7 @@ import numpy as np
 from fedchem.algo.predictions import Predictions, load_predictions
 from fedchem.opener.dataset import PreparedDataset, load_prepared
 from fedchem.opener.errors import DAMAGED, ConfigError, DataError
+from fedchem.opener.secret_check import check_manifest
 from fedchem.orchestrator.ledger import Ledger, partner_ledger
 
 PREDICTIONS = "test_predictions.npz"
@@ -149,6 +150,13 @@ def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path
     settings = _read_json(settings_path, "run's settings file") if settings_path.is_file() else {}
     prepared_dir = Path(prepared_dir) if prepared_dir else resolve_prepared_dir(ledger, partner, run_dir)
     data = load_prepared(prepared_dir, verify=True)
+    # the prepared dataset is this partner's, made with the run's consortium secret (its ledger's fingerprints)
+    if not ledger.secret_fingerprints:
+        raise ConfigError("the run records no consortium secret fingerprints (made by an older fedchem), so its "
+                          "prepared dataset cannot be checked", where=str(run_dir / "ledger.json"),
+                          fix="re-run it with this fedchem version")
+    check_manifest(data.manifest, partner, ledger.secret_fingerprints, prepared_dir / "manifest.json",
+                   against="the run's")
     fed = _predictions(pdir / PREDICTIONS, "federated run", f"finish the run: fedchem run --resume {run_dir}")
     alone = _predictions(alone_dir / PREDICTIONS, "alone baseline",
                          f"train the baseline first: fedchem train-local {prepared_dir} --out {alone_dir}")

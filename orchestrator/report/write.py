@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fedchem.opener.errors import ConfigError, FedchemError, os_errors
-from fedchem.opener.fileio import atomic_folder, atomic_write_text
+from fedchem.opener.fileio import atomic_folder, atomic_write_text, lock_down
 from fedchem.opener.output_guard import check_output_folder, is_output_of
 from fedchem.orchestrator.report import plots
 from fedchem.orchestrator.report import stats
@@ -219,6 +219,7 @@ def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=
     with os_errors(out_dir), atomic_folder(out_dir) as tmp:
         for fname, text in files.items():
             (tmp / fname).write_text(text, encoding="utf-8")
+        lock_down(tmp)  # a partner's report: owner-only
         check_report_out(out_dir, force, protected)  # again: the folder may have changed meanwhile
     return out_dir / "report.html"
 

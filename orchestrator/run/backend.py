@@ -74,10 +74,11 @@ def local_network(partners: list[str], aggregator: str) -> Network:
     return Network(clients, orgs, aggregator)
 
 
-def network_from_clients(clients: dict, aggregator: str) -> Network:
-    """A network of already-built clients (remote mode: one per organisation's real backend)."""
-    orgs = {n: c.organization_info().organization_id for n, c in clients.items()}
-    return Network(dict(clients), orgs, aggregator, local=False)
+def network_from_clients(clients: dict, aggregator: str, orgs: dict[str, str] | None = None) -> Network:
+    """A network against real backends. Remote mode: the operator's own client only (the aggregator's), and every
+    organisation's id from its config (`orgs`); the operator holds no partner token."""
+    ids = {n: c.organization_info().organization_id for n, c in clients.items()}
+    return Network(dict(clients), {**(orgs or {}), **ids}, aggregator, local=False)
 
 
 @dataclass(frozen=True)
@@ -135,26 +136,19 @@ def register_dataset(net: Network, owner: str, name: str, sample_folders: list[P
     return DatasetKeys(opener=key, samples=samples)
 
 
-def find_dataset(net: Network, owner: str, name: str) -> DatasetKeys:
+def find_dataset(net: Network, owner: str, name: str) -> tuple[DatasetKeys, dict]:
     """A dataset already registered on `owner`'s own node (remote mode: the node's registration Job made it; the
-    operator never uploads a partner's data). Its first data sample is the prepared folder."""
-    for ds in net.clients[owner].list_dataset():
-        if ds.name == name:
+    operator never uploads a partner's data), found through the operator's client (dataset names, owners and
+    metadata are visible to the channel; their content is not). Its first data sample is the prepared folder.
+    Returns its keys and its metadata (what the registration published: partner name, secret fingerprints)."""
+    for ds in net.operator.list_dataset():
+        if ds.name == name and ds.owner == net.orgs[owner]:
             samples = tuple(ds.data_sample_keys or ())
             if not samples:
                 break
-            return DatasetKeys(opener=ds.key, samples=samples[:1])
+            return DatasetKeys(opener=ds.key, samples=samples[:1]), dict(ds.metadata or {})
     raise ConfigError(f"no dataset '{name}' with data on the node of '{owner}'", where=f"organisation {net.orgs[owner]}",
                       fix=f"deploy its node (make deploy-partner PARTNER={owner}): its Job registers the prepared data")
-
-
-def add_sample(net: Network, owner: str, dataset: DatasetKeys, folder: Path) -> DatasetKeys:
-    """Add one more data-sample folder (a private checkpoint, on resume) to `owner`'s dataset, through its client."""
-    from substra.sdk.schemas import DataSampleSpec
-
-    key = net.clients[owner].add_data_sample(DataSampleSpec(path=Path(folder).resolve(),
-                                                            data_manager_keys=[dataset.opener]))
-    return DatasetKeys(opener=dataset.opener, samples=dataset.samples + (key,))
 
 
 def to_substra(task: TaskPlan, function_keys: dict[str, str]):

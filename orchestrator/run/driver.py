@@ -3,8 +3,10 @@
 Rounds are submitted one step at a time so that a partner failing mid-round is seen (Substra's local backend runs
 tasks synchronously and raises on the first failure): its train task's failure marks it dropped, the round
 completes with the survivors through the secure-aggregation recovery, and later rounds go on without it. After
-every completed round each partner's private checkpoint (its head) and the trunk are saved and the ledger
-updated, so `--resume` continues from there with a fresh key setup and reaches the same trunk.
+every completed round the trunk is saved and the ledger updated with what each partner may pull (its head, its
+log: task keys only); each partner pulls its own through its own client (fedchem.orchestrator.run.pull: here in local
+mode, `fedchem pull` on its own machine in remote mode), so `--resume` continues from its private checkpoint with
+a fresh key setup and reaches the same trunk.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from typing import Callable
 import numpy as np
 
 from fedchem.opener.dataset import load_prepared
-from fedchem.opener.errors import ConfigError, DataError, RunStopped, os_errors  # RunStopped: exit 3
-from fedchem.opener.fileio import atomic_folder, move_into_place, write_json
+from fedchem.opener.errors import ConfigError, DataError, FedchemError, RunStopped, os_errors  # RunStopped: exit 3
+from fedchem.opener.fileio import move_into_place, write_json
+from fedchem.opener.secret_check import check_manifest, secret_fingerprints
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import backend as sb
+from fedchem.orchestrator.run import pull as puller
+from fedchem.orchestrator.run import workdir
 from fedchem.orchestrator.agreement import agreement_of, check_agreement, node_dir_of
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 from fedchem.orchestrator.run.privacy import check_tasks
+from fedchem.orchestrator.run.pull import checkpoint_dir, latest_checkpoint, partner_dir  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -36,11 +42,6 @@ class RunResult:
     ledger: Ledger
     network: sb.Network | None = None
     tasks: dict[str, planner.TaskPlan] = field(default_factory=dict)
-
-
-def partner_dir(run_dir: Path, name: str) -> Path:
-    """A partner's private folder (stands for its own node's storage in local mode)."""
-    return Path(run_dir) / "partners" / name
 
 
 def run_settings(consortium: ConsortiumConfig, rounds: int, secure: bool) -> dict:
@@ -58,10 +59,12 @@ def run_settings(consortium: ConsortiumConfig, rounds: int, secure: bool) -> dic
     }
 
 
-def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig]) -> dict[str, int]:
-    """Before anything is submitted: every partner has a prepared dataset made with the consortium's settings and
-    at least one trainable task. Returns the number of features (the same for all)."""
+def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig]) -> dict:
+    """Before anything is submitted: every partner has a prepared dataset made for it, with the consortium's
+    settings and secret, and at least one trainable task. Returns the number of features (the same for all) and
+    the consortium's secret fingerprints."""
     fp = consortium.fingerprint.model_dump()
+    expected = secret_fingerprints(consortium.secret.read("consortium secret"), consortium.fingerprint)
     n_features = None
     folders: dict[str, str] = {}
     for ref in consortium.partners:
@@ -86,6 +89,7 @@ def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         if ds.n_features != consortium.fingerprint.size:
             raise ConfigError(f"partner '{p.name}' has {ds.n_features} features, the consortium {consortium.fingerprint.size}",
                               where=str(p.prepared_dir), fix="re-run `fedchem prepare` with the consortium config")
+        check_manifest(ds.manifest, p.name, expected, p.prepared_dir / "manifest.json")
         t = consortium.training
         train_rows = ~np.isin(ds.folds, [t.validation_fold, t.test_fold])
         labelled = ds.Y_class[train_rows].nnz + ds.Y_regr[train_rows].nnz
@@ -93,7 +97,35 @@ def check_partners(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             raise DataError(f"partner '{p.name}' has no label in its training folds", where=str(p.prepared_dir),
                             fix="check its data and the validation/test folds of the consortium's training section")
         n_features = ds.n_features
-    return {"n_features": n_features}
+    return {"n_features": n_features, "secret_fingerprints": expected}
+
+
+def check_registered(names: list[str], metadata: dict[str, dict]) -> dict:
+    """Remote mode (the operator holds no secret and sees no partner data): every partner's node registered a
+    dataset prepared for that partner, and all of them with the same consortium secret (the fingerprints its
+    registration published). Returns the agreed fingerprints."""
+    seen: dict[str, tuple] = {}
+    for name in names:
+        meta = metadata.get(name) or {}
+        where = f"dataset '{name}-prepared' on the node of '{name}' (its metadata)"
+        if meta.get("fedchem_partner") != name:
+            raise ConfigError(f"the dataset registered by '{name}' was prepared for partner "
+                              f"'{meta.get('fedchem_partner')}'", where=where,
+                              fix=f"re-run `fedchem prepare` with {name}'s own config and redeploy its node")
+        fps = (meta.get("fedchem_secret_scramble") or None, meta.get("fedchem_secret_folds") or None)
+        if fps[1] is None:
+            raise ConfigError(f"the dataset registered by '{name}' carries no secret fingerprints", where=where,
+                              fix="re-run `fedchem prepare` and redeploy the node with this fedchem version")
+        seen[name] = fps
+    if len(set(seen.values())) > 1:
+        groups: dict[tuple, list[str]] = {}
+        for name, fps in seen.items():
+            groups.setdefault(fps, []).append(name)
+        raise ConfigError("the partners were prepared with different consortium secrets: "
+                          + " / ".join(", ".join(g) for g in groups.values()), where="the partners' registered datasets",
+                          fix="every partner re-runs `fedchem prepare` with the secret the consortium agreed on")
+    scr, folds = next(iter(seen.values()))
+    return {"scramble": scr, "folds": folds}
 
 
 def check_run_parameters(consortium: ConsortiumConfig, rounds: int | None, secure: bool,
@@ -120,7 +152,7 @@ def check_run_dir(run_dir: Path) -> None:
     if (run_dir / "ledger.json").exists():
         raise ConfigError("this run folder already holds a run", where=str(run_dir),
                           fix="use `fedchem run --resume RUN_DIR` to continue it, or choose a new folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name != workdir.LOCK for p in run_dir.iterdir()):  # the lock: this run's own
         raise ConfigError("the run folder exists, is not empty and holds no fedchem run", where=str(run_dir),
                           fix="give --run-dir a new (or an empty) folder; nothing in this one was touched")
 
@@ -148,9 +180,40 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     """Run (or resume) a federated training; returns the ledger and, for tests, the Substra network and tasks.
 
     `secure=False` is a test-only switch (no CLI flag or config key reaches it): partners refuse its plain plan
-    unless each opted in on its own node (fedchem.algo.guard.rules.PLAIN_OPT_IN)."""
+    unless each opted in on its own node (fedchem.algo.guard.rules.PLAIN_OPT_IN).
+
+    The run holds its folder (workdir.run_session): owner-only files, and Substra's work folder with the secret-key
+    bundles removed on every exit path. A run that ends by an error leaves a ledger that says so."""
     say = console or (lambda line: print(line, flush=True))  # progress lines: no data, no values
     run_dir = Path(run_dir).resolve()
+    with workdir.run_session(run_dir, keep=keep_network, say=say):
+        try:
+            return _run_federation(consortium, partners, run_dir, rounds=rounds, resume=resume, secure=secure,
+                                   network=network, say=say, consortium_path=consortium_path)
+        except BaseException as exc:
+            _record_failure(run_dir, exc)
+            raise
+
+
+def _record_failure(run_dir: Path, exc: BaseException) -> None:
+    """A run that did not end cleanly leaves a ledger saying how (a clean stop was recorded already)."""
+    try:
+        ledger = Ledger.load(run_dir)
+    except FedchemError:
+        return  # nothing was started
+    if ledger.status != "running":
+        return
+    if isinstance(exc, (KeyboardInterrupt, workdir.Terminated)):
+        ledger.status, ledger.message = "stopped", f"interrupted ({type(exc).__name__} {exc})".replace(" )", ")")
+    else:
+        ledger.status = "failed"
+        ledger.message = exc.message().splitlines()[0] if isinstance(exc, FedchemError) else type(exc).__name__
+    ledger.save(run_dir)
+
+
+def _run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig], run_dir: Path, *,
+                    rounds: int | None, resume: bool, secure: bool | None, network: sb.Network | None,
+                    say: Callable[[str], None], consortium_path: Path | None) -> RunResult:
     names = [p.name for p in consortium.partners]
     agg = consortium.federation.aggregator
     secure = True if secure is None else secure
@@ -171,7 +234,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         feats = check_partners(consortium, partners)
         for name in names:  # in local mode the partners' node folders are on this machine: check them up front
             check_agreement(consortium, partners[name])
-    else:  # remote: the data and agreements sit on the partners' nodes; their tasks check them
+    else:  # remote: the data and agreements sit on the partners' nodes; their tasks check them; what their
+        # dataset registrations published is checked below
         feats = {"n_features": consortium.fingerprint.size}
 
     if resume:
@@ -201,6 +265,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
 
     ledger.status = "running"
     ledger.message = ""
+    if "secret_fingerprints" in feats:
+        ledger.secret_fingerprints = feats["secret_fingerprints"]
     ledger.save(run_dir)
     first_round = ledger.completed_rounds + 1
     plan_id = str(uuid.uuid4())
@@ -209,9 +275,12 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
     result = RunResult(run_dir, ledger)
     with sb.working_directory(work):
         net = network or sb.local_network(names, agg)
-        missing = sorted(set(names + [agg]) - set(net.clients))
+        missing = sorted(set(names + [agg]) - set(net.orgs)) + ([] if agg in net.clients else [agg])
+        if net.local:
+            missing += sorted(set(names) - set(net.clients))
         if missing:
-            raise ConfigError(f"no Substra client for {', '.join(missing)}", fix="check the partner configs")
+            raise ConfigError(f"no Substra organisation or client for {', '.join(missing)}",
+                              fix="check the partner configs")
         result.network = net
         if not net.function_keys:
             sb.register_functions(net, work / "functions")
@@ -231,6 +300,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             _restamp_trunk(saved, start / "trunk.npz", plan_meta)
 
         datasets = {"aggregator": sb.register_dataset(net, agg, f"{agg}-trunk", [start], work / "datasets" / agg)}
+        metadata: dict[str, dict] = {}
         for name in names:
             ck = latest_checkpoint(run_dir, name, ledger.completed_rounds)
             if net.local:
@@ -238,9 +308,16 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                 datasets[name] = sb.register_dataset(net, name, f"{name}-prepared", folders, work / "datasets" / name,
                                                      node_dir=node_dir_of(partners[name]))
             else:  # the partner's data never leaves its node: find what its node registered
-                datasets[name] = sb.find_dataset(net, name, f"{name}-prepared")
-                if ck is not None:
-                    datasets[name] = sb.add_sample(net, name, datasets[name], ck)
+                datasets[name], metadata[name] = sb.find_dataset(net, name, f"{name}-prepared")
+                if ledger.completed_rounds > 0 and name not in ledger.dropped:
+                    raise ConfigError("a remote run cannot be resumed after a completed round yet: each partner's "
+                                      "head stays on its own side and the operator holds no partner token",
+                                      where=str(run_dir / "ledger.json"),
+                                      fix="start a new run folder (the heads of this one are with the partners: "
+                                          "fedchem pull)")
+        if not net.local:
+            ledger.secret_fingerprints = check_registered(names, metadata)
+            ledger.save(run_dir)
 
         ctx = planner.PlanContext(plan_id=plan_id, partner_orgs={n: net.orgs[n] for n in names},
                                   aggregator_org=net.orgs[agg], datasets=datasets, secure=secure,
@@ -263,7 +340,13 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         t0 = time.perf_counter()
         say(f"plan {plan_id[:8]}: key setup for {len(names)} partners" if secure else
             f"plan {plan_id[:8]}: secure aggregation OFF (test-only switch)")
-        submit(planner.setup_tasks(ctx, names), create=True)
+        try:
+            submit(planner.setup_tasks(ctx, names), create=True)
+        except sb.TaskFailed as exc:
+            ledger.status, ledger.message = "failed", f"key setup failed: {exc.message().splitlines()[0]}"
+            ledger.save(run_dir)
+            say(f"failed: {ledger.message}")
+            raise
         say(f"  setup done in {time.perf_counter() - t0:.1f} s")
 
         active = list(names)
@@ -325,11 +408,14 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             times["aggregate"] = time.perf_counter() - t
             say(f"  aggregated {len(survivors)} masked updates" + (f" ({len(dropped)} dropped out, recovered)"
                                                                      if dropped else ""))
-            # checkpoints: each partner's own head through its own client; the trunk; then the ledger
+            # each partner's head (its checkpoint) and log: listed in the ledger, pulled by the partner itself
+            # (locally: here, through its own client); the trunk; then the ledger
             t = time.perf_counter()
             for name in survivors:
                 last_head[name] = r
-                _save_checkpoint(net, known, ctx, run_dir, name, r)
+                puller.add_items(ledger, name, puller.round_items(ctx.task_id(f"train/{name}/{r}"), r))
+                if net.local:
+                    puller.pull_partner(run_dir, name, net.clients[name], net.orgs[name], ledger)
             agg_task = known[ctx.task_id(f"aggregate/{r}")]
             _download_as(net, agg, agg_task, "trunk", trunk_path(run_dir, r))
             times["download"] = time.perf_counter() - t
@@ -340,8 +426,6 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                                              seconds={k: round(v, 3) for k, v in times.items()}))
             ledger.completed_rounds = r
             ledger.save(run_dir)
-            for name in survivors:
-                _prune_checkpoints(run_dir, name, keep_from=r - 1)
             old = trunk_path(run_dir, r - 2)
             if r - 2 >= 1 and old.exists():
                 old.unlink()
@@ -352,23 +436,24 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
         for name in active:
             task = planner.evaluate_task(ctx, name, rounds, first_round, last_head[name])
             submit([task])
+            head_key = ctx.task_id(f"train/{name}/{last_head[name]}") if last_head[name] is not None else None
+            ck = latest_checkpoint(run_dir, name, rounds) if head_key is None and net.local else None
+            head_round = last_head[name] if head_key else (int(ck.name.split("_")[1]) if ck else None)
+            puller.add_items(ledger, name, puller.final_items(task.task_id, last_trunk.task_id, rounds, head_key,
+                                                              head_round))
+            if net.local:  # the partner's final model (trunk.npz + head.npz), metrics and test predictions
+                puller.pull_partner(run_dir, name, net.clients[name], net.orgs[name], ledger)
             out = partner_dir(run_dir, name)
-            _download_as(net, name, task, "metrics", out / "metrics.json")
-            _download_as(net, name, task, "predictions", out / "test_predictions.npz")
-            _download_as(net, name, last_trunk, "trunk", out / "trunk.npz")
-            ck = latest_checkpoint(run_dir, name, rounds)
-            if ck is not None:  # the partner's final model: trunk.npz + head.npz
-                shutil.copyfile(ck / "head.npz", out / "head.npz")
             if ctx.publish_summary:  # opt-in: one public figure for the web UI
                 submit([planner.summary_task(ctx, name, rounds)])
-            say(f"  {name}: evaluated; private results in {out}")
+            say(f"  {name}: evaluated; private results in {out}" if net.local else
+                f"  {name}: evaluated; it pulls its private results itself: fedchem pull {run_dir} --partner-config "
+                f"<{name}'s partner.yaml>")
         shutil.copyfile(trunk_path(run_dir, rounds), run_dir / "aggregator" / "trunk.npz")
         ledger.evaluated = True
         ledger.status = "completed"
         ledger.save(run_dir)
         say(f"run completed: {rounds} rounds; each partner's results are in {run_dir / 'partners'}/<name>/")
-    if not keep_network:
-        shutil.rmtree(run_dir / "substra-work", ignore_errors=True)
     return result
 
 
@@ -386,36 +471,6 @@ def _download_as(net: sb.Network, reader: str, task: planner.TaskPlan, identifie
 def trunk_path(run_dir: Path, round_: int) -> Path:
     """The global trunk after a round, as the aggregator keeps it (the final one is also aggregator/trunk.npz)."""
     return Path(run_dir) / "aggregator" / "trunks" / f"round_{round_:03d}.npz"
-
-
-def checkpoint_dir(run_dir: Path, name: str, round_: int) -> Path:
-    """A partner's private checkpoint after a round (its head), one folder per round."""
-    return partner_dir(run_dir, name) / "checkpoints" / f"round_{round_:03d}"
-
-
-def latest_checkpoint(run_dir: Path, name: str, at_most: int) -> Path | None:
-    """The partner's newest checkpoint of a round the ledger counts as completed (a later one may be half-made
-    by a killed run: it is ignored and overwritten)."""
-    folder = partner_dir(run_dir, name) / "checkpoints"
-    rounds = sorted(int(p.name.split("_")[1]) for p in folder.glob("round_*") if (p / "checkpoint.json").is_file())
-    rounds = [r for r in rounds if r <= at_most]
-    return checkpoint_dir(run_dir, name, rounds[-1]) if rounds else None
-
-
-def _save_checkpoint(net, known, ctx, run_dir: Path, name: str, r: int) -> None:
-    """Download a partner's head of round r through its own client into its own folder (atomically)."""
-    task = known[ctx.task_id(f"train/{name}/{r}")]
-    with atomic_folder(checkpoint_dir(run_dir, name, r)) as tmp:
-        _download_as(net, name, task, "head", tmp / "head.npz")
-        write_json(tmp / "checkpoint.json", {"round": r, "partner": name})
-    _download_as(net, name, task, "log", partner_dir(run_dir, name) / "logs" / f"round_{r:03d}.json")
-
-
-def _prune_checkpoints(run_dir: Path, name: str, keep_from: int) -> None:
-    """Once the ledger has moved on, checkpoints older than the previous round are not needed any more."""
-    for p in (partner_dir(run_dir, name) / "checkpoints").glob("round_*"):
-        if int(p.name.split("_")[1]) < keep_from:
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def _stopped(ledger: Ledger, run_dir: Path, say, message: str) -> RunStopped:

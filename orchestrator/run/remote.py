@@ -1,4 +1,5 @@
-"""One remote Substra client per organisation, for `fedchem run --backend remote`.
+"""Remote Substra clients: the operator's (the aggregator organisation's, for `fedchem run --backend remote`) and
+a partner's own (for `fedchem pull` on that partner's machine). Nobody holds another organisation's token.
 
 Each organisation's backend URL comes from its config file (`substra.url`); its API token from the environment
 variable named by `substra.token_env` or the file named by `substra.token_file` -- never from the repository.
@@ -66,25 +67,31 @@ def connect(conn: SubstraConnection, where: str, expected_org: str | None = None
     return client
 
 
-def remote_clients(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig],
-                   aggregator_conn: SubstraConnection | None = None, verify: bool = True) -> dict[str, Any]:
-    """name -> remote substra.Client for every partner and the aggregator (`consortium.federation.aggregator`).
-
-    aggregator_conn defaults to consortium.federation.aggregator_substra. Partners are in consortium order,
-    the aggregator last. With verify, each client must log into the organisation its config names.
-    """
-    paths = {ref.name: str(ref.config) for ref in consortium.partners}
-    clients: dict[str, Any] = {}
-    for ref in consortium.partners:
-        p = partners[ref.name]
-        clients[p.name] = connect(p.substra, paths[p.name], p.organization, verify)
+def operator_client(consortium: ConsortiumConfig, aggregator_conn: SubstraConnection | None = None,
+                    verify: bool = True) -> Any:
+    """The operator's only client: the aggregator organisation's (`consortium.federation.aggregator_substra`)."""
     conn = aggregator_conn if aggregator_conn is not None else consortium.federation.aggregator_substra
-    agg = consortium.federation.aggregator
     where = "consortium config, federation.aggregator_substra"
     expected = None
     node_file = consortium.federation.aggregator_node
     if node_file is not None and Path(node_file).is_file():
         from fedchem.orchestrator.config import load_partner
         expected = load_partner(node_file).organization
-    clients[agg] = connect(conn, where, expected, verify)
-    return clients
+    return connect(conn, where, expected, verify)
+
+
+def partner_orgs(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig]) -> dict[str, str]:
+    """name -> organisation id of every partner, from its config (the operator needs ids, never partner tokens)."""
+    orgs = {}
+    for ref in consortium.partners:
+        org = partners[ref.name].organization
+        if not org:
+            raise ConfigError(f"partner '{ref.name}' names no Substra organisation", where=f"{ref.config}, key "
+                              "'organization'", fix="set organization: to its Substra organisation id (MSP id)")
+        orgs[ref.name] = org
+    return orgs
+
+
+def partner_client(partner: PartnerConfig, where: str, verify: bool = True) -> Any:
+    """A partner's own client (its own token, on its own machine): what `fedchem pull` uses."""
+    return connect(partner.substra, where, partner.organization, verify)

@@ -5,6 +5,7 @@ Each test runs real compute plans: real function archives, datasets, tasks in su
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -36,6 +37,30 @@ def secure_run(consortium_path, tmp_path_factory):
     return res, out
 
 
+def assert_owner_only_and_no_secret_left(*roots: Path) -> None:
+    """No file or folder under the roots is readable by group or others, no Substra work folder is left, and no
+    file holds a secret-key bundle (the bundle's own format marker is what is searched for)."""
+    from fedchem.algo.secagg.bundles import SecretBundle
+    from fedchem.opener.fileio import readable_by_others
+
+    marker = SecretBundle.FORMAT.encode()
+    for root in roots:
+        assert readable_by_others(root) == [], readable_by_others(root)[:5]
+        assert not (root / "substra-work").exists()
+        files = [p for p in root.rglob("*") if p.is_file()]
+        assert files  # the scan looked at something
+        assert not [p for p in files if marker in p.read_bytes()]
+
+
+@contextlib.contextmanager
+def umask(value: int):
+    old = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 def _trunk(run_dir: Path) -> dict[str, np.ndarray]:
     return load_params(run_dir / "aggregator" / "trunk.npz")[0]
 
@@ -62,6 +87,15 @@ def test_secure_run_completes_with_private_results(secure_run):
         theirs = load_params(res.run_dir / "partners" / name / "trunk.npz")[0]
         assert all(np.array_equal(arrays[k], theirs[k]) for k in arrays)
     assert any("round 2/2" in line for line in lines)
+    # the partners' folders are owner-only; `fedchem pull` (local mode) finds everything the ledger lists
+    from fedchem.opener.fileio import readable_by_others
+    from fedchem.orchestrator.cli import main
+
+    assert readable_by_others(res.run_dir / "partners") == []
+    for name in ledger.partners:
+        assert {i["dest"] for i in ledger.outputs[name]} >= {"metrics.json", "test_predictions.npz", "head.npz",
+                                                            "trunk.npz", "checkpoints/round_002", "logs/round_002.json"}
+        assert main(["pull", str(res.run_dir), "--partner", name]) == 0
 
 
 def test_masks_change_nothing_but_privacy(secure_run, consortium_path, tmp_path):
@@ -101,22 +135,85 @@ def test_partner_dropping_out_mid_round_is_recovered(consortium_path, tmp_path, 
 
 
 def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, monkeypatch, capsys):
+    """Also the file-mode scan: under umask 000, after the stopped run and after the resumed one, every file of the
+    run folder and of the prepared folders is owner-only and no secret-key bundle is left."""
     consortium, partners = load_all(consortium_path)
+    prepared = [p.prepared_dir for p in partners.values()]
     monkeypatch.setenv("FEDCHEM_TEST_FAIL", "partner-1:2:train,partner-3:2:train")
     run_dir = tmp_path / "stop"
     # through the command line: a clean, resumable stop exits 3 (not 2 like a typo), with a message, no traceback
-    assert cli_main(["run", str(consortium_path), "--run-dir", str(run_dir)]) == EXIT_STOPPED == 3
+    with umask(0):
+        assert cli_main(["run", str(consortium_path), "--run-dir", str(run_dir)]) == EXIT_STOPPED == 3
     err = capsys.readouterr().err
     assert "threshold" in err and "--resume" in err and "Traceback" not in err
     ledger = Ledger.load(run_dir)
     assert ledger.status == "stopped" and ledger.completed_rounds == 1
     assert not (run_dir / "aggregator" / "trunk.npz").exists()  # no final trunk for a stopped run
+    assert (run_dir / "partners" / "partner-1" / "checkpoints" / "round_001" / "head.npz").is_file()
+    assert_owner_only_and_no_secret_left(run_dir, *prepared)
     trunk_after_round_1 = load_params(trunk_path(run_dir, 1))[0]
     monkeypatch.delenv("FEDCHEM_TEST_FAIL")
-    run_federation(consortium, partners, run_dir, resume=True, console=lambda s: None)
+    with umask(0):
+        run_federation(consortium, partners, run_dir, resume=True, console=lambda s: None)
     ledger = Ledger.load(run_dir)
     assert ledger.status == "completed" and ledger.completed_rounds == 2 and len(ledger.plans) == 2
     assert any(not np.array_equal(trunk_after_round_1[k], v) for k, v in _trunk(run_dir).items())
+    assert (run_dir / "partners" / "partner-2" / "metrics.json").is_file()
+    assert_owner_only_and_no_secret_left(run_dir, *prepared)
+
+
+def test_failed_key_setup_leaves_a_ledger_that_says_so_and_no_secret(consortium_path, tmp_path, monkeypatch, capsys):
+    """The key setup fails after every partner made its secret keys: the ledger says so, `status` shows it, and the
+    secret-key bundles are gone with Substra's work folder."""
+    from fedchem.orchestrator.cli import main
+    from fedchem.orchestrator.run.backend import TaskFailed
+
+    consortium, partners = load_all(consortium_path)
+    monkeypatch.setenv("FEDCHEM_TEST_FAIL", "partner-2:1:deal")
+    run_dir = tmp_path / "keys"
+    with umask(0), pytest.raises(TaskFailed):
+        run_federation(consortium, partners, run_dir, console=lambda s: None)
+    ledger = Ledger.load(run_dir)
+    assert ledger.status == "failed" and ledger.message.startswith("key setup failed") and ledger.completed_rounds == 0
+    assert_owner_only_and_no_secret_left(run_dir)
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "key setup failed" in out and "--resume" in out
+
+
+def test_ctrl_c_removes_the_secret_bundles_and_leaves_a_resumable_ledger(consortium_path, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once the key setup is done: the run's
+    `finally` removes Substra's work folder with the secret-key bundles, and the ledger says it was interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "ctrl-c"
+    cmd = [sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", str(consortium_path), "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    work = run_dir / "substra-work"
+    from fedchem.algo.secagg.bundles import SecretBundle
+
+    marker = SecretBundle.FORMAT.encode()
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline:  # until a secret-key bundle exists
+            if work.exists() and any(marker in p.read_bytes() for p in work.rglob("*") if p.is_file()):
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out
+    # (the task process Ctrl-C hit may print its own traceback; the CLI's last word is the clean message)
+    assert out.strip().splitlines()[-1].startswith("interrupted:") and not work.exists()
+    ledger = Ledger.load(run_dir)
+    assert ledger.status == "stopped" and "interrupted" in ledger.message
 
 
 def test_nothing_another_organisation_may_read_leaks(secure_run, consortium_path):
@@ -209,6 +306,15 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
         proc.wait()
     ledger = Ledger.load(run_dir)
     assert ledger.status == "running" and ledger.completed_rounds == 1
+    # kill -9 runs no cleanup: the secret-key bundles are still in Substra's work folder; `status` removes it
+    from fedchem.algo.secagg.bundles import SecretBundle
+
+    work = run_dir / "substra-work"
+    assert any(SecretBundle.FORMAT.encode() in p.read_bytes() for p in work.rglob("*") if p.is_file())
+    status = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli.main", "status", str(run_dir)],
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "killed" in status.stdout and "removed the Substra work folder" in status.stdout
+    assert not work.exists()
     done = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", "--resume", str(run_dir)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr

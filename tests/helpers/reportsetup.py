@@ -36,6 +36,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     from fedchem.algo.train_local import split_folds, train_local
     from fedchem.algo.params import save_params
     from fedchem.opener.dataset import load_prepared
+    from fedchem.opener.secret_check import secret_fingerprints
     from fedchem.orchestrator.config import load_all
     from fedchem.orchestrator.run.driver import run_settings
     from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
@@ -61,7 +62,8 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     heads = {n: M.init_head(mcfg, data[n].Y_class.shape[1], data[n].Y_regr.shape[1], derived_seed(tcfg.seed, "head", n),
                             regr_bias=training.regression_means(data[n], folds[n].train)) for n in names}
     ledger = Ledger(run_name="run", settings_hash=settings_hash(settings), partners=names, aggregator="aggregator",
-                    rounds_planned=rounds, secure=False, consortium_path=str(cpath), status="completed")
+                    rounds_planned=rounds, secure=False, consortium_path=str(cpath), status="completed",
+                    secret_fingerprints=secret_fingerprints(consortium.secret.read("secret"), consortium.fingerprint))
     active = list(names)
     for r in range(1, rounds + 1):
         now_dropped = [n for n in active if dropped.get(n) == r]

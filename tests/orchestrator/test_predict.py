@@ -140,3 +140,38 @@ def test_bad_requests_fail_cleanly_without_output(inputs, tmp_path, capsys):
     assert not out.exists()
     for _, s in one:
         assert s not in err
+
+
+def test_the_wrong_consortium_secret_or_another_partners_data_is_refused(inputs, tmp_path, capsys):
+    """A consortium config whose secret is not the run's would scramble the columns differently and print silently
+    wrong probabilities: refused. So is a partner config pointing at another partner's prepared folder."""
+    import yaml
+
+    smiles = _raw_smiles(inputs, ME)
+    src = tmp_path / "in.csv"
+    _write_input(src, [(cid, smiles[cid]) for cid in list(smiles)[:2]])
+    out = tmp_path / "out.csv"
+    consortium = Path(inputs["consortium"])
+    other = tmp_path / "consortium.yaml"  # the same consortium config, with another secret
+    data = yaml.safe_load(consortium.read_text())
+    (tmp_path / "other.secret").write_text("another consortium's secret, 32+ bytes long\n")
+    data["secret"] = {"file": str(tmp_path / "other.secret")}
+    data["partners"] = [{**p, "config": str(consortium.parent / p["config"])} for p in data["partners"]]
+    other.write_text(yaml.safe_dump(data))
+    me = consortium.parent / ME / "partner.yaml"
+    run = ["--run", str(inputs["run_dir"]), "--smiles", str(src), "--smiles-column", "structure", "--out", str(out)]
+    assert cli_main(["predict", "--consortium", str(other), "--partner", str(me), *run]) == 2
+    err = capsys.readouterr().err
+    assert "not the one the run was trained with" in err and "ledger.json" in err and "Traceback" not in err
+    swapped = tmp_path / "partner.yaml"  # partner-1's config pointing at partner-2's prepared folder
+    pdata = yaml.safe_load(me.read_text())
+    pdata["prepared_dir"] = str(inputs["prepared"]["partner-2"])
+    pdata.pop("data", None)
+    swapped.write_text(yaml.safe_dump(pdata))
+    assert cli_main(["predict", "--consortium", str(consortium), "--partner", str(swapped), *run]) == 2
+    err = capsys.readouterr().err
+    assert "made for partner 'partner-2', not 'partner-1'" in err and "Traceback" not in err
+    assert not out.exists()
+    # the right secret and the partner's own folder still score (the refusals above are about the mismatch)
+    assert cli_main(["predict", "--consortium", str(consortium), "--partner", str(me), *run, "--mc-samples", "0"]) == 0
+    assert out.is_file() and oct(out.stat().st_mode & 0o777) == "0o600"

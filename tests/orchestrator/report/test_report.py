@@ -310,3 +310,24 @@ def test_auxiliary_tasks_are_kept_out_of_the_headline(inputs):
     page = render(doc, make_plots(doc))
     aux_part = page[page.index("<h2>Auxiliary tasks</h2>"):page.index("<h2>Applicability domain")]
     assert "Auxiliary classification tasks" in aux_part and all(n in aux_part for n in aux_names)
+
+
+def test_a_prepared_dataset_of_another_partner_or_another_secret_is_refused(inputs, tmp_path):
+    """The report compares the prepared dataset with the run: made for this partner, with the run's secret."""
+    from fedchem.opener.prepare import prepare_partner
+    from fedchem.orchestrator.config import load_all
+
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="made for partner 'partner-2', not 'partner-1'"):
+        write_report(inputs["run_dir"], ME, alone_dir=inputs["alone"][ME], out_dir=out,
+                     prepared_dir=inputs["prepared"]["partner-2"], settings=FAST)
+    consortium, partners = load_all(inputs["consortium"])
+    mine = partners[ME]
+    other = tmp_path / "prepared-other-secret"  # the same raw data of this partner, another consortium secret
+    prepare_partner(mine.data.t0, mine.data.t1, mine.data.t2, other, consortium.fingerprint, consortium.preparation,
+                    b"another consortium's secret, 32 bytes", ME, workers=1)
+    with pytest.raises(ConfigError, match="another consortium secret than the run's") as err:
+        write_report(inputs["run_dir"], ME, alone_dir=inputs["alone"][ME], out_dir=out, prepared_dir=other,
+                     settings=FAST)
+    assert "fedchem prepare" in err.value.message()
+    assert not out.exists()

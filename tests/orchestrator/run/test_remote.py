@@ -1,6 +1,6 @@
 """Remote Substra clients per organisation, and the dataset registration the chart's Job runs.
 
-No Substra node can run here: `remote_clients` is tested up to the Substra SDK's remote HTTP calls, answered by a
+No Substra node can run here: `operator_client` and `partner_client` are tested up to the Substra SDK's remote HTTP calls, answered by a
 stand-in of the backend's `/info/` endpoint on 127.0.0.1 (that endpoint is the only thing replaced; the SDK's real
 remote client sends the request and its token). Dataset registration runs for real against Substra's local
 (subprocess) backend, which implements the same SDK calls.
@@ -21,7 +21,7 @@ from fedchem.opener.dataset import PreparedDataset, save_prepared
 from fedchem.opener.errors import ConfigError, DataError
 from fedchem.orchestrator.config import SubstraConnection
 from fedchem.orchestrator.node.network import load_network
-from fedchem.orchestrator.run.remote import read_token, remote_clients
+from fedchem.orchestrator.run.remote import operator_client, partner_client, partner_orgs, read_token
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -71,21 +71,28 @@ def _network_pointing_at(start, monkeypatch, answer_as=None):
     return net, partners, agg.model_copy(update={"url": start("PlatformMSP")})
 
 
-def test_one_client_per_organisation_with_its_own_token(fake_backends, monkeypatch):
+def test_the_operator_holds_the_aggregators_token_only_and_each_partner_its_own(fake_backends, monkeypatch):
     start, seen = fake_backends
     net, partners, agg = _network_pointing_at(start, monkeypatch)
-    clients = remote_clients(net.consortium, partners, agg)
-    assert list(clients) == ["pharma-a", "pharma-b", "pharma-c", "platform"]
-    assert sorted(seen) == sorted([("PharmaAMSP", "Token token-of-pharma-a"), ("PharmaBMSP", "Token token-of-pharma-b"),
-                                   ("PharmaCMSP", "Token token-of-pharma-c"), ("PlatformMSP", "Token token-of-platform")])
-    assert clients["pharma-b"].organization_info().organization_id == "PharmaBMSP"
+    for p in partners.values():  # the operator's machine has no partner token at all
+        monkeypatch.delenv(p.substra.token_env)
+    client = operator_client(net.consortium, agg)
+    assert seen == [("PlatformMSP", "Token token-of-platform")]
+    assert client.organization_info().organization_id == "PlatformMSP"
+    assert partner_orgs(net.consortium, partners) == {"pharma-a": "PharmaAMSP", "pharma-b": "PharmaBMSP",
+                                                      "pharma-c": "PharmaCMSP"}
+    seen.clear()
+    monkeypatch.setenv(partners["pharma-b"].substra.token_env, "token-of-pharma-b")  # on pharma-b's own machine
+    mine = partner_client(partners["pharma-b"], "pharma-b.yaml")
+    assert seen == [("PharmaBMSP", "Token token-of-pharma-b")]
+    assert mine.organization_info().organization_id == "PharmaBMSP"
 
 
 def test_a_token_for_the_wrong_organisation_is_refused(fake_backends, monkeypatch):
     start, _ = fake_backends
     net, partners, agg = _network_pointing_at(start, monkeypatch, answer_as={"PharmaBMSP": "PharmaCMSP"})
     with pytest.raises(ConfigError, match="logs into organisation 'PharmaCMSP', not 'PharmaBMSP'"):
-        remote_clients(net.consortium, partners, agg)
+        partner_client(partners["pharma-b"], "pharma-b.yaml")
 
 
 def test_missing_token_and_url_give_clear_errors(monkeypatch, tmp_path):
@@ -99,13 +106,11 @@ def test_missing_token_and_url_give_clear_errors(monkeypatch, tmp_path):
     (tmp_path / "tok").write_text("file-token\n")
     assert read_token(SubstraConnection(token_env="FEDCHEM_TEST_TOKEN", token_file=tmp_path / "tok"), "p") == "file-token"
     net = load_network(ROOT / "partner_configs" / "consortium.yaml")
-    for p in net.partners.values():
-        monkeypatch.setenv(p.substra.token_env, "some-token")
-    partners = dict(net.partners)
-    partners["pharma-c"] = partners["pharma-c"].model_copy(update={"substra": SubstraConnection(token_env="X")})
+    monkeypatch.setenv("X", "some-token")
+    pc = net.partners["pharma-c"].model_copy(update={"substra": SubstraConnection(token_env="X")})
     with pytest.raises(ConfigError) as info:
-        remote_clients(net.consortium, partners, verify=False)
-    assert "substra.url" in info.value.where and "pharma-a" not in info.value.where
+        partner_client(pc, "pharma-c.yaml", verify=False)
+    assert "substra.url" in info.value.where and "pharma-c.yaml" in info.value.where
 
 
 def _prepared(folder: Path, seed: int) -> Path:

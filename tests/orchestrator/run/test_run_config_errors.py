@@ -96,3 +96,17 @@ def test_partner_with_no_trainable_task(build, capsys, tmp_path):
     save_prepared(ds, pdir, extra_manifest={k: v for k, v in ds.manifest.items() if k != "files"})
     code, err = run_cli(build, capsys, tmp_path)
     assert code == 2 and "partner-3" in err and "no label in its training folds" in err
+
+
+def test_partner_prepared_with_another_secret_or_for_another_partner(build, capsys, tmp_path):
+    """Each partner's prepared manifest is compared with the consortium: its keyed secret fingerprints (column
+    scrambling, fold key) and the partner it was made for."""
+    (build / "other.secret").write_text("a different consortium secret, long enough\n")
+    edit(build / "consortium.yaml", lambda d: d.update(secret={"file": "other.secret"}))
+    code, err = run_cli(build, capsys, tmp_path)
+    assert code == 2 and "partner-1" in err and "another consortium secret" in err and "fedchem prepare" in err
+    edit(build / "consortium.yaml", lambda d: d.update(secret={"file": "consortium.secret"}))
+    edit(build / "partner-2" / "partner.yaml", lambda d: d.update(prepared_dir="../prepared/partner-1"))
+    code, err = run_cli(build, capsys, tmp_path)
+    assert code == 2 and "made for partner 'partner-1', not 'partner-2'" in err
+    assert not (tmp_path / "run").exists()
