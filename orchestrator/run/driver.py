@@ -152,7 +152,7 @@ def check_run_dir(run_dir: Path) -> None:
     if (run_dir / "ledger.json").exists():
         raise ConfigError("this run folder already holds a run", where=str(run_dir),
                           fix="use `fedchem run --resume RUN_DIR` to continue it, or choose a new folder")
-    if run_dir.is_dir() and any(p.name != workdir.LOCK for p in run_dir.iterdir()):  # the lock: this run's own
+    if run_dir.is_dir() and any(p.name not in (workdir.LOCK, workdir.WORK) for p in run_dir.iterdir()):  # this run's own
         raise ConfigError("the run folder exists, is not empty and holds no fedchem run", where=str(run_dir),
                           fix="give --run-dir a new (or an empty) folder; nothing in this one was touched")
 

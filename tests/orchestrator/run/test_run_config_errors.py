@@ -106,7 +106,8 @@ def test_partner_prepared_with_another_secret_or_for_another_partner(build, caps
     code, err = run_cli(build, capsys, tmp_path)
     assert code == 2 and "partner-1" in err and "another consortium secret" in err and "fedchem prepare" in err
     edit(build / "consortium.yaml", lambda d: d.update(secret={"file": "consortium.secret"}))
-    edit(build / "partner-2" / "partner.yaml", lambda d: d.update(prepared_dir="../prepared/partner-1"))
+    shutil.copytree(build / "prepared" / "partner-1", build / "prepared" / "copy-of-1")  # partner-1's data, copied
+    edit(build / "partner-2" / "partner.yaml", lambda d: d.update(prepared_dir="../prepared/copy-of-1"))
     code, err = run_cli(build, capsys, tmp_path)
     assert code == 2 and "made for partner 'partner-1', not 'partner-2'" in err
     assert not (tmp_path / "run").exists()
