@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fedchem.opener.errors import ConfigError, DataError, os_errors
-from fedchem.opener.fileio import write_json
+from fedchem.opener.fileio import PRIVATE_FILE_MODE, write_json
 
 LEDGER = "ledger.json"
 
@@ -55,7 +55,7 @@ class Ledger:
         self.updated = time.time()
         path = Path(run_dir) / LEDGER
         with os_errors(path):
-            write_json(path, asdict(self))
+            write_json(path, asdict(self), PRIVATE_FILE_MODE)  # the operator's record: owner-only
 
     @classmethod
     def load(cls, run_dir: Path) -> "Ledger":
@@ -87,7 +87,7 @@ class Ledger:
         for key, kind in typed.items():
             if not isinstance(getattr(self, key), kind):
                 raise ValueError(f"key '{key}' must be a {kind.__name__}")
-        if self.status not in ("created", "running", "stopped", "completed"):
+        if self.status not in ("created", "running", "stopped", "failed", "completed"):
             raise ValueError(f"unknown status {self.status!r}")
         if not all(isinstance(p, str) for p in self.partners):
             raise ValueError("key 'partners' must list names")

@@ -23,7 +23,7 @@ import numpy as np
 
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ConfigError, DataError, FedchemError, RunStopped, os_errors  # RunStopped: exit 3
-from fedchem.opener.fileio import move_into_place, write_json
+from fedchem.opener.fileio import PRIVATE_FILE_MODE, move_into_place, write_json
 from fedchem.opener.secret_check import check_manifest, secret_fingerprints
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import backend as sb
@@ -261,7 +261,7 @@ def _run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerCon
                         consortium_path=str(Path(consortium_path).resolve()) if consortium_path else "")
         with os_errors(run_dir):
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / "settings.json", settings)
+            write_json(run_dir / "settings.json", settings, PRIVATE_FILE_MODE)
 
     ledger.status = "running"
     ledger.message = ""

@@ -89,7 +89,7 @@ def test_secure_run_completes_with_private_results(secure_run):
     assert any("round 2/2" in line for line in lines)
     # the partners' folders are owner-only; `fedchem pull` (local mode) finds everything the ledger lists
     from fedchem.opener.fileio import readable_by_others
-    from fedchem.orchestrator.cli import main
+    from fedchem.orchestrator.cli.main import main
 
     assert readable_by_others(res.run_dir / "partners") == []
     for name in ledger.partners:
@@ -165,7 +165,7 @@ def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, m
 def test_failed_key_setup_leaves_a_ledger_that_says_so_and_no_secret(consortium_path, tmp_path, monkeypatch, capsys):
     """The key setup fails after every partner made its secret keys: the ledger says so, `status` shows it, and the
     secret-key bundles are gone with Substra's work folder."""
-    from fedchem.orchestrator.cli import main
+    from fedchem.orchestrator.cli.main import main
     from fedchem.orchestrator.run.backend import TaskFailed
 
     consortium, partners = load_all(consortium_path)
