@@ -6,8 +6,8 @@ Run:  .venv/bin/python bench/prepare.py                 (all of MUV, every core;
       .venv/bin/python bench/prepare.py --n 10000       (the first 10,000 compounds)
       .venv/bin/python bench/prepare.py --serial        (also a one-process run, for the parallel speed-up ratio)
 
-T0/T1/T2 are built from ../shared/data/muv.csv.gz with `fedchem.opener.public.moleculenet` (one partner) before
-the clock starts. Settings: the consortium defaults (ECFP4 folded to 32,768 columns, scrambled; 5 scaffold folds),
+T0/T1/T2 are built from the shipped muv.csv.gz (fedchem/opener/public/data) with
+`fedchem.opener.public.moleculenet` (one partner) before the clock starts. Settings: the consortium defaults (ECFP4 folded to 32,768 columns, scrambled; 5 scaffold folds),
 with a quorum of one active and one inactive per task (so that --n subsets keep their tasks). Figures on a machine
 shared with other jobs are distorted by them: the CPU seconds printed (this process + its workers) show how much
 of the machine the run actually got, and the ratio --serial prints is measured in the same process, side by side.
@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = (ROOT / ".." / "shared" / "data").resolve()
 
 
 def build_muv(folder: Path, n: int | None) -> tuple[Path, Path, Path]:
     """MUV as one partner's T0/T1/T2 (optionally only the first n compounds)."""
     from fedchem.opener.public import moleculenet as mn
-    partner = mn.split_by_compound(SHARED, "muv.csv.gz", 1)[0]
+    partner = mn.split_by_compound("muv.csv.gz", 1)[0]
     if n is not None:
         keep = set(list(partner.compounds)[:n])
         partner.compounds = {k: v for k, v in partner.compounds.items() if k in keep}
@@ -78,9 +77,6 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     ap.add_argument("--serial", action="store_true", help="also run in one process, for the speed-up ratio")
     args = ap.parse_args()
-    if not (SHARED / "muv.csv.gz").is_file():
-        print(f"MUV not found at {SHARED}", file=sys.stderr)
-        return 1
     from fedchem.opener.parallel import default_workers
     workers = args.workers or default_workers()
     with tempfile.TemporaryDirectory(prefix="fedchem-bench-prepare-") as tmp:

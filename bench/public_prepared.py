@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = (ROOT / ".." / "shared" / "data").resolve()
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "fedchem-bench-cache"
 SECRET = b"bench-consortium-secret-0123456789"
 
@@ -19,10 +18,10 @@ SECRET = b"bench-consortium-secret-0123456789"
 def _tables(name: str):
     if name in ("tox21", "muv"):
         from fedchem.opener.public import moleculenet as mn
-        return mn.split_by_compound(SHARED, f"{name}.csv.gz", 1)[0]
+        return mn.split_by_compound(f"{name}.csv.gz", 1)[0]
     if name == "herg":
         from fedchem.opener.public import herg as hg
-        return hg.split_herg(SHARED, 1)[0]
+        return hg.split_herg(1)[0]
     raise ValueError(f"unknown public set {name!r}")
 
 

@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real public data lives (../shared/data beside the project root).
+"""Shared test fixtures: the real public data sets, shipped with the package (fedchem/opener/public/data).
 
 Tests mirror the packages (tests/opener, tests/algo, ...); their shared builders live in tests/helpers, which is put
 on sys.path here so a test imports them by name (`from fedsetup import ...`) wherever it sits.
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+from fedchem.opener.public.files import data_dir
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The folder of real public data sets; CI checks the project out with ../shared beside it."""
-    if not (SHARED_DATA / "tox21.csv.gz").is_file():
-        pytest.fail(f"real test data not found at {SHARED_DATA}: check the project out with ../shared beside it")
-    return SHARED_DATA
+def public_data_dir() -> Path:
+    """The folder of real public data sets that ships with fedchem (sha256-pinned by its SHA256SUMS)."""
+    return data_dir()

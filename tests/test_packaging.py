@@ -24,6 +24,10 @@ def test_wheel_claims_only_the_fedchem_namespace(tmp_path):
         assert not any(n.startswith(f"{bare}/") for n in names)
         assert f"fedchem/{bare}/__init__.py" in names
     assert "fedchem/algo/secagg/protocol.py" in names
+    shipped = (ROOT / "opener" / "public" / "data" / "SHA256SUMS").read_text().split()[1::2]
+    assert len(shipped) == 5
+    for name in [*shipped, "SHA256SUMS", "README.md", "LICENSES.md"]:  # the public sets and their provenance
+        assert f"fedchem/opener/public/data/{name}" in names, name
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "fedchem = fedchem.orchestrator.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

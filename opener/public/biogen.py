@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedchem.opener.public.common import (Assay, PartnerTables, check_partners, fmt_value, new_partners,
-                                          parse_float, read_csv_gz, require_nonempty, shared_file,
+                                          parse_float, read_csv_gz, require_nonempty,
                                           structure_bucket)
+from fedchem.opener.public.files import public_file
 
 SOURCE = "biogen_adme.csv.gz"
 SOURCE_SHA256 = "74588c9fa75ab9113dd86dfa6458664531b9bf257e55101870e5e5e8efc97e83"
@@ -63,9 +64,9 @@ def detect_limits(values: list[float]) -> Limits:
                   n_lo if n_lo >= need else 0, n_hi if n_hi >= need and hi != lo else 0)
 
 
-def read_biogen(shared_dir: Path) -> tuple[list[tuple[str, str, dict[str, float]]], dict[str, Limits]]:
+def read_biogen(data_dir: Path | None = None) -> tuple[list[tuple[str, str, dict[str, float]]], dict[str, Limits]]:
     """[(compound id, smiles, {column: value})] and the detected limits per column."""
-    path = shared_file(shared_dir, SOURCE, SOURCE_SHA256)
+    path = public_file(SOURCE, SOURCE_SHA256, data_dir)
     rows = read_csv_gz(path, ["Internal ID", "SMILES", *ENDPOINTS])
     out = []
     for i, row in enumerate(rows, start=2):
@@ -75,10 +76,10 @@ def read_biogen(shared_dir: Path) -> tuple[list[tuple[str, str, dict[str, float]
     return out, limits
 
 
-def split_biogen(shared_dir: Path, n_partners: int) -> tuple[list[PartnerTables], dict[str, Limits]]:
+def split_biogen(n_partners: int, data_dir: Path | None = None) -> tuple[list[PartnerTables], dict[str, Limits]]:
     """Compounds split by a hash of the SMILES; values at a detected limit written as "<" (lower) / ">" (upper)."""
     check_partners(n_partners)
-    rows, limits = read_biogen(shared_dir)
+    rows, limits = read_biogen(data_dir)
     partners = new_partners(n_partners)
     for cid, smiles, values in rows:
         p = partners[structure_bucket(smiles, n_partners)]

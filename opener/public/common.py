@@ -112,19 +112,6 @@ def structure_rank(smiles: str) -> bytes:
     return hashlib.sha256(b"subset:" + smiles.encode("utf-8")).digest()
 
 
-def shared_file(shared_dir: Path, name: str, sha256: str) -> Path:
-    """A file of the shared data folder, checked against its pinned sha256."""
-    path = Path(shared_dir) / name
-    if not path.is_file():
-        raise DataError(f"public data file '{name}' not found", where=str(path),
-                        fix="pass --shared DIR pointing at the shared data folder (default: ../shared/data "
-                            "beside the project root)")
-    if sha256_file(path) != sha256:
-        raise DataError(f"public data file '{name}' does not match its pinned sha256 (changed or corrupt)",
-                        where=str(path), fix="restore the original file (see SHA256SUMS in that folder)")
-    return path
-
-
 def read_csv_gz(path: Path, required: list[str]) -> list[dict[str, str]]:
     """All rows of a gzipped CSV as dicts, after checking the columns the reader relies on."""
     try:
@@ -133,11 +120,11 @@ def read_csv_gz(path: Path, required: list[str]) -> list[dict[str, str]]:
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"column(s) {', '.join(missing)} missing", where=str(path),
-                                fix="use the original file from the shared data folder")
+                                fix="reinstall fedchem or restore the original file (see SHA256SUMS beside it)")
             return list(reader)
     except (OSError, EOFError, csv.Error, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read the file ({type(exc).__name__})", where=str(path),
-                        fix="use the original file from the shared data folder") from None
+                        fix="reinstall fedchem or restore the original file (see SHA256SUMS beside it)") from None
 
 
 def parse_float(text: str, where: str) -> float:

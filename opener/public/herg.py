@@ -22,8 +22,8 @@ from pathlib import Path
 
 from fedchem.opener.errors import DataError
 from fedchem.opener.public.common import (QUALIFIERS, Assay, PartnerTables, check_partners, deal_groups,
-                                          fmt_value, new_partners, parse_float, read_csv_gz, require_nonempty,
-                                          shared_file)
+                                          fmt_value, new_partners, parse_float, read_csv_gz, require_nonempty)
+from fedchem.opener.public.files import public_file
 
 SOURCE = "chembl_herg.csv.gz"
 SOURCE_SHA256 = "bd6346f19c14e2e1494a58e73d055fd5cdda08c1f7813a4cdcac4f3ff1d78d1f"
@@ -52,9 +52,9 @@ def assay_for(tech: str) -> Assay:
                  thresholds=THRESHOLDS, direction="high")
 
 
-def split_herg(shared_dir: Path, n_partners: int) -> list[PartnerTables]:
+def split_herg(n_partners: int, data_dir: Path | None = None) -> list[PartnerTables]:
     """Technologies grouped into partners; one assay per technology; values in nM with their real qualifiers."""
-    path = shared_file(shared_dir, SOURCE, SOURCE_SHA256)
+    path = public_file(SOURCE, SOURCE_SHA256, data_dir)
     rows = read_csv_gz(path, ["canonical_smiles", "mol_chembl_id", "standard_relation", "standard_value",
                               "standard_units", "description"])
     parsed = []

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from fedchem.opener.errors import DataError
 from fedchem.opener.public.common import (Assay, PartnerTables, check_partners, deal_groups, new_partners,
-                                          read_csv_gz, require_nonempty, shared_file, structure_bucket)
+                                          read_csv_gz, require_nonempty, structure_bucket)
+from fedchem.opener.public.files import public_file
 
-SOURCES = {  # file name -> pinned sha256 (as in the shared folder's SHA256SUMS)
+SOURCES = {  # file name -> pinned sha256 (as in data/SHA256SUMS, shipped with the package)
     "tox21.csv.gz": "4a78fd8e3a08ef9858d8c1e43dcefa0f659f6e4df5ae59ea7fd18e77544d8b99",
     "toxcast.csv.gz": "4b9b4366b02ce7ec7a0831d60f8c46f153c53c5e122376df887476240496abd4",
     "muv.csv.gz": "ee68d1fad0b10440dc494ac3a74cf99168a0b0da9683556b2b48220b88172135",
@@ -21,9 +22,9 @@ SOURCES = {  # file name -> pinned sha256 (as in the shared folder's SHA256SUMS)
 _LABELS = {"0": "0", "0.0": "0", "1": "1", "1.0": "1"}
 
 
-def read_binary_table(shared_dir: Path, name: str) -> tuple[list[str], list[tuple[str, str, dict[str, str]]]]:
+def read_binary_table(name: str, data_dir: Path | None = None) -> tuple[list[str], list[tuple[str, str, dict[str, str]]]]:
     """(task names, [(compound id 'C<row>', smiles, {task: '0'|'1'})]) of a wide MoleculeNet CSV."""
-    path = shared_file(shared_dir, name, SOURCES[name])
+    path = public_file(name, SOURCES[name], data_dir)
     rows = read_csv_gz(path, ["smiles"])
     tasks = [c for c in rows[0].keys() if c not in ("smiles", "mol_id")] if rows else []
     out = []
@@ -44,10 +45,10 @@ def _binary_assay(task: str) -> Assay:
     return Assay(assay_id=task, assay_type="OTHER", use_in_regression=False, is_binary=True, direction="high")
 
 
-def split_by_compound(shared_dir: Path, name: str, n_partners: int) -> list[PartnerTables]:
+def split_by_compound(name: str, n_partners: int, data_dir: Path | None = None) -> list[PartnerTables]:
     """Every compound to one partner (hash of its SMILES); every partner gets all the set's tasks."""
     check_partners(n_partners)
-    tasks, rows = read_binary_table(shared_dir, name)
+    tasks, rows = read_binary_table(name, data_dir)
     assays = {t: _binary_assay(t) for t in tasks}
     partners = new_partners(n_partners)
     for cid, smiles, labels in rows:
@@ -64,9 +65,9 @@ def provider(task: str) -> str:
     return task.split("_", 1)[0]
 
 
-def split_toxcast(shared_dir: Path, n_partners: int) -> list[PartnerTables]:
+def split_toxcast(n_partners: int, data_dir: Path | None = None) -> list[PartnerTables]:
     """Providers grouped into partners (no provider at two partners); each partner keeps its providers' labels."""
-    tasks, rows = read_binary_table(shared_dir, "toxcast.csv.gz")
+    tasks, rows = read_binary_table("toxcast.csv.gz", data_dir)
     sizes: dict[str, int] = {}
     for _, _, labels in rows:
         for task in labels:

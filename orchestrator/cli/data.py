@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedchem.opener.errors import DataError
 
 _COMMON = """
 output (--out DIR): DIR/partner-<i>/{T0,T1,T2}.csv + partner.yaml + build.json (that partner's own counts and
@@ -28,19 +27,20 @@ split:    targets (default): the 30 targets, sorted, dealt round-robin to the pa
 speed:    --max-per-target K keeps K compounds per target (a stable hash-ordered subset) for a quick demo.
 """),
     "tox21": ("Tox21: 12 binary nuclear-receptor / stress-response assays, 7,831 compounds", """\
-source:   ../shared/data/tox21.csv.gz (MoleculeNet via chemprop, MIT), sha256-pinned.
+source:   fedchem/opener/public/data/tox21.csv.gz (MoleculeNet via chemprop, MIT), shipped with
+          fedchem, sha256-pinned.
 values:   binary 0/1 (is_binary true, not used in regression); compound ids C<row>.
 split:    compounds by sha256(SMILES) mod N; every partner has the 12 tasks.
 """),
     "toxcast": ("ToxCast: 617 binary assays, partners by assay provider", """\
-source:   ../shared/data/toxcast.csv.gz (MoleculeNet via chemprop, MIT), sha256-pinned.
+source:   fedchem/opener/public/data/toxcast.csv.gz (MoleculeNet via chemprop, MIT), sha256-pinned.
 values:   binary 0/1; compound ids C<row>.
 split:    by assay provider (task-name prefix: ATG, NVS, BSK, TOX21, APR, ...; 12 providers): largest provider
           first, each to the partner with the fewest labels so far. No provider is at two partners; compounds
           overlap between partners.
 """),
     "herg": ("ChEMBL hERG IC50 with real qualifiers, partners by assay technology", """\
-source:   ../shared/data/chembl_herg.csv.gz (PatWalters/practical_cheminformatics_tutorials, MIT; data from
+source:   fedchem/opener/public/data/chembl_herg.csv.gz (PatWalters/practical_cheminformatics_tutorials, MIT; data from
           ChEMBL), sha256-pinned. 8,989 IC50s, 7,438 compounds (ids: ChEMBL molecule ids).
 values:   IC50 in nM (standard_units nM) with ChEMBL's real standard_relation (=, >, <, >=, <=, ~); preparation
           converts to pIC50 and flips the qualifier ("< 10 nM" -> "> 8"). Thresholds pIC50 5 and 6, direction
@@ -51,7 +51,7 @@ split:    assay technology read from the assay description (first matching rule)
           dealt to partners, largest first, to the least-loaded one; one assay per technology (at most 4 partners).
 """),
     "biogen": ("Biogen ADME: 6 log-scale endpoints, assay limits as censored values", """\
-source:   ../shared/data/biogen_adme.csv.gz (molecularinformatics/Computational-ADME, MIT), sha256-pinned.
+source:   fedchem/opener/public/data/biogen_adme.csv.gz (molecularinformatics/Computational-ADME, MIT), sha256-pinned.
 values:   log10 as in the source, empty units. An endpoint's min (max) is an assay limit when at least
           max(5, 1% of its values) sit exactly on it; those values become "<" (lower) / ">" (upper): HLM and RLM
           clearance at their lower limit, human/rat PPB at 100% unbound. Thresholds (direction): HLM CLint 1.0,
@@ -60,7 +60,7 @@ values:   log10 as in the source, empty units. An endpoint's min (max) is an ass
 split:    compounds by sha256(SMILES) mod N; every partner has the 6 endpoints.
 """),
     "muv": ("MUV: 93,087 compounds, 17 sparse binary tasks (for scale benchmarks)", """\
-source:   ../shared/data/muv.csv.gz (chemprop, MIT), sha256-pinned.
+source:   fedchem/opener/public/data/muv.csv.gz (chemprop, MIT), sha256-pinned.
 values:   binary 0/1; compound ids C<row>.
 split:    compounds by sha256(SMILES) mod N (default --partners 1: one partner folder, no consortium.yaml).
 """),
@@ -88,9 +88,6 @@ def register(subparsers) -> None:
                            help="keep at most K compounds per target (default: all)")
             p.add_argument("--cache", type=Path, default=None, metavar="DIR",
                            help="download cache (default: $FEDCHEM_CACHE or <repo>/.cache)")
-        else:
-            p.add_argument("--shared", type=Path, default=None, metavar="DIR",
-                           help="the shared public data folder (default: <repo>/../shared/data)")
         p.set_defaults(func=handler, data_set=name)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
@@ -102,14 +99,9 @@ def handler(args) -> int:
     if name == "moleculeace":
         summary = pd.build_moleculeace(args.out, args.partners, args.split, args.max_per_target, args.cache,
                                        args.force)
-    else:
-        shared = Path(args.shared) if args.shared else pd.default_shared_dir()
-        if not shared.is_dir():
-            raise DataError("the shared public data folder does not exist", where=str(shared),
-                            fix="pass --shared DIR (the folder holding tox21.csv.gz etc.), or check the project "
-                                "out with ../shared beside it")
+    else:  # the sets shipped as package data (fedchem/opener/public/data, sha256-checked when read)
         build = getattr(pd, f"build_{name}")
-        summary = build(shared, args.out, args.partners, force=args.force)
+        summary = build(args.out, args.partners, force=args.force)
     print_summary(summary)
     return 0
 

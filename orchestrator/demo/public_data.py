@@ -57,13 +57,6 @@ class BuildSummary:
         return [p.folder for p in self.partners]
 
 
-def default_shared_dir() -> Path:
-    """`<repo>/../shared/data` when running from a checkout, else `./../shared/data`."""
-    repo = Path(__file__).resolve().parents[2]
-    base = repo if (repo / "pyproject.toml").is_file() else Path.cwd()
-    return (base / ".." / "shared" / "data").resolve()
-
-
 def check_output(out_dir: Path, force: bool) -> None:
     """Refuse an existing non-empty output folder (or a file in the way) unless force is given, and even with force
     the current folder or one holding it (replacing it would delete what the user keeps there)."""
@@ -178,24 +171,24 @@ def build_moleculeace(out_dir: Path, n_partners: int = 3, split: str = "targets"
     return write_build("moleculeace", partners, out_dir, info, force=force)
 
 
-def build_tox21(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
+def build_tox21(out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """Tox21: 12 binary tasks, compounds split by a hash of the SMILES, every partner has every task."""
     from fedchem.opener.public import moleculenet as mn
 
     check_output(out_dir, force)
-    partners = mn.split_by_compound(shared_dir, "tox21.csv.gz", n_partners)
+    partners = mn.split_by_compound("tox21.csv.gz", n_partners)
     info = {"source": "tox21.csv.gz (MoleculeNet, chemprop data/tox21.csv @ 3f2b7337)",
             "sha256": mn.SOURCES["tox21.csv.gz"], "licence": "MIT (chemprop repository)",
             "split": "compounds by sha256(SMILES) mod N", "values": "binary 0/1"}
     return write_build("tox21", partners, out_dir, info, force=force)
 
 
-def build_toxcast(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
+def build_toxcast(out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """ToxCast: binary tasks, assay providers dealt to partners (no provider at two partners)."""
     from fedchem.opener.public import moleculenet as mn
 
     check_output(out_dir, force)
-    partners = mn.split_toxcast(shared_dir, n_partners)
+    partners = mn.split_toxcast(n_partners)
     info = {"source": "toxcast.csv.gz (MoleculeNet, chemprop data/toxcast.csv.gz @ 3f2b7337)",
             "sha256": mn.SOURCES["toxcast.csv.gz"], "licence": "MIT (chemprop repository)",
             "split": "assay providers (task-name prefix), largest first to the least-loaded partner",
@@ -203,24 +196,24 @@ def build_toxcast(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: b
     return write_build("toxcast", partners, out_dir, info, force=force)
 
 
-def build_muv(shared_dir: Path, out_dir: Path, n_partners: int = 1, force: bool = False) -> BuildSummary:
+def build_muv(out_dir: Path, n_partners: int = 1, force: bool = False) -> BuildSummary:
     """MUV: 93k compounds, 17 sparse binary tasks, compounds split by a hash of the SMILES (default: one partner)."""
     from fedchem.opener.public import moleculenet as mn
 
     check_output(out_dir, force)
-    partners = mn.split_by_compound(shared_dir, "muv.csv.gz", n_partners)
+    partners = mn.split_by_compound("muv.csv.gz", n_partners)
     info = {"source": "muv.csv.gz (chemprop data/muv.csv.gz @ 3f2b7337)", "sha256": mn.SOURCES["muv.csv.gz"],
             "licence": "MIT (chemprop repository)", "split": "compounds by sha256(SMILES) mod N",
             "values": "binary 0/1"}
     return write_build("muv", partners, out_dir, info, force=force)
 
 
-def build_herg(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
+def build_herg(out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """ChEMBL hERG IC50: partners by assay technology, real qualifiers, values in nM (pIC50 thresholds 5 and 6)."""
     from fedchem.opener.public import herg as hg
 
     check_output(out_dir, force)
-    partners = hg.split_herg(shared_dir, n_partners)
+    partners = hg.split_herg(n_partners)
     info = {"source": "chembl_herg.csv.gz (PatWalters/practical_cheminformatics_tutorials "
                       "data/ChEMBL_hERG.csv @ 370dc664)", "sha256": hg.SOURCE_SHA256,
             "licence": "MIT (repository); data from ChEMBL (CC BY-SA 3.0)",
@@ -230,12 +223,12 @@ def build_herg(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool
     return write_build("herg", partners, out_dir, info, force=force)
 
 
-def build_biogen(shared_dir: Path, out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
+def build_biogen(out_dir: Path, n_partners: int = 3, force: bool = False) -> BuildSummary:
     """Biogen ADME: 6 log-scale endpoints, values at detected assay limits censored, compounds split by hash."""
     from fedchem.opener.public import biogen as bg
 
     check_output(out_dir, force)
-    partners, limits = bg.split_biogen(shared_dir, n_partners)
+    partners, limits = bg.split_biogen(n_partners)
     censored = {bg.ENDPOINTS[c].assay_id: {"lower": lim.lower, "n_lower": lim.n_lower,
                                             "upper": lim.upper, "n_upper": lim.n_upper}
                 for c, lim in limits.items() if lim.lower is not None or lim.upper is not None}

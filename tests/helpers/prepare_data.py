@@ -34,20 +34,20 @@ def write_partner(folder: Path, t0: list[list], t1: list[list], t2: list[list]) 
             write_csv(folder / "T2.csv", T2_HEADER, t2))
 
 
-def herg_rows(shared_data: Path, n: int, skip: int = 0) -> list[dict[str, str]]:
+def herg_rows(public_data_dir: Path, n: int, skip: int = 0) -> list[dict[str, str]]:
     """The first n rows (after `skip`) of the real ChEMBL hERG IC50 table."""
-    with gzip.open(shared_data / "chembl_herg.csv.gz", "rt", encoding="utf-8", newline="") as fh:
+    with gzip.open(public_data_dir / "chembl_herg.csv.gz", "rt", encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return rows[skip:skip + n]
 
 
-def herg_partner(folder: Path, shared_data: Path, n: int = 700, skip: int = 0, thresholds=(5, 6),
+def herg_partner(folder: Path, public_data_dir: Path, n: int = 700, skip: int = 0, thresholds=(5, 6),
                  aux_every: int = 0) -> tuple[Path, Path, Path]:
     """A real partner: hERG IC50s in nM with their real qualifiers, one assay (plus an auxiliary copy of every
     aux_every-th measurement, if asked)."""
     t2: dict[str, str] = {}
     t1 = []
-    for i, r in enumerate(herg_rows(shared_data, n, skip)):
+    for i, r in enumerate(herg_rows(public_data_dir, n, skip)):
         t2.setdefault(r["mol_chembl_id"], r["canonical_smiles"])
         t1.append([r["mol_chembl_id"], "HERG", r["standard_relation"], r["standard_value"], r["standard_units"]])
         if aux_every and i % aux_every == 0:

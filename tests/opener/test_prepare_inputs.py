@@ -33,8 +33,8 @@ def rewrite(path: Path, rows: list[list[str]]) -> None:
 
 
 @pytest.fixture
-def partner(tmp_path, shared_data):
-    return herg_partner(tmp_path / "raw", shared_data, n=400)
+def partner(tmp_path, public_data_dir):
+    return herg_partner(tmp_path / "raw", public_data_dir, n=400)
 
 
 def expect_error(paths, out: Path, *fragments: str, forbidden: tuple[str, ...] = ()) -> DataError:

@@ -98,15 +98,15 @@ def test_replicates_are_aggregated_by_the_documented_rules():
     assert (agg.n_replicated_pairs, agg.n_censored_ignored, agg.n_conflicting_dropped) == (5, 1, 1)
 
 
-def test_censor_matrix_has_the_regression_cells_and_the_right_signs(tmp_path, shared_data):
-    ds = prep(herg_partner(tmp_path / "raw", shared_data, n=500), tmp_path / "out")
+def test_censor_matrix_has_the_regression_cells_and_the_right_signs(tmp_path, public_data_dir):
+    ds = prep(herg_partner(tmp_path / "raw", public_data_dir, n=500), tmp_path / "out")
     assert ds.Y_regr.shape == ds.Y_censor.shape
     assert np.array_equal(ds.Y_regr.indptr, ds.Y_censor.indptr)
     assert np.array_equal(ds.Y_regr.indices, ds.Y_censor.indices)
     assert set(np.unique(ds.Y_censor.data).tolist()) == {-1.0, 0.0, 1.0}
     # hERG ">" in nM (weak binders) become pIC50 "<": -1 ; "<" in nM become "+1"
     from prepare_data import herg_rows
-    rows = herg_rows(shared_data, 500)
+    rows = herg_rows(public_data_dir, 500)
     singles = {}
     for r in rows:
         singles.setdefault(r["mol_chembl_id"], []).append(r["standard_relation"])
@@ -131,9 +131,9 @@ def _scaffold_partner(folder, smiles_ids):
     return write_partner(folder, [t0_row("A", (6,))], t1, [list(x) for x in smiles_ids])
 
 
-def test_scaffold_folds_agree_across_partners_with_the_same_secret(tmp_path, shared_data):
+def test_scaffold_folds_agree_across_partners_with_the_same_secret(tmp_path, public_data_dir):
     from prepare_data import herg_rows
-    rows = herg_rows(shared_data, 1200)
+    rows = herg_rows(public_data_dir, 1200)
     smiles = list(dict.fromkeys(r["canonical_smiles"] for r in rows))
     # partner 1 holds the first half, partner 2 the second half plus a re-written copy (salt added) of 50 of
     # partner 1's molecules: they must land in the same fold, and so must every shared scaffold
@@ -166,8 +166,8 @@ def test_scaffold_folds_agree_across_partners_with_the_same_secret(tmp_path, sha
     assert (d3.folds != d1.folds).mean() > 0.5
 
 
-def test_scrambling_is_a_keyed_permutation_shared_by_partners(tmp_path, shared_data):
-    raw = herg_partner(tmp_path / "raw", shared_data, n=200)
+def test_scrambling_is_a_keyed_permutation_shared_by_partners(tmp_path, public_data_dir):
+    raw = herg_partner(tmp_path / "raw", public_data_dir, n=200)
     plain = prep(raw, tmp_path / "plain", fp=FingerprintConfig(size=2048, scramble=False))
     fp = FingerprintConfig(size=2048, scramble=True)
     a = prep(raw, tmp_path / "a", fp=fp)
@@ -197,8 +197,8 @@ def _read(path):
 
 
 @pytest.mark.parametrize("kind", ["folded", "counts"])
-def test_fingerprints_match_rdkit(tmp_path, shared_data, kind):
-    raw = herg_partner(tmp_path / "raw", shared_data, n=150)
+def test_fingerprints_match_rdkit(tmp_path, public_data_dir, kind):
+    raw = herg_partner(tmp_path / "raw", public_data_dir, n=150)
     fp = FingerprintConfig(kind=kind, size=1024, radius=2, scramble=False)
     ds = prep(raw, tmp_path / "out", fp=fp)
     smiles = dict(_read(raw[2]))
@@ -224,10 +224,10 @@ def test_fingerprints_match_rdkit(tmp_path, shared_data, kind):
 
 # ---- tasks, determinism, atomicity ------------------------------------------------------------------------------
 
-def test_task_table_weights_and_matrix_shapes(tmp_path, shared_data):
+def test_task_table_weights_and_matrix_shapes(tmp_path, public_data_dir):
     cfg = PreparationConfig(min_actives_total=5, min_inactives_total=5, min_regression_values=20,
                             auxiliary_weight=0.25)
-    ds = prep(herg_partner(tmp_path / "raw", shared_data, n=600, aux_every=2), tmp_path / "out", cfg=cfg)
+    ds = prep(herg_partner(tmp_path / "raw", public_data_dir, n=600, aux_every=2), tmp_path / "out", cfg=cfg)
     names = [t["task"] for t in ds.tasks]
     assert names == ["HERG_class_5", "HERG_class_6", "HERG_regr", "HERG_AUX_class_5"]
     assert len(set(names)) == len(names)
@@ -244,8 +244,8 @@ def test_task_table_weights_and_matrix_shapes(tmp_path, shared_data):
     assert ds.manifest["partner"] == "pharma-t" and ds.manifest["fingerprint"]["size"] == 1024
 
 
-def test_reruns_are_byte_identical_serial_or_parallel(tmp_path, shared_data):
-    raw = herg_partner(tmp_path / "raw", shared_data, n=1000)
+def test_reruns_are_byte_identical_serial_or_parallel(tmp_path, public_data_dir):
+    raw = herg_partner(tmp_path / "raw", public_data_dir, n=1000)
     fp = FingerprintConfig(size=4096, kind="counts")
     prep(raw, tmp_path / "a", fp=fp, workers=1)
     prep(raw, tmp_path / "b", fp=fp, workers=1)
@@ -258,8 +258,8 @@ def test_reruns_are_byte_identical_serial_or_parallel(tmp_path, shared_data):
         assert data == (tmp_path / "c" / name).read_bytes(), name
 
 
-def test_a_failure_while_writing_leaves_no_output(tmp_path, shared_data, monkeypatch):
-    raw = herg_partner(tmp_path / "raw", shared_data, n=200)
+def test_a_failure_while_writing_leaves_no_output(tmp_path, public_data_dir, monkeypatch):
+    raw = herg_partner(tmp_path / "raw", public_data_dir, n=200)
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -272,8 +272,8 @@ def test_a_failure_while_writing_leaves_no_output(tmp_path, shared_data, monkeyp
 
 
 @pytest.mark.slow
-def test_the_whole_of_chembl_herg_prepares_on_two_processes(tmp_path, shared_data):
-    raw = herg_partner(tmp_path / "raw", shared_data, n=100_000, thresholds=(5, 6, 7))
+def test_the_whole_of_chembl_herg_prepares_on_two_processes(tmp_path, public_data_dir):
+    raw = herg_partner(tmp_path / "raw", public_data_dir, n=100_000, thresholds=(5, 6, 7))
     ds = prep(raw, tmp_path / "out", fp=FingerprintConfig(), cfg=PreparationConfig(), workers=2)
     assert 7000 < ds.n_compounds <= 7438 and ds.n_features == 32768
     assert [t["task"] for t in ds.tasks] == ["HERG_class_5", "HERG_class_6", "HERG_class_7", "HERG_regr"]

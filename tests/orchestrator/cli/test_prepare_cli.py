@@ -11,8 +11,8 @@ from fedchem.orchestrator.cli.main import main
 SECRET = "cli-test-consortium-secret-0123456789abcdef"
 
 
-def write_configs(tmp_path, shared_data, partner_fp=None, secret=True, name="pharma-a", listed=("pharma-a", "b")):
-    raw = herg_partner(tmp_path / "raw", shared_data, n=400)
+def write_configs(tmp_path, public_data_dir, partner_fp=None, secret=True, name="pharma-a", listed=("pharma-a", "b")):
+    raw = herg_partner(tmp_path / "raw", public_data_dir, n=400)
     if secret:
         (tmp_path / "secret.txt").write_text(SECRET + "\n")
     consortium = {
@@ -30,8 +30,8 @@ def write_configs(tmp_path, shared_data, partner_fp=None, secret=True, name="pha
     return ["prepare", "--consortium", str(tmp_path / "consortium.yaml"), "--partner", str(tmp_path / "partner.yaml")]
 
 
-def test_prepare_command_writes_the_partner_folder_and_a_summary(tmp_path, shared_data, capsys):
-    argv = write_configs(tmp_path, shared_data)
+def test_prepare_command_writes_the_partner_folder_and_a_summary(tmp_path, public_data_dir, capsys):
+    argv = write_configs(tmp_path, public_data_dir)
     assert main(argv) == 0
     out = capsys.readouterr().out
     ds = load_prepared(tmp_path / "prepared" / "a")
@@ -44,8 +44,8 @@ def test_prepare_command_writes_the_partner_folder_and_a_summary(tmp_path, share
     assert (tmp_path / "elsewhere" / "manifest.json").is_file()
 
 
-def test_partner_fingerprint_disagreeing_with_the_consortium_is_refused(tmp_path, shared_data, capsys):
-    argv = write_configs(tmp_path, shared_data, partner_fp={"kind": "counts", "radius": 3, "size": 2048})
+def test_partner_fingerprint_disagreeing_with_the_consortium_is_refused(tmp_path, public_data_dir, capsys):
+    argv = write_configs(tmp_path, public_data_dir, partner_fp={"kind": "counts", "radius": 3, "size": 2048})
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "different fingerprint settings" in err and "kind, radius" in err and "partner.yaml" in err
@@ -53,16 +53,16 @@ def test_partner_fingerprint_disagreeing_with_the_consortium_is_refused(tmp_path
     assert not (tmp_path / "prepared").exists()
 
 
-def test_partner_not_in_the_consortium_is_refused(tmp_path, shared_data, capsys):
-    argv = write_configs(tmp_path, shared_data, name="pharma-z")
+def test_partner_not_in_the_consortium_is_refused(tmp_path, public_data_dir, capsys):
+    argv = write_configs(tmp_path, public_data_dir, name="pharma-z")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "'pharma-z' is not listed" in err and "Traceback" not in err
     assert not (tmp_path / "prepared").exists()
 
 
-def test_missing_secret_and_bad_input_give_clean_errors(tmp_path, shared_data, capsys):
-    argv = write_configs(tmp_path, shared_data, secret=False)
+def test_missing_secret_and_bad_input_give_clean_errors(tmp_path, public_data_dir, capsys):
+    argv = write_configs(tmp_path, public_data_dir, secret=False)
     assert main(argv) == 2
     assert "consortium secret file does not exist" in capsys.readouterr().err
     (tmp_path / "secret.txt").write_text(SECRET)

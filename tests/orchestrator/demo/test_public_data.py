@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import math
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from fedchem.opener.public import moleculeace as ma
 from fedchem.opener.errors import DataError, FedchemError
+from fedchem.opener.fileio import sha256_file
 from fedchem.opener.public.biogen import detect_limits
 from fedchem.opener.public.common import QUALIFIERS, T0_COLUMNS, T1_COLUMNS, T2_COLUMNS
 from fedchem.opener.public.herg import technology
@@ -118,22 +120,22 @@ def _run_cli(argv: list[str]) -> int:
         cli.COMMAND_MODULES[:] = saved
 
 
-# ---------------------------------------------------------------------------------------------- shared-folder sets
+# --------------------------------------------------------------------------------------------------- shipped sets
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory, shared_data):
+def builds(tmp_path_factory, public_data_dir):
     base = tmp_path_factory.mktemp("builds")
     return {
-        "tox21": pdata.build_tox21(shared_data, base / "tox21", 3),
-        "toxcast": pdata.build_toxcast(shared_data, base / "toxcast", 3),
-        "herg": pdata.build_herg(shared_data, base / "herg", 3),
-        "biogen": pdata.build_biogen(shared_data, base / "biogen", 3),
+        "tox21": pdata.build_tox21(base / "tox21", 3),
+        "toxcast": pdata.build_toxcast(base / "toxcast", 3),
+        "herg": pdata.build_herg(base / "herg", 3),
+        "biogen": pdata.build_biogen(base / "biogen", 3),
     }
 
 
-def test_tox21_compounds_split_every_partner_has_all_tasks(builds, shared_data):
+def test_tox21_compounds_split_every_partner_has_all_tasks(builds, public_data_dir):
     parts = _check_build(builds["tox21"], 3)
-    source = _source_rows(shared_data / "tox21.csv.gz")
+    source = _source_rows(public_data_dir / "tox21.csv.gz")
     tasks = {c for c in source[0] if c not in ("smiles", "mol_id")}
     for p in parts:
         assert p["assays"] == tasks
@@ -145,24 +147,24 @@ def test_tox21_compounds_split_every_partner_has_all_tasks(builds, shared_data):
     assert sum(len(p["t1"]) for p in parts) == labels
 
 
-def test_toxcast_no_provider_at_two_partners(builds, shared_data):
+def test_toxcast_no_provider_at_two_partners(builds, public_data_dir):
     parts = _check_build(builds["toxcast"], 3)
     providers = [{provider(a) for a in p["assays"]} for p in parts]
     for i in range(3):
         for j in range(i + 1, 3):
             assert not (providers[i] & providers[j])
-    header = _source_rows(shared_data / "toxcast.csv.gz")[0].keys()
+    header = _source_rows(public_data_dir / "toxcast.csv.gz")[0].keys()
     assert set().union(*providers) == {provider(c) for c in header if c != "smiles"}
     assert parts[0]["compounds"] & parts[1]["compounds"], "compounds overlap between providers' partners"
 
 
-def test_herg_technology_split_real_qualifiers_in_nm(builds, shared_data):
+def test_herg_technology_split_real_qualifiers_in_nm(builds, public_data_dir):
     parts = _check_build(builds["herg"], 3)
     assays = [p["assays"] for p in parts]
     assert sum(len(a) for a in assays) == len(set().union(*assays)), "a technology is at one partner only"
     rows = [r for p in parts for r in p["t1"]]
     assert all(r["standard_units"] == "nM" for r in rows)
-    source = _source_rows(shared_data / "chembl_herg.csv.gz")
+    source = _source_rows(public_data_dir / "chembl_herg.csv.gz")
     for q in QUALIFIERS:  # every real relation reaches the partner files, none invented, none lost
         assert sum(r["standard_qualifier"] == q for r in rows) == sum(r["standard_relation"] == q for r in source)
     assert any(r["standard_qualifier"] == ">" for r in rows) and any(r["standard_qualifier"] == "<" for r in rows)
@@ -182,7 +184,7 @@ def test_herg_technology_rules_on_real_descriptions():
     assert technology("Inhibition of human ERG") == "other"
 
 
-def test_biogen_censored_at_detected_limits(builds, shared_data):
+def test_biogen_censored_at_detected_limits(builds, public_data_dir):
     parts = _check_build(builds["biogen"], 3)
     by_assay: dict[str, list[tuple[str, float]]] = {}
     for p in parts:
@@ -221,59 +223,74 @@ def test_detect_limits_rule():
     assert detect_limits(big).lower is None
 
 
-def test_muv_one_partner_for_the_benchmark(tmp_path, shared_data):
-    summary = pdata.build_muv(shared_data, tmp_path / "muv")
+def test_muv_one_partner_for_the_benchmark(tmp_path, public_data_dir):
+    summary = pdata.build_muv(tmp_path / "muv")
     assert summary.consortium is None
     (part,) = _check_build(summary, 1)
-    assert len(part["t2"]) == len(_source_rows(shared_data / "muv.csv.gz"))
+    assert len(part["t2"]) == len(_source_rows(public_data_dir / "muv.csv.gz"))
     assert len(part["assays"]) == 17
 
 
-def test_rerun_is_identical_and_force_keeps_the_secret(tmp_path, shared_data):
-    a = pdata.build_biogen(shared_data, tmp_path / "a", 2)
-    b = pdata.build_biogen(shared_data, tmp_path / "b", 2)
+def test_rerun_is_identical_and_force_keeps_the_secret(tmp_path, public_data_dir):
+    a = pdata.build_biogen(tmp_path / "a", 2)
+    b = pdata.build_biogen(tmp_path / "b", 2)
     fa, fb = _files(a.out_dir), _files(b.out_dir)
     assert fa["consortium.secret"] != fb["consortium.secret"], "each new build gets its own secret"
     fa.pop("consortium.secret"), fb.pop("consortium.secret")
     assert fa == fb
     before = _files(a.out_dir)
     (a.out_dir / "prepared").mkdir()
-    pdata.build_biogen(shared_data, a.out_dir, 2, force=True)
+    pdata.build_biogen(a.out_dir, 2, force=True)
     assert _files(a.out_dir) == before
     assert not (a.out_dir / "prepared").exists()
 
 
-def test_existing_output_refused_without_force(tmp_path, shared_data):
+def test_existing_output_refused_without_force(tmp_path, public_data_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(FedchemError, match="already exists and is not an output"):
-        pdata.build_tox21(shared_data, out, 2)
+        pdata.build_tox21(out, 2)
     assert _files(out) == {"keep.txt": b"mine"}
     empty = tmp_path / "empty"
     empty.mkdir()
-    pdata.build_biogen(shared_data, empty, 2)  # an empty folder is fine
+    pdata.build_biogen(empty, 2)  # an empty folder is fine
     assert (empty / "consortium.yaml").is_file()
 
 
-def test_impossible_split_leaves_nothing(tmp_path, shared_data):
+def test_impossible_split_leaves_nothing(tmp_path, public_data_dir):
     with pytest.raises(DataError, match="at most"):
-        pdata.build_herg(shared_data, tmp_path / "h", 9)
+        pdata.build_herg(tmp_path / "h", 9)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_builds_and_reports_missing_shared_folder(tmp_path, shared_data, capsys):
-    missing = tmp_path / "nowhere"
-    assert _run_cli(["data", "tox21", "--out", str(tmp_path / "t"), "--shared", str(missing)]) == 2
-    err = capsys.readouterr().err
-    assert "shared public data folder does not exist" in err and "--shared" in err
-    assert not (tmp_path / "t").exists()
-    assert _run_cli(["data", "biogen", "--partners", "2", "--out", str(tmp_path / "b"),
-                     "--shared", str(shared_data)]) == 0
+def test_cli_builds_from_the_shipped_data(tmp_path, capsys):
+    assert _run_cli(["data", "biogen", "--partners", "2", "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "partner-2" in out and "measurements" in out and "fedchem prepare" in out
-    assert _run_cli(["data", "biogen", "--out", str(tmp_path / "b"), "--shared", str(shared_data)]) == 2
+    assert _run_cli(["data", "biogen", "--out", str(tmp_path / "b")]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_an_altered_or_missing_shipped_file_is_refused(tmp_path, public_data_dir):
+    """The readers check both SHA256SUMS and their own pin: a changed byte, or a re-pinned SUMS, is refused."""
+    from fedchem.opener import public_files, public_herg
+
+    copy = tmp_path / "data"
+    shutil.copytree(public_data_dir, copy)
+    public_herg.split_herg(2, copy)  # an exact copy reads fine
+    raw = bytearray((copy / "chembl_herg.csv.gz").read_bytes())
+    raw[-9] ^= 0xFF
+    (copy / "chembl_herg.csv.gz").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="does not match its pinned sha256"):
+        public_herg.split_herg(2, copy)
+    sums = (copy / "SHA256SUMS").read_text().replace(public_herg.SOURCE_SHA256, sha256_file(copy / "chembl_herg.csv.gz"))
+    (copy / "SHA256SUMS").write_text(sums)
+    with pytest.raises(DataError, match="not pinned as this reader expects"):
+        public_herg.split_herg(2, copy)
+    (copy / "tox21.csv.gz").unlink()
+    with pytest.raises(DataError, match="not found"):
+        public_files.public_file("tox21.csv.gz", "0" * 64, copy)
 
 
 # ---------------------------------------------------------------------------------------------------- MoleculeACE
@@ -369,10 +386,10 @@ def test_moleculeace_too_many_partners_for_targets(tmp_path, wheel):
     assert not (tmp_path / "m").exists()
 
 
-def test_data_force_never_replaces_the_current_folder(tmp_path, monkeypatch, shared_data, capsys):
+def test_data_force_never_replaces_the_current_folder(tmp_path, monkeypatch, capsys):
     """`fedchem data ... --out . --force` used to replace the current folder and everything in it."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keep.txt").write_text("mine")
-    code = cli.main(["data", "tox21", "--shared", str(shared_data), "--out", ".", "--partners", "2", "--force"])
+    code = cli.main(["data", "tox21", "--out", ".", "--partners", "2", "--force"])
     assert code == 2 and "current folder" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
