@@ -45,3 +45,13 @@ class PreparationConfig(_Strict):
     min_regression_values: int = Field(30, ge=2)
     min_regression_values_per_fold: int = Field(1, ge=0)
     auxiliary_weight: float = Field(0.1, ge=0.0, le=1.0)
+    # MELLODDY-TUNER's credibility_range: per assay type, log-scale values outside [min, max] are dropped before
+    # aggregation (e.g. {OTHER: [3, 10], AUX_HTS: [-10, 10]} as in its example_parameters.json); empty: none
+    credibility_range: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for kind, (lo, hi) in self.credibility_range.items():
+            if not lo <= hi:
+                raise ValueError(f"credibility_range {kind}: min {lo} is above max {hi}")
+        return self

@@ -41,6 +41,8 @@ _COUNT_LABELS = {
     "structures": "distinct standardised structures",
     "structures_merged": "structures shared by several input compound ids (merged into one row)",
     "t1_rows": "T1 activity rows",
+    "t1_rows_without_value": "T1 rows without a value (empty, NaN or infinite; dropped, as MELLODDY-TUNER does)",
+    "t1_rows_outside_credibility_range": "T1 rows outside their assay type's credibility range (dropped)",
     "t1_rows_dropped_structure": "T1 rows dropped with their structure",
     "pairs": "(structure, assay) pairs after replicate aggregation",
     "structures_unlabelled": "structures left without any label in a kept task (not written)",

@@ -11,7 +11,7 @@ at least one label in a kept task, in order of first appearance in T2; compounds
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from fedchem.opener import activities, fingerprints, folds, prep_report, quorum, raw, scramble, standardize
+from fedchem.opener import (activities, fingerprints, folds, prep_report, quorum, raw, scramble, standardize,
+                            thresholds)
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.dataset import PreparedDataset, check_prepared_out, save_prepared
 from fedchem.opener.fileio import sha256_file
@@ -60,6 +61,11 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+def _digest(paths: list[Path]) -> str | list[str]:
+    """sha256 of one input file, or the list of them when several were given."""
+    return sha256_file(paths[0]) if len(paths) == 1 else [sha256_file(p) for p in paths]
+
+
 def _matrix(tasks: list, kind: str, new_row: np.ndarray, n_rows: int, values: str) -> sp.csr_matrix:
     """CSR (rows x tasks of `kind`) from the tasks' cells; explicit zeros are kept (a 0.0 value is a value)."""
     sel = [t for t in tasks if t.kind == kind]
@@ -73,15 +79,17 @@ def _matrix(tasks: list, kind: str, new_row: np.ndarray, n_rows: int, values: st
     return m
 
 
-def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: FingerprintConfig,
-                    preparation: PreparationConfig, secret: bytes, partner_name: str,
+def prepare_partner(t0: Path | Sequence[Path], t1: Path | Sequence[Path], t2: Path, out_dir: Path,
+                    fingerprint: FingerprintConfig, preparation: PreparationConfig, secret: bytes, partner_name: str,
                     progress: Progress | None = None, workers: int | None = None, force: bool = False,
                     protected: tuple = ()) -> PrepSummary:
     """Prepare one partner's raw files into `out_dir` (replaced atomically, and only if it is a previous prepared
-    folder or `force` is given; never a folder holding the inputs or the `protected` configs). Raises DataError on
-    bad input; on any failure nothing is written."""
-    t0, t1, t2, out_dir = Path(t0), Path(t1), Path(t2), Path(out_dir)
-    protected = (t0, t1, t2, *protected)
+    folder or `force` is given; never a folder holding the inputs or the `protected` configs). T0 and T1 may each be
+    several files (concatenated, as MELLODDY-TUNER allows). Raises DataError on bad input; on any failure nothing is
+    written."""
+    t0, t1 = raw.paths_of(t0), raw.paths_of(t1)
+    t2, out_dir = Path(t2), Path(out_dir)
+    protected = (*t0, *t1, t2, *protected)
     check_prepared_out(out_dir, force, protected)  # before the slow part
     workers = workers or default_workers()
     timings: dict[str, float] = {}
@@ -100,7 +108,8 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
         structs = raw.read_t2(t2)
         t2_index = {cid: i for i, cid in enumerate(structs.ids)}
         t1_rows = raw.read_t1(t1, assays, set(t2_index))
-        meas = activities.read_measurements(t1_rows, str(t1), assays, t2_index)
+        meas = activities.read_measurements(t1_rows, str(t1[0]), assays, t2_index,
+                                            dict(preparation.credibility_range))
         report("read", 3, 3)
 
     # 2. standardise; input compounds with the same structure share one row (first appearance in T2 first)
@@ -147,12 +156,14 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
         meas, n_t1_dropped = activities.remap(meas, struct_of_t2)
         agg = activities.aggregate(meas)
         fold = folds.assign_folds(feats.scaffolds, secret, preparation.n_folds)
-        candidates, assay_notes = build_tasks(list(assays.values()), agg)
+        resolved, threshold_notes = thresholds.resolve(list(assays.values()), agg, preparation.min_actives_total,
+                                                       preparation.min_inactives_total)
+        candidates, assay_notes = build_tasks(resolved, agg)
         kept, dropped = quorum.apply_quorum(candidates, fold, preparation)
         if not kept:
             first = dropped[0][2] if dropped else "no assay defines a task"
             raise DataError(f"no task passes the quorum filters ({len(dropped)} candidate task(s) dropped; "
-                            f"the first: {first})", where=f"partner '{partner_name}', {t0}",
+                            f"the first: {first})", where=f"partner '{partner_name}', {', '.join(map(str, t0))}",
                             fix="add data, or lower the min_* values in the consortium config's `preparation` "
                                 "section (every partner must agree on them)")
         labelled = np.zeros(len(smiles), dtype=bool)
@@ -187,7 +198,8 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
             "t2_rows": n_t2 + structs.n_repeated_rows, "t2_repeated_rows": structs.n_repeated_rows,
             "structures_dropped": len(dropped_structures), "structures": len(smiles) - len(bad_struct),
             "structures_merged": sum(len(x) > 1 for x in ids_of_struct),
-            "t1_rows": len(t1_rows), "t1_rows_dropped_structure": n_t1_dropped, "pairs": len(agg.rows),
+            "t1_rows": len(t1_rows), "t1_rows_without_value": meas.n_no_value,
+            "t1_rows_outside_credibility_range": meas.n_outside_range, "t1_rows_dropped_structure": n_t1_dropped, "pairs": len(agg.rows),
             "structures_unlabelled": len(smiles) - len(bad_struct) - n_rows, "rows": n_rows,
             "features": fingerprint.size, "class_tasks": Y_class.shape[1], "regr_tasks": Y_regr.shape[1],
             "tasks_dropped": len(dropped),
@@ -215,7 +227,7 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
             not_done=standardize.NOT_DONE, scaffold_rule=folds.SCAFFOLD_RULE, aggregation=aggregation,
             fold_sizes=np.bincount(folds_out, minlength=preparation.n_folds).tolist(),
             kept_tasks=task_rows, dropped_tasks=dropped, assay_notes=assay_notes,
-            dropped_structures=dropped_structures))
+            dropped_structures=dropped_structures, notes=threshold_notes))
         manifest = {
             "partner": partner_name,
             "fedchem_version": _version("fedchem"),
@@ -228,7 +240,7 @@ def prepare_partner(t0: Path, t1: Path, t2: Path, out_dir: Path, fingerprint: Fi
             "scaffold_rule": folds.SCAFFOLD_RULE,
             "fold_rule": "HMAC-SHA256(consortium secret, 'fedchem-fold/v1' NUL scaffold), first 8 bytes mod n_folds",
             "counts": counts,
-            "inputs_sha256": {"t0": sha256_file(t0), "t1": sha256_file(t1), "t2": sha256_file(t2)},
+            "inputs_sha256": {"t0": _digest(t0), "t1": _digest(t1), "t2": sha256_file(t2)},
         }
         ds = PreparedDataset(X=X, Y_class=Y_class, Y_regr=Y_regr, Y_censor=Y_censor, folds=folds_out,
                              tasks=task_rows, compound_ids=compound_ids)

@@ -3,6 +3,13 @@
 Only structure is checked here: files and columns exist, ids are unique, every T1 row points at a known assay and
 compound. Values, qualifiers and units are checked in `activities`. Errors name the file, the line (line 1 is the
 header) and the column, never a SMILES, an id or a value. Files may be plain `.csv` or gzipped `.csv.gz`.
+
+MELLODDY-TUNER's own files are read unchanged (its README, "T0 weight table" / "T1 activity file", and
+melloddy_tuner/scripts/apply_thresholding.py at github.com/melloddy/MELLODDY-TUNER commit 5b19df6, year 3):
+T0 without an `auxiliary` column (assay types AUX_HTS and AUX_PL are auxiliary, as TUNER's T3c `is_auxiliary`),
+True/False flags, an empty `direction` read as "high" (TUNER: `if direction != "low": direction = "high"`), extra
+columns (catalog_assay_id, parent_assay_id, ...) ignored, T1 without `standard_units`, and several T0 and T1
+files per partner, concatenated ("NEW in YEAR 3": no identifier may repeat across files).
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 from fedchem.opener.errors import DataError
@@ -21,6 +29,7 @@ T1_REQUIRED = ["input_compound_id", "input_assay_id", "standard_qualifier", "sta
 T2_REQUIRED = ["input_compound_id", "smiles"]
 DIRECTIONS = ("high", "low")
 FLOAT32_MAX = 3.4028234663852886e38  # labels and values are stored as float32: thresholds must fit it too
+AUXILIARY_TYPES = ("AUX_HTS", "AUX_PL")  # TUNER's auxiliary assay types: trained and weighted, never headlined
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -37,6 +46,7 @@ class Assay:
     direction: str  # "high": value >= threshold is active; "low": value <= threshold is active
     auxiliary: bool
     line: int
+    source: str = ""  # the T0 file the row came from (several T0 files may be given)
 
 
 @dataclass
@@ -59,9 +69,16 @@ class ActivityRows:
     values: list[str]
     units: list[str]
     lines: list[int]
+    files: list[str] = field(default_factory=list)  # the T1 file(s) read, in order
+    file_of: list[int] = field(default_factory=list)  # per row: index into `files`
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def where(self, i: int, default: str = "T1") -> str:
+        """'<file>, line <n>' of row i (the file it came from when several T1 files were read)."""
+        path = self.files[self.file_of[i]] if self.file_of else default
+        return f"{path}, line {self.lines[i]}"
 
 
 def short(token: str, limit: int = 12) -> str:
@@ -133,21 +150,40 @@ def _require_id(text: str, column: str, where: str) -> str:
     return text
 
 
-def read_t0(path: Path) -> dict[str, Assay]:
-    """T0 assay metadata, keyed by input_assay_id in file order. Flags take true/false (or 1/0, yes/no; empty is
-    false). A binary assay (is_binary) is one task, 1 = active (threshold 0.5, direction high), never regression;
-    its own threshold and direction columns are ignored. Repeated thresholds of one assay make one task."""
+def paths_of(paths: Path | Sequence[Path]) -> list[Path]:
+    """One path or several as a list (a partner may split T0 and T1 over several files, as TUNER allows)."""
+    if isinstance(paths, (str, Path)):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
+
+
+def read_t0(paths: Path | Sequence[Path]) -> dict[str, Assay]:
+    """T0 assay metadata, keyed by input_assay_id in file order (files in the order given). Flags take true/false
+    (or 1/0, yes/no; empty is false). A binary assay (is_binary) is one task, 1 = active (threshold 0.5, direction
+    high), never regression; its own threshold and direction columns are ignored. Repeated thresholds of one assay
+    make one task. An assay is auxiliary when its `auxiliary` flag is set or its type is AUX_HTS / AUX_PL. A row
+    without thresholds gets automatic ones later (`fedchem.opener.thresholds`)."""
     assays: dict[str, Assay] = {}
-    first_line: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for path in paths_of(paths):
+        _read_t0_file(path, assays, first)
+    if not assays:
+        raise DataError("the T0 assay table has no rows", where=", ".join(map(str, paths_of(paths))),
+                        fix="list the partner's assays")
+    return assays
+
+
+def _read_t0_file(path: Path, assays: dict[str, Assay], first: dict[str, str]) -> None:
     for line, r in _rows(path, "T0 assay table", T0_REQUIRED, (*T0_THRESHOLDS, "auxiliary")):
         where = f"{path}, line {line}"
         aid = _require_id(r("input_assay_id"), "input_assay_id", where)
         if aid in assays:
-            raise DataError(f"assay listed twice (first on line {first_line[aid]})", where=where,
-                            fix="keep one T0 row per input_assay_id")
+            raise DataError(f"assay listed twice (first in {first[aid]})", where=where,
+                            fix="keep one T0 row per input_assay_id (across all T0 files)")
         is_binary = _flag(r("is_binary"), "is_binary", where)
         use_regr = _flag(r("use_in_regression"), "use_in_regression", where)
-        aux = _flag(r("auxiliary"), "auxiliary", where)
+        assay_type = r("assay_type") or "OTHER"
+        aux = _flag(r("auxiliary"), "auxiliary", where) or assay_type.upper() in AUXILIARY_TYPES
         thresholds: list[float] = []
         for col in T0_THRESHOLDS:
             text = r(col)
@@ -165,17 +201,15 @@ def read_t0(path: Path) -> dict[str, Assay]:
         direction = r("direction").lower()
         if is_binary:
             direction, thresholds = "high", [0.5]
+        elif not direction:
+            direction = "high"  # as TUNER: anything but "low" is "high"; an empty cell is common in its files
         elif direction not in DIRECTIONS:
-            if thresholds or direction:
-                raise DataError(f"column direction must be 'high' or 'low', got {short(r('direction'))}",
-                                where=where, fix="'high': value >= threshold is active; 'low': value <= threshold")
-            direction = "high"
-        assays[aid] = Assay(aid, r("assay_type") or "OTHER", use_regr and not is_binary, is_binary,
-                            tuple(thresholds), direction, aux, line)
-        first_line[aid] = line
-    if not assays:
-        raise DataError("the T0 assay table has no rows", where=str(path), fix="list the partner's assays")
-    return assays
+            raise DataError(f"column direction must be 'high', 'low' or empty, got {short(r('direction'))}",
+                            where=where, fix="'high' (or empty): value >= threshold is active; 'low': value <= "
+                                             "threshold")
+        assays[aid] = Assay(aid, assay_type, use_regr and not is_binary, is_binary, tuple(thresholds), direction,
+                            aux, line, str(path))
+        first[aid] = f"{path}, line {line}"
 
 
 def read_t2(path: Path) -> Structures:
@@ -205,9 +239,20 @@ def read_t2(path: Path) -> Structures:
     return Structures(ids, smiles, lines, repeated)
 
 
-def read_t1(path: Path, assays: dict[str, Assay], compound_ids: set[str]) -> ActivityRows:
-    """T1 activities as text; every row must name an assay of T0 and a compound of T2."""
+def read_t1(paths: Path | Sequence[Path], assays: dict[str, Assay], compound_ids: set[str]) -> ActivityRows:
+    """T1 activities as text (files concatenated in the order given); every row must name an assay of T0 and a
+    compound of T2."""
     out = ActivityRows([], [], [], [], [], [])
+    for k, path in enumerate(paths_of(paths)):
+        out.files.append(str(path))
+        _read_t1_file(path, k, assays, compound_ids, out)
+    if not out.lines:
+        raise DataError("the T1 activity table has no rows", where=", ".join(out.files),
+                        fix="export the partner's activities")
+    return out
+
+
+def _read_t1_file(path: Path, k: int, assays: dict[str, Assay], compound_ids: set[str], out: ActivityRows) -> None:
     for line, r in _rows(path, "T1 activity table", T1_REQUIRED, ("standard_units",)):
         cid, aid = r("input_compound_id"), r("input_assay_id")
         if aid not in assays:
@@ -226,6 +271,4 @@ def read_t1(path: Path, assays: dict[str, Assay], compound_ids: set[str]) -> Act
         out.values.append(r("standard_value"))
         out.units.append(r("standard_units"))
         out.lines.append(line)
-    if not out.lines:
-        raise DataError("the T1 activity table has no rows", where=str(path), fix="export the partner's activities")
-    return out
+        out.file_of.append(k)

@@ -61,10 +61,11 @@ class SecretRef(_Strict):
 
 
 class PartnerData(_Strict):
-    """A partner's raw MELLODDY-TUNER files (T0 assays, T1 activities, T2 structures)."""
+    """A partner's raw MELLODDY-TUNER files (T0 assays, T1 activities, T2 structures). T0 and T1 may each be a list
+    of files, concatenated in order (MELLODDY-TUNER year 3 accepts several; no identifier may repeat across them)."""
 
-    t0: Path
-    t1: Path
+    t0: Path | tuple[Path, ...]
+    t1: Path | tuple[Path, ...]
     t2: Path
 
 
@@ -160,6 +161,8 @@ def _resolve(data: Any, base: Path, keys: set[str]) -> Any:
         for k, v in data.items():
             if k in keys and isinstance(v, str) and not os.path.isabs(v):
                 out[k] = str((base / v).resolve())
+            elif k in keys and isinstance(v, list) and all(isinstance(x, str) for x in v):  # several files
+                out[k] = [x if os.path.isabs(x) else str((base / x).resolve()) for x in v]
             else:
                 out[k] = _resolve(v, base, keys)
         return out

@@ -72,8 +72,8 @@ def test_malformed_smiles_are_dropped_listed_and_the_run_goes_on(partner, tmp_pa
     assert ds.X.shape[0] == ds.Y_class.shape[0] == len(ds.folds) == len(ds.compound_ids) > 150
 
 
-@pytest.mark.parametrize("value", ["nan", "NaN", "abc", "", "inf", "1,5"])
-def test_non_numeric_or_nan_value_is_an_error_naming_file_and_line(partner, tmp_path, value):
+@pytest.mark.parametrize("value", ["abc", "1,5", "7e"])
+def test_non_numeric_value_is_an_error_naming_file_and_line(partner, tmp_path, value):
     t0, t1, t2 = partner
     rows = read(t1)
     rows[5][3] = value
@@ -82,11 +82,22 @@ def test_non_numeric_or_nan_value_is_an_error_naming_file_and_line(partner, tmp_
     expect_error(partner, tmp_path / "out", "T1.csv, line 6", "standard_value", forbidden=(cid,))
 
 
+@pytest.mark.parametrize("value", ["nan", "NaN", "", "inf", "-inf"])
+def test_a_row_without_a_value_is_dropped_and_counted_as_tuner_does(partner, tmp_path, value):
+    t0, t1, t2 = partner
+    rows = read(t1)
+    rows[5][3] = value
+    rewrite(t1, rows)
+    summary = run(partner, tmp_path / "out")
+    report = summary.report_path.read_text()
+    assert "| T1 rows without a value (empty, NaN or infinite; dropped, as MELLODDY-TUNER does) | 1 |" in report
+
+
 def test_unknown_qualifier_is_an_error(partner, tmp_path):
     rows = read(partner[1])
-    rows[4][2] = "<<"
+    rows[4][2] = "<>"
     rewrite(partner[1], rows)
-    expect_error(partner, tmp_path / "out", "T1.csv, line 5", "qualifier", "'<<'", forbidden=(rows[4][0],))
+    expect_error(partner, tmp_path / "out", "T1.csv, line 5", "qualifier", "'<>'", forbidden=(rows[4][0],))
 
 
 def test_unknown_unit_is_an_error(partner, tmp_path):
