@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "pull",
     "report",
     "predict",
+    "export",
     "node",
     "demo",
 ]
