@@ -16,7 +16,7 @@ Auxiliary tasks keep their training weight and get aggregation_weight 0. tasks.c
 README.txt gives the train.py command. The folder is private to the partner, like the prepared folder.
 
 example:
-  fedchem export sparsechem prepared/partner-1 --out sparsechem-input
+  fedchem export sparsechem raw/prepared/partner-1 --out sparsechem-input
 """
 
 MODEL_HELP = """\

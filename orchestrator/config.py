@@ -132,9 +132,18 @@ class ConsortiumConfig(_Strict):
             raise ValueError(f"partner names must be unique; repeated: {', '.join(dup)}")
         if self.federation.aggregator in names:
             raise ValueError(f"the aggregator '{self.federation.aggregator}' must not be one of the partners")
-        if len(names) < 2:
-            raise ValueError("a consortium needs at least two partners")
-        return self
+        if not names:
+            raise ValueError("a consortium lists at least one partner")
+        return self  # one partner alone may prepare and train-local; `fedchem run` needs two (require_federation)
+
+
+def require_federation(consortium: ConsortiumConfig, where: str = "consortium config") -> None:
+    """A federated run needs at least two partners (a baseline, `prepare` and `train-local` do not)."""
+    if len(consortium.partners) < 2:
+        raise ConfigError(f"a federated run needs at least two partners; the consortium lists "
+                          f"{len(consortium.partners)}", where=f"{where}, key 'partners'",
+                          fix="add the other partners to the consortium file; one partner alone can still "
+                              "`fedchem prepare` and `fedchem train-local`")
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:

@@ -7,17 +7,22 @@ User mistakes raise FedchemError and become a clean message and exit code 2, nev
 errors a user can fix (permissions, a full disk, a file where a folder should be, a file that is not UTF-8) are
 turned into the same kind of message here, in one place (`fedchem.opener.errors.os_errors`). A stopped, resumable
 run exits 3. Every `--help` ends with these exit codes.
+Every parser shares -v/--verbose and -q/--quiet (the level of the `fedchem` loggers, printed on stdout) and the
+80-column help formatter of `helpformat`; the version comes from the installed package's metadata.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import textwrap
+from importlib.metadata import PackageNotFoundError, version
 
 from fedchem.opener.errors import EXIT_CODES_HELP, FedchemError, os_errors
+from fedchem.orchestrator.cli.helpformat import Formatter
 
 # The order here is the order in `fedchem --help`.
 COMMAND_MODULES = [
@@ -37,22 +42,61 @@ DESCRIPTION = """\
 fedchem trains one multi-task bioactivity model across pharmaceutical partners on Substra: a shared trunk learned
 with secure aggregation, a private head per partner, and a report telling each partner whether joining helped.
 
-typical flow:
-  fedchem data moleculeace --partners 3 --out raw/      build partner folders from public data
-  fedchem prepare --consortium C.yaml --partner P.yaml  featurise one partner's data, on its own node
-  fedchem train-local PREPARED_DIR                      the baseline: that partner alone
-  fedchem run C.yaml                                    federated training (Substra compute plans)
-  fedchem pull RUN_DIR --partner-config P.yaml          remote: a partner fetches its own results, own token
-  fedchem report RUN_DIR --partner NAME                 did joining help, by how much, on which tasks?
+typical flow (build partner folders from public data; featurise one partner's data, on its own node; the
+baseline: that partner alone; federated training as Substra compute plans; a partner fetches its own
+results with its own token; did joining help, and where?):
+  fedchem data moleculeace --partners 3 --out raw/
+  fedchem prepare --consortium raw/consortium.yaml --partner raw/partner-1/partner.yaml
+  fedchem train-local raw/prepared/partner-1
+  fedchem run raw/consortium.yaml
+  fedchem report RUN_DIR --partner partner-1
 """
 
 EPILOG = EXIT_CODES_HELP
 
 
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    try:
+        return version("fedchem")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    """The parser and every sub-parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from _parsers(sub)
+
+
+def _shared_options(parser: argparse.ArgumentParser) -> None:
+    """-v / -q on every parser (absent unless given, so a sub-command's default never hides the top level's)."""
+    parser.formatter_class = Formatter
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="more detail (debug messages)")
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only warnings and errors (no progress)")
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    """The `fedchem` loggers print their messages on stdout at INFO (DEBUG with -v, WARNING with -q)."""
+    logger = logging.getLogger("fedchem")
+    for handler in [h for h in logger.handlers if getattr(h, "fedchem_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.fedchem_cli = True
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fedchem", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version="fedchem 0.1.0")
+    parser = argparse.ArgumentParser(prog="fedchem", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter)
+    parser.add_argument("--version", action="version", version=f"fedchem {package_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = f"fedchem.orchestrator.cli.{name}"
@@ -62,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != module:
                 raise
     _add_exit_codes(parser)
+    for p in _parsers(parser):
+        _shared_options(p)
     return parser
 
 
@@ -94,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(os.umask(0o077) | 0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose, args.quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    configure_logging(args.verbose, args.quiet)
     if not hasattr(args, "func"):
         parser.print_help()
         return 0

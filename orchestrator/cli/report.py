@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partner", required=True, metavar="NAME", help="whose report (a partner of the run)")
     p.add_argument("--alone", type=Path, metavar="DIR",
                    help="that partner's `fedchem train-local` output, the baseline (default: RUN_DIR/partners/NAME/"
-                        "alone, else RUN_DIR/../alone/NAME)")
+                        "alone, else RUN_DIR/../alone/NAME, else PREPARED_DIR-alone)")
     p.add_argument("--prepared", type=Path, metavar="DIR",
                    help="that partner's prepared dataset (default: from the consortium config of the run)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: RUN_DIR/partners/NAME/report)")

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args) -> int:
-    from fedchem.orchestrator.config import load_all
+    from fedchem.orchestrator.config import load_all, require_federation
     from fedchem.orchestrator.run.driver import check_run_dir, check_run_parameters, run_federation
     from fedchem.orchestrator.ledger import Ledger
 
@@ -73,6 +73,7 @@ def _run(args) -> int:
             raise ConfigError("no consortium config given", fix="fedchem run CONSORTIUM.yaml (see --help)")
         cpath = args.consortium
     consortium, partners = load_all(cpath)
+    require_federation(consortium, str(cpath))  # before anything is created or contacted
     secure = True  # secure aggregation is always on: no flag or config key switches it off
     if resume:
         if args.run_dir is not None and Path(args.run_dir).resolve() != Path(args.resume).resolve():

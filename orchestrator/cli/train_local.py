@@ -16,7 +16,7 @@ each epoch, stops early when it has not improved for `early_stopping_patience` e
 Settings come from the consortium config's `model` and `training` sections when --consortium is given (else the
 defaults); the flags below override them.
 
-output (--out DIR, written to a temporary folder and renamed into place):
+output (--out DIR, default PREPARED_DIR-alone; written to a temporary folder and renamed into place):
   trunk.npz, head.npz        parameters (named float32 arrays; fedchem.algo.params.load_params reads them)
   model.json                 n_features, task counts and model settings needed to rebuild the network
   metrics.json               settings, folds, best epoch, aggregate metrics on the validation and test folds
@@ -25,8 +25,9 @@ output (--out DIR, written to a temporary folder and renamed into place):
   history.json               training loss and validation figures per epoch
 All of it is private to the partner (task names, compound ids, predictions).
 
-example:
-  fedchem train-local prepared/partner-1 --out runs/partner-1-alone --epochs 20 --hidden 1000 --seed 0
+examples:
+  fedchem train-local raw/prepared/partner-1
+  fedchem train-local raw/prepared/partner-1 --out runs/partner-1-alone --epochs 20 --hidden 1000 --seed 0
 """
 
 
@@ -34,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-local", help="train the model on one partner's prepared data alone (the baseline)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prepared_dir", type=Path, metavar="PREPARED_DIR", help="a folder written by `fedchem prepare`")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="output folder (new, empty, or a previous train-local output, which is replaced)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output folder: new, empty, or a previous train-local output, which is replaced (default: "
+                        "PREPARED_DIR-alone beside the prepared folder)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing folder that is not a train-local output (never one holding the "
                         "prepared dataset or the configs)")
@@ -56,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--activation", choices=["relu", "tanh"], help="hidden activation")
     p.add_argument("--input-transform", choices=["none", "binarize", "log1p"], help="transform of the input values")
     p.add_argument("--seed", type=int, metavar="S", help="seed of initialisation, batch order and dropout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train_local)
 
 
@@ -89,6 +90,14 @@ def settings(args) -> tuple:
             raise ConfigError(f"invalid setting {key}: {e['msg']}", where=f"command-line flag for {key}",
                               fix="see `fedchem train-local --help`") from None
     return tuple(out)
+
+
+def default_out(args) -> Path:
+    """--out, else `<PREPARED_DIR>-alone` beside the prepared folder (on the partner's own machine, private)."""
+    if args.out is not None:
+        return args.out
+    prepared = Path(args.prepared_dir).absolute()
+    return prepared.with_name(prepared.name + "-alone")
 
 
 def _train_local(args) -> int:
@@ -130,7 +139,7 @@ def _train_local(args) -> int:
                                       f"{info['compounds_per_second']:,.0f} compounds/s"
                                       f"{'  *best' if info['best'] else ''}")
 
-        run = train_local(data, args.out, mcfg, tcfg, report=report, where=str(args.prepared_dir),
+        run = train_local(data, default_out(args), mcfg, tcfg, report=report, where=str(args.prepared_dir),
                           overwrite=args.overwrite, protected=protected)
     print(f"trained alone in {run.seconds:.1f} s: {run.epochs_run} epochs, best epoch {run.best_epoch}")
     for split, res in (("validation", run.validation), ("test", run.test)):

@@ -10,6 +10,7 @@ node again (`make undeploy-partner`).
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ from fedchem.orchestrator.node.values import SUBSTRA_REPO_URL, node_values, writ
 from fedchem.orchestrator.node.network import load_network
 from fedchem.orchestrator.node.cluster import describe_material, secret_material
 from fedchem.orchestrator.node.helm_install import find_helm
+
+log = logging.getLogger(__name__)  # the CLI prints INFO lines to stdout (-q hides them)
 
 # generated values, manifests and the built chart: .cache/deploy of a checkout, else of the current folder
 DEFAULT_OUT = (PROJECT if (PROJECT / "pyproject.toml").is_file() else Path.cwd()) / ".cache" / "deploy"
@@ -51,14 +54,14 @@ def deploy_partner(consortium: Path, name: str, helm_path: Path | None = None, d
     d = node.deployment
     out = Path(out_dir) / name
     values_path = write_values(values, out / "values.yaml")
-    print(f"values for {name}: {values_path}")
+    log.info(f"values for {name}: {values_path}")
     return (_dry_run if dry_run else _real_run)(network, node, values_path, Path(helm_path), repo_url, out,
                                                 Path(chart))
 
 
 def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, out: Path, chart_src: Path) -> Path:
     d = node.deployment
-    print("DRY RUN: nothing is sent to a cluster; the commands of a real run are printed with '+'.")
+    log.info("DRY RUN: nothing is sent to a cluster; the commands of a real run are printed with '+'.")
     with tempfile.TemporaryDirectory(prefix="fedchem-deploy-") as tmp:
         tmp = Path(tmp)
         helm = Helm(helm_path, home=tmp / "helm-home", echo=True)
@@ -68,7 +71,7 @@ def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, o
             helm.run("dependency", "build", chart)
             manifests = _render_all(helm, chart, values_path, d, out)
         else:
-            print("NOTE: Substra's chart repository is unreachable from here: rendering with the offline STAND-IN "
+            log.info("NOTE: Substra's chart repository is unreachable from here: rendering with the offline STAND-IN "
                   "charts (deploy/standins: same names and versions, not Substra's charts).")
             with standin_repo(helm, tmp) as url:
                 helm.run("repo", "add", "substra", url, "--force-update")
@@ -81,10 +84,10 @@ def _dry_run(network, node, values_path: Path, helm_path: Path, repo_url: str, o
         names = d.secret_names.model_dump().values()
         lines = [f"secret {n}" for n in names] + [f"(not readable here: {exc.what}; a real run stops on this)"]
     for line in lines:
-        print(f"+ kubernetes: create or replace in namespace {d.namespace}: {line}")
-    print("+ " + shlex.join(["helm", *_install_args(d.release, d.namespace, values_path, node, CHART_DIR)]))
-    print(f"+ kubernetes: wait until the pods of release {d.release} in namespace {d.namespace} are ready")
-    print(f"manifests: {manifests}")
+        log.info(f"+ kubernetes: create or replace in namespace {d.namespace}: {line}")
+    log.info("+ " + shlex.join(["helm", *_install_args(d.release, d.namespace, values_path, node, CHART_DIR)]))
+    log.info(f"+ kubernetes: wait until the pods of release {d.release} in namespace {d.namespace} are ready")
+    log.info(f"manifests: {manifests}")
     return out
 
 
@@ -95,7 +98,7 @@ def _render_all(helm: Helm, chart: Path, values: Path, d, out: Path) -> Path:
     kinds: dict[str, int] = {}
     for doc in docs:
         kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1
-    print("rendered: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    log.info("rendered: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     return path
 
 
@@ -114,10 +117,10 @@ def _real_run(network, node, values_path: Path, helm_path: Path, repo_url: str, 
     copy_chart(chart, chart_src)
     helm.run("dependency", "build", chart)
     for name in apply_secrets(api, d.namespace, material):
-        print(f"secret {name} applied in namespace {d.namespace}")
+        log.info(f"secret {name} applied in namespace {d.namespace}")
     helm.run(*_install_args(d.release, d.namespace, values_path, node, chart), what="helm upgrade --install")
     status = wait_ready(api, node)
-    print(f"node {node.name} is ready: {len(status.pods)} pods; web UI {status.frontend_url}, "
+    log.info(f"node {node.name} is ready: {len(status.pods)} pods; web UI {status.frontend_url}, "
           f"API {status.backend_url}")
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import logging
 import os
 import shlex
 import shutil
@@ -25,6 +26,8 @@ from typing import Iterator
 import yaml
 
 from fedchem.opener.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parents[2]  # the checkout, when running from one
 _HERE = Path(__file__).resolve().parent
@@ -69,7 +72,7 @@ class Helm:
         """Run `helm args...`; on failure raise ConfigError carrying helm's own message."""
         cmd = [str(self.path), *map(str, args)]
         if self.echo:
-            print("+ " + shlex.join(["helm", *map(str, args)]), flush=True)
+            log.info("+ " + shlex.join(["helm", *map(str, args)]))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=300)
         if check and proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip()

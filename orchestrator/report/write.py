@@ -32,18 +32,21 @@ from fedchem.orchestrator.report import stats
 from fedchem.orchestrator.report.compare import CompareSettings, compare
 from fedchem.orchestrator.report.curves import curves as read_curves
 from fedchem.orchestrator.report.html import render
-from fedchem.orchestrator.ledger import partner_ledger
-from fedchem.orchestrator.report.inputs import PREDICTIONS, ReportInputs, load_inputs
+from fedchem.orchestrator.ledger import Ledger, partner_ledger
+from fedchem.orchestrator.report.inputs import PREDICTIONS, ReportInputs, load_inputs, resolve_prepared_dir
 from fedchem.orchestrator.report.summary import overall, summary_sentences
 
 FORMAT = "fedchem-report/1"
 FILES = ["report.json", "tasks.csv", "summary.csv", "domain.csv", "curves.csv", "report.html"]
 
 
-def default_alone_dir(run_dir: Path, partner: str) -> Path:
+def default_alone_dir(run_dir: Path, partner: str, prepared_dir: Path | None = None) -> Path:
     """Where a partner's alone baseline is looked for when not given: RUN_DIR/partners/NAME/alone, then the demo's
-    layout RUN_DIR/../alone/NAME."""
+    layout RUN_DIR/../alone/NAME, then `fedchem train-local`'s default output PREPARED_DIR-alone."""
     candidates = [Path(run_dir) / "partners" / partner / "alone", Path(run_dir).parent / "alone" / partner]
+    if prepared_dir is not None:
+        prepared = Path(prepared_dir).absolute()
+        candidates.append(prepared.with_name(prepared.name + "-alone"))
     for c in candidates:
         if (c / PREDICTIONS).is_file():
             return c
@@ -206,7 +209,13 @@ def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=
     existing one is replaced only if it is a previous report, or with `force`."""
     run_dir = Path(run_dir)
     ledger = partner_ledger(run_dir, name)  # a clear error about the partner before any about its files
-    alone_dir = Path(alone_dir) if alone_dir else default_alone_dir(run_dir, name)
+    if not alone_dir:
+        try:  # the prepared folder tells where train-local's default output is
+            prepared = Path(prepared_dir) if prepared_dir else resolve_prepared_dir(Ledger.load(run_dir), name,
+                                                                                    run_dir)
+        except FedchemError:
+            prepared = None
+    alone_dir = Path(alone_dir) if alone_dir else default_alone_dir(run_dir, name, prepared)
     out_dir = (Path(out_dir) if out_dir else run_dir / "partners" / name / "report").absolute()
     protected = (run_dir / "ledger.json", run_dir / "settings.json", run_dir / "partners" / name / PREDICTIONS,
                  alone_dir, prepared_dir, ledger.consortium_path or None)

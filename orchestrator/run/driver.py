@@ -11,6 +11,7 @@ a fresh key setup and reaches the same trunk.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -30,7 +31,7 @@ from fedchem.orchestrator.run import backend as sb
 from fedchem.orchestrator.run import pull as puller
 from fedchem.orchestrator.run import workdir
 from fedchem.orchestrator.agreement import agreement_of, check_agreement, node_dir_of
-from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
+from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig, require_federation
 from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 from fedchem.orchestrator.run.privacy import check_tasks
 from fedchem.orchestrator.run.pull import checkpoint_dir, latest_checkpoint, partner_dir  # noqa: F401 (re-exported)
@@ -184,7 +185,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
 
     The run holds its folder (workdir.run_session): owner-only files, and Substra's work folder with the secret-key
     bundles removed on every exit path. A run that ends by an error leaves a ledger that says so."""
-    say = console or (lambda line: print(line, flush=True))  # progress lines: no data, no values
+    say = console or logging.getLogger(__name__).info  # progress lines (no data, no values); the CLI prints them
     run_dir = Path(run_dir).resolve()
     with workdir.run_session(run_dir, keep=keep_network, say=say):
         try:
@@ -215,6 +216,7 @@ def _run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerCon
                     rounds: int | None, resume: bool, secure: bool | None, network: sb.Network | None,
                     say: Callable[[str], None], consortium_path: Path | None) -> RunResult:
     names = [p.name for p in consortium.partners]
+    require_federation(consortium, str(consortium_path or "consortium config"))
     agg = consortium.federation.aggregator
     secure = True if secure is None else secure
     agreement = agreement_of(consortium)

@@ -163,12 +163,15 @@ def test_helm_failure_becomes_a_config_error(chart, network):
         render(helm, built, vfile, "fedchem", "ns")
 
 
-def test_dry_run_deploy_prints_commands_and_renders(helm_bin, tmp_path, capsys):
+def test_dry_run_deploy_prints_commands_and_renders(helm_bin, tmp_path, caplog):
+    import logging
+
     from fedchem.orchestrator.node.deploy import deploy_partner
 
+    caplog.set_level(logging.INFO, logger="fedchem")  # library code logs; the CLI prints these lines on stdout
     out = deploy_partner(CONSORTIUM, "pharma-b", helm_bin, dry_run=True, out_dir=tmp_path,
                          repo_url="http://127.0.0.1:9/")  # a closed port stands for the unreachable real repository
-    printed = capsys.readouterr().out
+    printed = caplog.text
     assert "STAND-IN" in printed and "+ helm upgrade --install fedchem" in printed
     assert "--namespace fedchem-pharma-b" in printed and "+ helm dependency build" in printed
     docs = [d for d in yaml.safe_load_all((out / "manifests.yaml").read_text()) if d]
