@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +29,7 @@ import scipy.sparse as sp
 
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import DataError
+from fedchem.opener.fileio import PRIVATE_FILE_MODE, atomic_folder, atomic_write
 
 CLASS_WEIGHT_COLUMNS = ["task_id", "training_weight", "aggregation_weight", "task_type"]
 REGR_WEIGHT_COLUMNS = ["task_id", "training_weight", "censored_weight", "aggregation_weight", "task_type"]
@@ -95,10 +93,8 @@ def export_sparsechem(prepared_dir: Path, out_dir: Path, force: bool = False) ->
     out_dir = Path(out_dir).absolute()
     _check_out(out_dir, force)
     ds = load_prepared(prepared_dir)  # every file checked against the manifest first
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     files = ["X.npz", "folds.npy", "tasks.csv"]
-    try:
+    with atomic_folder(out_dir) as tmp:  # private like the prepared folder (the temporary folder is 0700)
         sp.save_npz(tmp / "X.npz", sp.csr_matrix(ds.X, dtype=np.float32))
         np.save(tmp / "folds.npy", np.asarray(ds.folds, dtype=np.int64))
         if ds.Y_class.shape[1]:
@@ -115,10 +111,7 @@ def export_sparsechem(prepared_dir: Path, out_dir: Path, force: bool = False) ->
             sp.save_npz(tmp / "Y_censor.npz", censor)
             _write_csv(tmp / "weights_regr.csv", REGR_WEIGHT_COLUMNS, _weights(ds.tasks, "regression"))
             files += ["Y_regr.npz", "Y_censor.npz", "weights_regr.csv"]
-        with open(tmp / "tasks.csv", "w", newline="", encoding="utf-8") as fh:  # names per column, for people
-            w = csv.DictWriter(fh, fieldnames=list(ds.tasks[0]) if ds.tasks else ["task"], lineterminator="\n")
-            w.writeheader()
-            w.writerows(ds.tasks)
+        _write_csv(tmp / "tasks.csv", list(ds.tasks[0]) if ds.tasks else ["task"], ds.tasks)  # names, for people
         command = sparsechem_command(files)
         (tmp / "README.txt").write_text(
             "SparseChem inputs exported by `fedchem export sparsechem` (private to this partner).\n"
@@ -126,15 +119,6 @@ def export_sparsechem(prepared_dir: Path, out_dir: Path, force: bool = False) ->
             "tasks.csv names the task of each column (task_id = column of its kind); SparseChem does not read it.\n",
             encoding="utf-8")
         files.append("README.txt")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return SparseChemExport(out_dir, sorted(files), ds.X.shape[0], ds.Y_class.shape[1], ds.Y_regr.shape[1],
                             command)
 
@@ -143,7 +127,7 @@ def export_model(run_dir: Path, partner: str, out: Path, prepared_dir: Path | No
     """The run's final trunk and this partner's head as one torch.save'd state_dict with its config (0600)."""
     import torch
 
-    from fedchem.orchestrator.predict_smiles import load_partner_model
+    from fedchem.orchestrator.predict import load_partner_model
 
     run_dir, out = Path(run_dir), Path(out).absolute()
     if out.is_dir():
@@ -160,16 +144,7 @@ def export_model(run_dir: Path, partner: str, out: Path, prepared_dir: Path | No
                         "settings, columns scrambled with the consortium secret when fingerprint.scramble)",
               "outputs": "head.classification: logits per class task; head.regression: values per regr task"}
     config = json.loads(json.dumps(config))  # plain str/int/float/list/dict only: torch.load(weights_only=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"state_dict": state, "config": config}, fh)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda fh: torch.save({"state_dict": state, "config": config}, fh), PRIVATE_FILE_MODE)
     return out
 
 

@@ -73,8 +73,8 @@ def test_a_copy_without_shared_collects_every_test_and_reads_its_own_data(tmp_pa
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     probe = ("import fedchem.opener, json\n"
-             "from fedchem.opener.public_herg import split_herg\n"
-             "from fedchem.orchestrator.public_data import build_tox21\n"
+             "from fedchem.opener.public.herg import split_herg\n"
+             "from fedchem.orchestrator.demo.public_data import build_tox21\n"
              "p = split_herg(2)\n"
              "s = build_tox21('out', 2)\n"
              "print(json.dumps([fedchem.opener.__file__, sum(x.n_measurements for x in p), "

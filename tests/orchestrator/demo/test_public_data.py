@@ -274,7 +274,7 @@ def test_cli_builds_from_the_shipped_data(tmp_path, capsys):
 
 def test_an_altered_or_missing_shipped_file_is_refused(tmp_path, public_data_dir):
     """The readers check both SHA256SUMS and their own pin: a changed byte, or a re-pinned SUMS, is refused."""
-    from fedchem.opener import public_files, public_herg
+    from fedchem.opener.public import files as public_files, herg as public_herg
 
     copy = tmp_path / "data"
     shutil.copytree(public_data_dir, copy)

@@ -20,7 +20,7 @@ from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import DataError
 from fedchem.opener.prepare import prepare_partner
-from fedchem.orchestrator.cli import main as cli_main
+from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.export import export_model, export_sparsechem, load_exported_model
 
 from prepare_data import herg_partner
@@ -107,7 +107,7 @@ def test_model_export_is_a_standard_state_dict_that_predicts_as_the_run(tmp_path
     import torch
 
     from fedchem.algo.evaluation import predict
-    from fedchem.orchestrator.predict_smiles import load_partner_model
+    from fedchem.orchestrator.predict import load_partner_model
 
     from reportsetup import shared_report_inputs
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from fedchem.orchestrator import cli
+from fedchem.orchestrator.cli import main as cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDERS = {"RUN_DIR": "runs/first", "PREPARED_DIR": "raw/prepared/partner-1", "NAME": "partner-1",
                 "consortium.yaml": "raw/consortium.yaml", "C.yaml": "raw/consortium.yaml",
                 "P.yaml": "raw/partner-1/partner.yaml"}

@@ -7,7 +7,7 @@ import yaml
 from prepare_data import herg_partner
 
 from fedchem.opener.dataset import load_prepared
-from fedchem.orchestrator.cli import main
+from fedchem.orchestrator.cli.main import main
 
 
 def test_one_partner_prepares_and_trains_alone_but_cannot_run(tmp_path, public_data_dir, capsys, monkeypatch):
