@@ -7,7 +7,8 @@ Run:  .venv/bin/python bench/prepare.py                 (all of MUV, every core;
       .venv/bin/python bench/prepare.py --serial        (also a one-process run, for the parallel speed-up ratio)
 
 T0/T1/T2 are built from the shipped muv.csv.gz (fedchem/opener/public/data) with
-`fedchem.opener.public.moleculenet` (one partner) before the clock starts. Settings: the consortium defaults (ECFP4 folded to 32,768 columns, scrambled; 5 scaffold folds),
+`fedchem.opener.public.moleculenet` (one partner) before the clock starts. Settings: the consortium defaults
+(ECFP4 folded to 32,768 columns, scrambled; 5 scaffold folds),
 with a quorum of one active and one inactive per task (so that --n subsets keep their tasks). Figures on a machine
 shared with other jobs are distorted by them: the CPU seconds printed (this process + its workers) show how much
 of the machine the run actually got, and the ratio --serial prints is measured in the same process, side by side.

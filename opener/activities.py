@@ -1,14 +1,15 @@
 """Turn T1 activity rows into one log-scale value and qualifier per (structure, assay).
 
-Qualifiers: `<`, `<=`, `=`, `>=`, `>`; `~` and an empty qualifier count as `=` (an exact value is what most
-exports leave unmarked); `<<` and `>>` count as `<` and `>` (MELLODDY-TUNER's `map_qualifiers`). Units: empty, `log`, `p` (any case) mean the value is already on a log scale (pIC50-like);
-`pM`, `nM`, `uM`/`µM`, `mM`, `M` are concentrations, converted to p-scale = -log10(molar) with the qualifier
-flipped (an IC50 "< 10 nM" is a pIC50 "> 8"). Anything else, a non-numeric value, a value that does not fit the
-float32 the prepared matrices store (|value| > 3.4e38 after conversion), or a concentration <= 0 stops the run with
-an error naming the file and line. An empty, NaN or infinite value is no measurement: the row is dropped and
-counted, as MELLODDY-TUNER drops it (aggregate_values.filter_credibility_range removes NaN values; an infinite one
-is outside any credibility range). With a `credibility_range` for an assay type in the preparation settings,
-log-scale values outside [min, max] are dropped and counted too (TUNER's rule, same file).
+Qualifiers: `<`, `<=`, `=`, `>=`, `>`; `~` and an empty qualifier count as `=` (an exact value is what most exports
+leave unmarked); `<<` and `>>` count as `<` and `>` (MELLODDY-TUNER's `map_qualifiers`). Units: empty, `log`, `p`
+(any case) mean the value is already on a log scale (pIC50-like); `pM`, `nM`, `uM`/`µM`, `mM`, `M` are
+concentrations, converted to p-scale = -log10(molar) with the qualifier flipped (an IC50 "< 10 nM" is a pIC50 ">
+8"). Anything else, a non-numeric value, a value that does not fit the float32 the prepared matrices store (|value|
+> 3.4e38 after conversion), or a concentration <= 0 stops the run with an error naming the file and line. An empty,
+NaN or infinite value is no measurement: the row is dropped and counted, as MELLODDY-TUNER drops it
+(aggregate_values.filter_credibility_range removes NaN values; an infinite one is outside any credibility range).
+With a `credibility_range` for an assay type in the preparation settings, log-scale values outside [min, max] are
+dropped and counted too (TUNER's rule, same file).
 
 Replicates of one (structure, assay) pair are aggregated so that no information is invented:
 - if any replicate is exact (`=`), the pair is the mean of the exact values (censored replicates are ignored);

@@ -1,4 +1,4 @@
-"""The public data sets shipped with fedchem (package data in `fedchem/opener/public/data/`), read only after a sha256 check.
+"""The public data sets shipped with fedchem (package data, `fedchem/opener/public/data/`), read after a sha256 check.
 
 Every file is listed in `data/SHA256SUMS` and described (source, commit, licence) in `data/README.md`; a reader
 also pins the hash it was written for, so a swapped file is refused even when SHA256SUMS was edited with it.

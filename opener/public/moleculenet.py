@@ -22,7 +22,8 @@ SOURCES = {  # file name -> pinned sha256 (as in data/SHA256SUMS, shipped with t
 _LABELS = {"0": "0", "0.0": "0", "1": "1", "1.0": "1"}
 
 
-def read_binary_table(name: str, data_dir: Path | None = None) -> tuple[list[str], list[tuple[str, str, dict[str, str]]]]:
+def read_binary_table(name: str, data_dir: Path | None = None
+                      ) -> tuple[list[str], list[tuple[str, str, dict[str, str]]]]:
     """(task names, [(compound id 'C<row>', smiles, {task: '0'|'1'})]) of a wide MoleculeNet CSV."""
     path = public_file(name, SOURCES[name], data_dir)
     rows = read_csv_gz(path, ["smiles"])

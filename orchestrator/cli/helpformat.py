@@ -2,8 +2,9 @@
 
 Descriptions and epilogs are written as plain text blocks; this formatter keeps their layout but fits it in 80
 columns: a paragraph is re-filled; a two-column line ("  name   what it is", "source:   ...") or a list item
-("  1. ...", "  - ...") hangs its continuation under its text; a command line ("  fedchem ...") is broken at spaces with a shell " \\"
-continuation, so that it still runs when pasted; a trailing "# comment" that does not fit goes on the line above.
+("  1. ...", "  - ...") hangs its continuation under its text; a command line ("  fedchem ...") is broken at
+spaces with a shell " \\" continuation, so that it still runs when pasted; a trailing "# comment" that does not
+fit goes on the line above.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Every example in every `--help` runs as printed, help text fits in 80 columns, and -v/-q work everywhere.
 
 The examples are read from the formatted help itself (indented `fedchem ...` lines, shell continuations joined,
-comments dropped) and executed through the real entry point in a folder laid out as they assume: raw/ (a tiny
-real MoleculeACE consortium, prepared into raw/prepared/ as `fedchem data` lays it out), alone/, runs/first (a finished run in `fedchem run`'s layout, from
-tests/reportsetup.py), demo-output/ and new_compounds.csv. Placeholders in capitals (RUN_DIR, NAME, ...) and the
-bare `consortium.yaml` / `DIR/` of some examples are mapped onto that layout. `fedchem data` examples run in an
-empty folder; `fedchem prepare` examples in a folder holding only raw/; `fedchem run` examples (real Substra
-compute plans, minutes) in the slow test.
+comments dropped) and executed through the real entry point in a folder laid out as they assume: raw/ (a tiny real
+MoleculeACE consortium, prepared into raw/prepared/ as `fedchem data` lays it out), alone/, runs/first (a finished
+run in `fedchem run`'s layout, from tests/reportsetup.py), demo-output/ and new_compounds.csv. Placeholders in
+capitals (RUN_DIR, NAME, ...) and the bare `consortium.yaml` / `DIR/` of some examples are mapped onto that layout.
+`fedchem data` examples run in an empty folder; `fedchem prepare` examples in a folder holding only raw/; `fedchem
+run` examples (real Substra compute plans, minutes) in the slow test.
 """
 
 from __future__ import annotations

@@ -284,7 +284,8 @@ def test_an_altered_or_missing_shipped_file_is_refused(tmp_path, public_data_dir
     (copy / "chembl_herg.csv.gz").write_bytes(bytes(raw))
     with pytest.raises(DataError, match="does not match its pinned sha256"):
         public_herg.split_herg(2, copy)
-    sums = (copy / "SHA256SUMS").read_text().replace(public_herg.SOURCE_SHA256, sha256_file(copy / "chembl_herg.csv.gz"))
+    altered = sha256_file(copy / "chembl_herg.csv.gz")
+    sums = (copy / "SHA256SUMS").read_text().replace(public_herg.SOURCE_SHA256, altered)
     (copy / "SHA256SUMS").write_text(sums)
     with pytest.raises(DataError, match="not pinned as this reader expects"):
         public_herg.split_herg(2, copy)
