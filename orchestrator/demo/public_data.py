@@ -1,7 +1,7 @@
 """Build ready-to-prepare consortium folders (T0/T1/T2 per partner + configs + secret) from real public sets.
 
 Layout of a build folder:
-    consortium.yaml      ConsortiumConfig (written when there are >= 2 partners; a consortium needs two)
+    consortium.yaml      ConsortiumConfig (written when there are >= 2 partners; `fedchem run` needs two)
     consortium.secret    secrets.token_hex(32), mode 0600 (kept when an existing build is replaced with force)
     build.json           source, sha256, split, options, the partners' names (nothing about any partner's data)
     partner-<i>/         T0.csv, T1.csv, T2.csv, partner.yaml (prepared_dir: ../prepared/partner-<i>) and build.json:
@@ -100,8 +100,8 @@ def write_build(set_name: str, partners: list[PartnerTables], out_dir: Path, inf
             })
         notes = list(notes or [])
         if consortium is None:
-            notes.append("one partner only: no consortium.yaml (a consortium needs two); use the partner folder "
-                         "with a consortium file of your own, or build with --partners 2 or more")
+            notes.append("one partner only: no consortium.yaml (`fedchem run` needs two); to prepare and train-local "
+                         "alone, write a consortium file that lists this partner, or build with --partners 2 or more")
         _write_build_json(tmp / "build.json", set_name, info, summaries, notes)
         _validate(tmp, partners, consortium is not None)
     return BuildSummary(set_name, out_dir, summaries, consortium, notes)
