@@ -19,7 +19,7 @@ PACKAGES = ("algo", "opener", "metrics", "orchestrator")
 _SHARED = re.compile(r"\.\./shared|shared[/\\]data|[\"']shared[\"']\s*[/,)]|/\s*[\"']shared[\"']")
 # The one allowed use: the cluster tests' control-plane binaries (an optional tool, like a browser) may come from
 # ../shared/k8s; without them those tests skip and say why (tests/helpers/kubecluster.py). Never data.
-_OPTIONAL_TOOL = re.compile(r"shared/k8s")
+_OPTIONAL_TOOL = re.compile(r"shared/k8s|[\"']shared[\"']\s*/\s*[\"']k8s[\"']")
 
 
 def _tracked() -> list[Path]:

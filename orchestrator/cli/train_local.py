@@ -110,7 +110,7 @@ def _train_local(args) -> int:
 
     mcfg, tcfg = settings(args)
     protected = (args.prepared_dir, args.consortium)
-    check_local_out(args.out, args.overwrite, protected)
+    check_local_out(default_out(args), args.overwrite, protected)
     data = load_prepared(args.prepared_dir)
     cores = use_all_cores()
     err = Console(stderr=True)
