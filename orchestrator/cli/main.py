@@ -43,8 +43,7 @@ fedchem trains one multi-task bioactivity model across pharmaceutical partners o
 with secure aggregation, a private head per partner, and a report telling each partner whether joining helped.
 
 typical flow (build partner folders from public data; featurise one partner's data, on its own node; the
-baseline: that partner alone; federated training as Substra compute plans; a partner fetches its own
-results with its own token; did joining help, and where?):
+baseline: that partner alone; federated training as Substra compute plans; did joining help, and where?):
   fedchem data moleculeace --partners 3 --out raw/
   fedchem prepare --consortium raw/consortium.yaml --partner raw/partner-1/partner.yaml
   fedchem train-local raw/prepared/partner-1
