@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from fedchem.opener.config import FingerprintConfig
+from fedchem.opener.secret_check import MANIFEST_KEY, secret_fingerprints
 import scipy.sparse as sp
 import yaml
 
@@ -116,6 +119,12 @@ def _predict(rng: np.random.Generator, mode: str, Y_class, values: np.ndarray, c
     return scores, values + rng.normal(0.0, 0.7, values.shape)
 
 
+SECRET = b"0123456789abcdef0123456789abcdef"
+# the prepared folders and the ledger carry the keyed fingerprints of this secret, as `fedchem prepare` and `run`
+# write them (issue 12: report checks that a prepared folder is this partner's, made with the run's secret)
+FINGERPRINTS = secret_fingerprints(SECRET, FingerprintConfig())
+
+
 def write_partner(root: Path, name: str, case: Case) -> dict:
     """One partner's prepared folder, alone baseline and federated predictions; returns the pieces the run needs."""
     from fedchem.algo.predictions import save_predictions
@@ -128,7 +137,8 @@ def write_partner(root: Path, name: str, case: Case) -> dict:
     tasks = _tasks(rng, case, Y_class, Y_regr, Y_censor)
     ids = [f"{name}-cpd-{i}" for i in range(case.n_compounds)]
     prepared = save_prepared(PreparedDataset(X=X, Y_class=Y_class, Y_regr=Y_regr, Y_censor=Y_censor, folds=folds,
-                                             tasks=tasks, compound_ids=ids), root / "prepared" / name)
+                                             tasks=tasks, compound_ids=ids), root / "prepared" / name,
+                            extra_manifest={"partner": name, MANIFEST_KEY: FINGERPRINTS})
     rows = np.flatnonzero(folds == TEST_FOLD)
     fed = _predict(rng, case.fed_mode, Y_class, values, case)
     alone = fed if case.alone_mode == "same" else _predict(rng, case.alone_mode, Y_class, values, case)
@@ -182,13 +192,14 @@ def write_run(root: Path, cases: dict[str, Case], rounds: int = 3) -> dict:
                                                   "validation": {"aggregate": _validation_figures(rng)}})
     raw = root / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    (raw / "secret").write_text("0123456789abcdef0123456789abcdef\n")
+    (raw / "secret").write_text(SECRET.decode() + "\n")
     for name in names:
         (raw / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "prepared_dir": str(out["prepared"][name])}))
     cpath = raw / "consortium.yaml"
     cpath.write_text(yaml.safe_dump({"name": "synthetic", "secret": {"file": "secret"},
                                      "partners": [{"name": n, "config": f"{n}.yaml"} for n in names]}))
     ledger = Ledger(run_name="synthetic", settings_hash=settings_hash(settings), partners=names,
+                    secret_fingerprints=FINGERPRINTS,
                     aggregator="aggregator", rounds_planned=rounds, secure=True, consortium_path=str(cpath),
                     status="completed", completed_rounds=rounds, evaluated=True)
     ledger.save(run_dir)
