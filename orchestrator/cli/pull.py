@@ -21,8 +21,8 @@ Local mode (--backend subprocess, one machine plays every partner): `fedchem run
 this same code; `fedchem pull` then checks that everything the ledger lists is there.
 
 examples:
-  fedchem pull runs/first --partner-config pharma-a.yaml
-  fedchem pull runs/first --partner pharma-a            # local mode: check that its results are complete
+  fedchem pull runs/first --partner-config raw/partner-1/partner.yaml
+  fedchem pull runs/first --partner partner-1   # local mode: check that its results are complete
 """
 
 

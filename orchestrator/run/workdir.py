@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
-from fedchem.opener.errors import ConfigError
+from fedchem.opener.errors import ConfigError, os_errors
 from fedchem.opener.fileio import owner_only, private_dir
 
 WORK = "substra-work"
@@ -38,6 +38,7 @@ def work_root(run_dir: Path) -> Path:
 def _lock(run_dir: Path, wait: bool = False) -> Iterator[bool]:
     """The run folder's lock: yields True when taken (no live run holds it), False when a live run does."""
     path = Path(run_dir) / LOCK
+    existed = path.exists()
     with owner_only():
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -49,6 +50,8 @@ def _lock(run_dir: Path, wait: bool = False) -> Iterator[bool]:
         try:
             yield True
         finally:
+            if not existed:  # a lock file this call made goes with it, removed while still held
+                path.unlink(missing_ok=True)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
@@ -103,8 +106,8 @@ def run_session(run_dir: Path, keep: bool = False, say: Callable[[str], None] | 
     if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise ConfigError("the run folder path names an existing file", where=str(run_dir),
                           fix="give --run-dir a new folder (the file is left as it is)")
-    created = not run_dir.exists()
-    with owner_only():
+    made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # the folders this run creates, deepest first
+    with os_errors(run_dir), owner_only():
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with _lock(run_dir) as free:
@@ -120,5 +123,8 @@ def run_session(run_dir: Path, keep: bool = False, say: Callable[[str], None] | 
                     if not keep:
                         remove_work(run_dir)
     finally:
-        if created and [p.name for p in run_dir.iterdir()] == [LOCK]:  # refused before anything started
-            shutil.rmtree(run_dir, ignore_errors=True)
+        for folder in made:  # refused before anything started: the folders it made go too, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
