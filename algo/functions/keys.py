@@ -33,12 +33,18 @@ def guard_of(inputs, function: str) -> PartnerGuard:
     return PartnerGuard(partner_name(data.prepared_dir), data.node_dir, function)
 
 
-@tools.register
-def keygen(inputs, outputs, task_properties):
-    guard = guard_of(inputs, "keygen")
+def _key_setup(inputs, function: str) -> tuple[PartnerGuard, dict]:
+    """The guard and the plan's metadata of a key-setup task, refused unless the plan is a secure one."""
+    guard = guard_of(inputs, function)
     meta = load_meta(inputs["trunk"])
     if guard.check_meta(meta):
         raise guard.refuse("secure aggregation is mandatory", "key setup of a plain plan")
+    return guard, meta
+
+
+@tools.register
+def keygen(inputs, outputs, task_properties):
+    guard, meta = _key_setup(inputs, "keygen")
     first, last, roster = guard.check_plan_range(meta)
     with guard.state.locked():
         sign_pk = guard.record_keygen(meta["plan_id"], first, last, roster)
@@ -51,10 +57,7 @@ def keygen(inputs, outputs, task_properties):
 
 @tools.register
 def deal_shares(inputs, outputs, task_properties):
-    guard = guard_of(inputs, "deal_shares")
-    meta = load_meta(inputs["trunk"])
-    if guard.check_meta(meta):
-        raise guard.refuse("secure aggregation is mandatory", "key setup of a plain plan")
+    guard, meta = _key_setup(inputs, "deal_shares")
     maybe_fail(guard.me, meta["first_round"], "deal")  # test hook: the key setup fails after the secrets exist
     secret = secagg.load_secret_bundle(inputs["secret_keys"])
     publics = _publics(inputs["public_keys"])

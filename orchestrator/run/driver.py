@@ -196,6 +196,20 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             raise
 
 
+def _each_partner(submit, tasks, say, step: str) -> list[str]:
+    """Submit one task per partner, one at a time; the partners whose task succeeded (a failed task is that
+    partner missing from this step, said on the console)."""
+    done = []
+    for task in tasks:
+        partner = task.name.split("/")[1]
+        try:
+            submit([task])
+            done.append(partner)
+        except sb.TaskFailed:
+            say(f"  {partner}: failed to {step}")
+    return done
+
+
 def _record_failure(run_dir: Path, exc: BaseException) -> None:
     """A run that did not end cleanly leaves a ledger saying how (a clean stop was recorded already)."""
     try:
@@ -379,24 +393,14 @@ def _run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerCon
             releasers = list(survivors)
             t = time.perf_counter()
             if secure:  # consistency step: each survivor signs the survivor set; then releases for that set
-                confirmers = []
-                for task in planner.confirm_tasks(ctx, r, active, survivors):
-                    try:
-                        submit([task])
-                        confirmers.append(task.name.split("/")[1])
-                    except sb.TaskFailed:
-                        say(f"  {task.name.split('/')[1]}: failed to confirm the survivor set")
+                confirmers = _each_partner(submit, planner.confirm_tasks(ctx, r, active, survivors), say,
+                                           "confirm the survivor set")
                 if len(confirmers) < threshold:
                     raise _stopped(ledger, run_dir, say,
                                    f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below "
                                    f"the threshold of {threshold}: nothing was unmasked")
-                releasers = []
-                for task in planner.release_tasks(ctx, r, active, survivors, confirmers):
-                    try:
-                        submit([task])
-                        releasers.append(task.name.split("/")[1])
-                    except sb.TaskFailed:
-                        say(f"  {task.name.split('/')[1]}: failed to release its shares")
+                releasers = _each_partner(submit, planner.release_tasks(ctx, r, active, survivors, confirmers), say,
+                                          "release its shares")
                 if len(releasers) < threshold:
                     raise _stopped(ledger, run_dir, say,
                                    f"round {r}: only {len(releasers)} partners released shares, below the threshold "
