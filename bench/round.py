@@ -33,7 +33,8 @@ from fedchem.orchestrator.demo.consortium import prepare_consortium  # noqa: E40
 from fedchem.algo.guard.rules import PLAIN_OPT_IN  # noqa: E402
 from fedchem.orchestrator.agreement import node_dir_of  # noqa: E402
 from fedchem.orchestrator.config import load_all  # noqa: E402
-from fedchem.orchestrator.run.driver import partner_dir, run_federation  # noqa: E402
+from fedchem.orchestrator.run.driver import run_federation  # noqa: E402
+from fedchem.orchestrator.run.pull import partner_dir  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
 from fedchem.orchestrator.demo.public_data import build_moleculeace  # noqa: E402
 

@@ -111,6 +111,10 @@ class FederationConfig(_Strict):
     aggregator_substra: SubstraConnection = SubstraConnection()
     # the aggregator organisation's node file (a partner-style file without data) for deployment and network checks
     aggregator_node: Path | None = None
+    # how the driver waits on each submitted task (a real node runs tasks asynchronously: image build, queue, run):
+    # seconds from submission to done before the run stops cleanly (resumable), and seconds between status polls
+    task_timeout: float = Field(3600.0, gt=0)
+    poll_interval: float = Field(5.0, gt=0)
 
 
 class ConsortiumConfig(_Strict):

@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args) -> int:
     from fedchem.orchestrator.config import load_all, require_federation
-    from fedchem.orchestrator.run.driver import check_run_dir, check_run_parameters, run_federation
+    from fedchem.orchestrator.run.driver import run_federation
+    from fedchem.orchestrator.run.setup import check_run_dir, check_run_parameters
     from fedchem.orchestrator.ledger import Ledger
 
     resume = args.resume is not None

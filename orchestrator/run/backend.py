@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedchem.algo.functions.specs import FUNCTIONS, FunctionDef
-from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError
+from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError, RunStopped
 from fedchem.opener.substra_opener import partner_opener_source
 from fedchem.orchestrator.run.archive import Wheel, fedchem_wheel, function_archive, pinned_constraints
 from fedchem.orchestrator.run.plan import DatasetKeys, TaskPlan
@@ -47,6 +47,9 @@ class Network:
     function_keys: dict[str, str] = field(default_factory=dict)
     wheel: Wheel | None = None  # fedchem's wheel in the registered function archives (its sha256 -> the ledger)
     local: bool = True  # remote: real backends, where each partner's data is registered on its own node
+    # Substra's local backend runs each task inside the submitting call (and raises there when it fails); a real
+    # node returns at once and runs it later: the driver then submits a whole step and waits on its statuses
+    synchronous: bool = True
 
     @property
     def operator(self):
@@ -78,7 +81,7 @@ def network_from_clients(clients: dict, aggregator: str, orgs: dict[str, str] | 
     """A network against real backends. Remote mode: the operator's own client only (the aggregator's), and every
     organisation's id from its config (`orgs`); the operator holds no partner token."""
     ids = {n: c.organization_info().organization_id for n, c in clients.items()}
-    return Network(dict(clients), {**(orgs or {}), **ids}, aggregator, local=False)
+    return Network(dict(clients), {**(orgs or {}), **ids}, aggregator, local=False, synchronous=False)
 
 
 @dataclass(frozen=True)
@@ -189,14 +192,46 @@ def add_tasks(net: Network, plan_id: str, tasks: list[TaskPlan]) -> None:
 
 
 def _run(call, tasks: list[TaskPlan]) -> None:
+    """Submit; a task failing inside the call (local backend) is TaskFailed, the backend's refusals are errors by
+    the SDK's public types: a refused plan or token is a clear error, an unreachable backend a resumable stop."""
+    from substra.sdk.exceptions import (AlreadyExists, AuthenticationError, AuthorizationError, InvalidRequest,
+                                    RequestException)
+    # the local backend's own failure type (it has no public name: the subprocess spawner raises it)
     from substra.sdk.backends.local.compute.spawner.base import ExecutionError
 
+    names = ", ".join(t.name for t in tasks)
     try:
         call()
     except ExecutionError as exc:
-        names = ", ".join(t.name for t in tasks)
         raise TaskFailed(f"a task failed while running [{names}]", where=type(exc).__name__,
                          fix="see the task's output above and its private log") from None
+    except (AuthenticationError, AuthorizationError) as exc:
+        raise FedchemError(f"the Substra backend refused the operator's token ({type(exc).__name__})",
+                           where=f"submitting [{names}]",
+                           fix="renew the aggregator organisation's API token and run `fedchem run --resume RUN_DIR`"
+                           ) from None
+    except (InvalidRequest, AlreadyExists) as exc:
+        raise FedchemError(f"the Substra backend refused the tasks [{names}] ({type(exc).__name__}: "
+                           f"{str(exc)[:300]})", where="the operator's Substra backend",
+                           fix="check that every node runs this fedchem version and that each task's worker owns "
+                               "its dataset; then start a new run folder") from None
+    except RequestException as exc:
+        raise RunStopped(f"the Substra backend could not be reached while submitting [{names}] "
+                         f"({type(exc).__name__})", where="the operator's Substra backend",
+                         fix="check the backend (`fedchem node status`), then `fedchem run --resume RUN_DIR`"
+                         ) from None
+
+
+def cancel_plan(net: Network, plan_id: str) -> bool:
+    """Ask the backend to cancel a plan whose tasks timed out (a real node's tasks would run on); best effort:
+    the local backend cannot cancel (its tasks ran inside the submitting call)."""
+    from substra.sdk.exceptions import SDKException
+
+    try:
+        net.operator.cancel_compute_plan(plan_id)
+        return True
+    except (NotImplementedError, SDKException):
+        return False
 
 
 def download(net: Network, reader: str, task: TaskPlan, identifier: str, dest: Path) -> Path:

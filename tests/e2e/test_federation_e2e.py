@@ -17,7 +17,8 @@ from fedchem.algo.params import load_params
 from fedchem.opener.errors import EXIT_STOPPED
 from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.run.driver import run_federation, trunk_path
+from fedchem.orchestrator.run.context import trunk_path
+from fedchem.orchestrator.run.driver import run_federation
 from fedchem.orchestrator.ledger import Ledger
 
 from fedsetup import build_small_consortium

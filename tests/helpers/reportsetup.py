@@ -38,7 +38,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     from fedchem.opener.dataset import load_prepared
     from fedchem.opener.secret_check import secret_fingerprints
     from fedchem.orchestrator.config import load_all
-    from fedchem.orchestrator.run.driver import run_settings
+    from fedchem.orchestrator.run.setup import run_settings
     from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 
     dropped = dict(dropped or {})

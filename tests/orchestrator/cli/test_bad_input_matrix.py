@@ -546,9 +546,9 @@ def test_resume_cannot_change_the_number_of_rounds(work, capsys):
 # --------------------------------------------------------------------- row: a stopped, resumable run exits 3
 
 def test_a_clean_stop_is_exit_3_and_resumable(tmp_path):
-    """The driver's stop (federation._stopped) records the stop and yields the exit-3 error; the real Substra
+    """The driver's stop (run.context.stopped) records the stop and yields the exit-3 error; the real Substra
     stop-and-resume path through `main` is tests/e2e/test_federation_e2e.py::test_below_threshold_stops_cleanly..."""
-    from fedchem.orchestrator.run.driver import _stopped
+    from fedchem.orchestrator.run.context import stopped as _stopped
     from fedchem.orchestrator.ledger import Ledger
 
     ledger = Ledger(run_name="r", settings_hash="x", partners=["a", "b", "c"], aggregator="agg", rounds_planned=3,
