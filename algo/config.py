@@ -53,3 +53,27 @@ class SecAggConfig(_Strict):
             raise ValueError("secure aggregation cannot be switched off: every trunk update leaves a partner "
                              "masked (remove `enabled: false`)")
         return value
+
+
+class DPConfig(_Strict):
+    """Distributed differential privacy on the trunk update (opt-in, part of the agreement every partner signs).
+
+    Each partner clips its round's trunk update to L2 norm `clip_norm` and adds Gaussian noise of variance
+    sigma^2 / t (t = the agreed secure-aggregation threshold), so that any t or more survivors' sum carries noise of
+    variance >= sigma^2 per coordinate, with sigma = noise_multiplier * sensitivity and sensitivity = 2 * clip_norm
+    (any change to one partner's data moves its clipped update by at most 2 * clip_norm). With DP on every partner
+    weighs 1 (the aggregate is the unweighted mean), so the sum of weights reveals only the survivor count.
+    """
+
+    clip_norm: float = Field(gt=0)  # L2 bound of one partner's trunk update in one round
+    noise_multiplier: float = Field(gt=0)  # sigma of the noise in the sum, in units of the sensitivity 2*clip_norm
+    delta: float = Field(1e-6, gt=0, lt=1)  # the consortium's delta; epsilon is reported at it
+
+    @property
+    def sensitivity(self) -> float:
+        return 2.0 * self.clip_norm
+
+    @property
+    def sigma(self) -> float:
+        """Standard deviation of the noise each coordinate of the sum of t survivors carries (at least)."""
+        return self.noise_multiplier * self.sensitivity

@@ -22,7 +22,8 @@ def agreement_of(consortium: ConsortiumConfig) -> Agreement:
                      aggregator=f.aggregator, fingerprint=consortium.fingerprint,
                      preparation=consortium.preparation, model=consortium.model, training=consortium.training,
                      secure_aggregation=f.secure_aggregation, rounds=f.rounds, evaluate_every=f.evaluate_every,
-                     publish_summary=f.publish_summary)
+                     publish_summary=f.publish_summary,
+                     differential_privacy=f.differential_privacy)
 
 
 def node_dir_of(partner: PartnerConfig) -> Path:

@@ -14,9 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fedchem.algo.config import ModelConfig, SecAggConfig, TrainingConfig
+from fedchem.algo.config import DPConfig, ModelConfig, SecAggConfig, TrainingConfig
+from fedchem.algo.dp.mechanism import check_ring_bound
+from fedchem.algo.secagg.keysetup import threshold_for
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
-from fedchem.opener.errors import ConfigError
+from fedchem.opener.errors import ConfigError, ProtocolError
 from fedchem.orchestrator.node.config import DeploymentConfig
 
 
@@ -104,6 +106,8 @@ class FederationConfig(_Strict):
     # name of the aggregator organisation (never a holder of the consortium secret)
     aggregator: str = Field("aggregator", pattern=NAME_PATTERN, max_length=40)
     secure_aggregation: SecAggConfig = SecAggConfig()
+    # opt-in: distributed differential privacy on the trunk updates (clip, each partner's share of the noise, delta)
+    differential_privacy: DPConfig | None = None
     # opt-in: publish one headline test figure per partner as a public Substra performance (the web UI shows it);
     # per-task metrics always stay private
     publish_summary: bool = False
@@ -138,6 +142,13 @@ class ConsortiumConfig(_Strict):
             raise ValueError(f"the aggregator '{self.federation.aggregator}' must not be one of the partners")
         if not names:
             raise ValueError("a consortium lists at least one partner")
+        dp = self.federation.differential_privacy
+        if dp is not None and len(names) >= 2:  # the ring must hold the noised update at the agreed threshold
+            try:
+                t = threshold_for(self.federation.secure_aggregation.threshold, len(names))
+            except ProtocolError:
+                return self  # a bad threshold is reported by the run's own parameter check
+            check_ring_bound(dp, self.federation.secure_aggregation, t)
         return self  # one partner alone may prepare and train-local; `fedchem run` needs two (require_federation)
 
 

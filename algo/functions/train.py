@@ -6,7 +6,8 @@ train:    global trunk + own head (previous round's output, or the private check
           incoming model stay private; a data-free receipt tells the other partners this one submitted.
 evaluate: per-task metrics (validation and test folds) and test-fold predictions, private to the partner.
 Both first check the plan against the partner's own agreement (fedchem.algo.guard) and take every setting from it;
-train masks at most once per (plan, round), as recorded in the partner's own node state.
+train masks at most once per (plan, round), as recorded in the partner's own node state; when its agreement opts in to
+differential privacy, train clips the trunk update and adds its share of the noise before masking (fedchem.algo.dp).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import substratools as tools
 
 from fedchem.algo import secagg
+from fedchem.algo.dp import privatize
 from fedchem.algo.functions.keys import guard_of
 from fedchem.algo.params import flatten, load_params, save_params
 from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail
@@ -106,6 +108,10 @@ def train(inputs, outputs, task_properties):
     t = time.perf_counter()
     delta = flatten(M.trunk_to_arrays(trunk))[0].astype(np.float64) - flatten(before_arrays)[0].astype(np.float64)
     weight = train_rows.size / WEIGHT_UNIT
+    if agreement.differential_privacy is not None:  # the agreement's DP, never the plan's: clip, noise share
+        delta, dp_log = privatize(delta, agreement.differential_privacy, agreement.threshold, scfg)
+        weight = scfg.max_weight  # equal weights: the weight sum reveals only the survivor count
+        log["dp"] = dp_log.as_dict()
     if not plain:
         masked = secagg.mask_update(meta["plan_id"], round_, me, sorted(publics), secret, publics, delta, weight,
                                     scfg)

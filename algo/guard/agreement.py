@@ -1,7 +1,8 @@
 """The consortium agreement a partner signed off, as the partner keeps it on its own node, and its fingerprint.
 
 The agreement is the consortium-wide part of the consortium config (roster, aggregator, fingerprints, preparation,
-model, training, secure-aggregation settings, round count, publish opt-in), without paths or the secret reference.
+model, training, secure-aggregation settings, round count, publish opt-in,
+differential privacy), without paths or the secret reference.
 Its fingerprint is SHA-256 over a canonical JSON encoding (sorted keys, no spaces); every plan's trunk metadata
 carries it, and a partner-side function refuses a plan whose fingerprint is not that of its own copy.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from fedchem.algo.config import ModelConfig, SecAggConfig, TrainingConfig
+from fedchem.algo.config import DPConfig, ModelConfig, SecAggConfig, TrainingConfig
 from fedchem.algo.secagg.keysetup import threshold_for
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.errors import ProtocolError
@@ -40,6 +41,8 @@ class Agreement(BaseModel):
     rounds: int
     evaluate_every: int
     publish_summary: bool
+    # opt-in distributed DP on trunk updates; the partner's train task applies what is here, nothing else
+    differential_privacy: DPConfig | None = None
 
     def canonical(self) -> bytes:
         """The stable encoding the fingerprint is taken over."""
