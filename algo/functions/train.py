@@ -111,7 +111,8 @@ def train(inputs, outputs, task_properties):
     if agreement.differential_privacy is not None:  # the agreement's DP, never the plan's: clip, noise share
         delta, dp_log = privatize(delta, agreement.differential_privacy, agreement.threshold, scfg)
         weight = scfg.max_weight  # equal weights: the weight sum reveals only the survivor count
-        log["dp"] = dp_log.as_dict()
+        log["dp"] = {**dp_log.as_dict(), "noise_multiplier": agreement.differential_privacy.noise_multiplier,
+                     "delta": agreement.differential_privacy.delta}  # what this partner applied (its report's source)
     if not plain:
         masked = secagg.mask_update(meta["plan_id"], round_, me, sorted(publics), secret, publics, delta, weight,
                                     scfg)

@@ -98,6 +98,14 @@ def _run(args) -> int:
     return 0
 
 
+def _dp_line(run_dir, ledger) -> str | None:
+    """The DP budget line, from the run's public settings (none when the run has no DP or no settings file)."""
+    from fedchem.orchestrator.budget import summary_line
+
+    path = Path(run_dir) / "settings.json"
+    return summary_line(json.loads(path.read_text()), ledger) if path.is_file() else None
+
+
 def _status(args) -> int:
     from dataclasses import asdict
 
@@ -115,6 +123,9 @@ def _status(args) -> int:
         print("  removed the Substra work folder the killed run left behind (it held secret-key bundles)")
     print(f"  rounds: {ledger.completed_rounds}/{ledger.rounds_planned} completed; secure aggregation "
           f"{'on' if ledger.secure else 'OFF'}; partners: {', '.join(ledger.partners)}; aggregator: {ledger.aggregator}")
+    budget = _dp_line(args.run_dir, ledger)
+    if budget:
+        print("  " + budget)
     if ledger.dropped:
         print("  dropped out: " + ", ".join(f"{p} (round {r})" for p, r in sorted(ledger.dropped.items())))
     for rec in ledger.rounds[-10:]:

@@ -32,6 +32,7 @@ from fedchem.orchestrator.report import stats
 from fedchem.orchestrator.report.compare import CompareSettings, compare
 from fedchem.orchestrator.report.curves import curves as read_curves
 from fedchem.orchestrator.report.html import render
+from fedchem.orchestrator.budget import dp_from_logs, partner_budget_from_logs
 from fedchem.orchestrator.ledger import Ledger, partner_ledger
 from fedchem.orchestrator.report.inputs import PREDICTIONS, ReportInputs, load_inputs, resolve_prepared_dir
 from fedchem.orchestrator.report.summary import overall, summary_sentences
@@ -71,6 +72,7 @@ def run_facts(inp: ReportInputs) -> dict[str, str]:
         "secure aggregation": "on (the aggregator saw only masked trunk updates)" if led.secure else
                               "OFF (test-only switch: updates went to the aggregator unmasked)",
     }
+    facts["differential privacy"] = _dp_fact(inp)
     if fp:
         facts["fingerprints"] = (f"ECFP radius {fp.get('radius')}, {fp.get('kind')}, {fp.get('size')} columns, "
                                  f"scrambled: {'yes' if fp.get('scramble') else 'no'}")
@@ -84,6 +86,31 @@ def run_facts(inp: ReportInputs) -> dict[str, str]:
     facts["your compounds"] = (f"{inp.data.n_compounds} ({len(inp.training_rows)} in training folds, "
                                f"{inp.rows.size} in the test fold)")
     return facts
+
+
+def privacy_budget(inp: ReportInputs, colluding: int = 0):
+    """This partner's DP budget over the run's completed rounds, from what its own train tasks logged (None when
+    they applied no DP); `colluding` partners subtract their own noise."""
+    return partner_budget_from_logs(inp.partner, inp.round_logs, inp.ledger, colluding)
+
+
+def _dp_fact(inp: ReportInputs) -> str:
+    b = privacy_budget(inp)
+    if b is None:
+        return ("off: the summed trunk update is exact, so an input row only your batches touched in a round shows "
+                "your update there (see the README's threat model)")
+    dp = dp_from_logs(inp.round_logs)[0]
+    worst = max((r.epsilon_round for r in b.rounds if r.in_sum), default=0.0)
+    text = (f"on: epsilon {b.epsilon:.3g} at delta {b.delta:g} for your training data over the "
+            f"{sum(r.in_sum for r in b.rounds)} round(s) your update was in (one round at most {worst:.3g}); "
+            f"clip_norm {dp.clip_norm:g}, noise_multiplier {dp.noise_multiplier:g}; against the aggregator and every "
+            "other organisation")
+    if len(inp.ledger.partners) > 2:
+        col = privacy_budget(inp, colluding=1)
+        text += (f"; if one partner colluded with the aggregator: epsilon {col.epsilon:.3g}" if math.isfinite(col.epsilon)
+                 else "; a partner colluding with the aggregator in a round with the threshold's number of survivors "
+                      "removes the guarantee")
+    return text
 
 
 def _json_ready(value):
@@ -112,6 +139,8 @@ def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) 
         "figures": figures,
         "curves": _json_ready(read_curves(inp.round_logs, inp.federated_metrics, inp.alone_metrics)),
     }
+    budget = privacy_budget(inp)
+    doc["privacy"] = _json_ready(budget.as_dict()) if budget is not None else None
     doc["overall"] = overall(figures)
     doc["summary"] = summary_sentences(figures)
     return doc

@@ -40,6 +40,7 @@ def run_settings(consortium: ConsortiumConfig, rounds: int, secure: bool) -> dic
         "model": consortium.model.model_dump(),
         "training": consortium.training.model_dump(),
         "secure_aggregation": consortium.federation.secure_aggregation.model_dump(),
+        "differential_privacy": (dp.model_dump() if (dp := consortium.federation.differential_privacy) else None),
         "secure": secure,
         "rounds": rounds,
         "evaluate_every": consortium.federation.evaluate_every,
