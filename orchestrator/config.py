@@ -142,13 +142,6 @@ class ConsortiumConfig(_Strict):
             raise ValueError(f"the aggregator '{self.federation.aggregator}' must not be one of the partners")
         if not names:
             raise ValueError("a consortium lists at least one partner")
-        dp = self.federation.differential_privacy
-        if dp is not None and len(names) >= 2:  # the ring must hold the noised update at the agreed threshold
-            try:
-                t = threshold_for(self.federation.secure_aggregation.threshold, len(names))
-            except ProtocolError:
-                return self  # a bad threshold is reported by the run's own parameter check
-            check_ring_bound(dp, self.federation.secure_aggregation, t)
         return self  # one partner alone may prepare and train-local; `fedchem run` needs two (require_federation)
 
 
@@ -225,7 +218,27 @@ def load_partner(path: Path) -> PartnerConfig:
 def load_consortium(path: Path) -> ConsortiumConfig:
     path = Path(path)
     data = _resolve(_read_yaml(path, "consortium config"), path.parent, _PATH_KEYS)
-    return _validate(ConsortiumConfig, data, path, "consortium config")
+    consortium = _validate(ConsortiumConfig, data, path, "consortium config")
+    check_dp_ring(consortium, path)
+    return consortium
+
+
+def check_dp_ring(consortium: ConsortiumConfig, path: Path) -> None:
+    """With differential privacy, the ring bound (secure_aggregation.clip) must hold the noised update at the
+    agreed threshold (each partner's node checks it again on its own agreement)."""
+    f = consortium.federation
+    if f.differential_privacy is None or len(consortium.partners) < 2:
+        return
+    try:
+        t = threshold_for(f.secure_aggregation.threshold, len(consortium.partners))
+    except ProtocolError:
+        return  # a bad threshold is reported by the run's own parameter check
+    try:
+        check_ring_bound(f.differential_privacy, f.secure_aggregation, t)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where=f"{path}, key 'federation.secure_aggregation.clip'",
+                          fix="raise that clip (a 64-bit ring keeps ample precision), or lower noise_multiplier or "
+                              "clip_norm") from None
 
 
 def check_fingerprint(consortium: ConsortiumConfig, partner: PartnerConfig, partner_path: Path) -> None:
