@@ -56,7 +56,7 @@ test-slow: $(STAMP) ## run only the slow cases
 demo: $(STAMP) ## the main job end to end on real data; prints where the reports are
 	$(VENV)/bin/fedchem demo --out $(DEMO_DIR)
 
-BENCHES := prepare train_throughput quality secagg round
+BENCHES := prepare train_throughput quality secagg round dp_cost
 
 bench: $(STAMP) ## run every benchmark under bench/ (about 20 minutes on 2 cores; prints the figures in README)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
