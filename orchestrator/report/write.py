@@ -107,7 +107,8 @@ def _dp_fact(inp: ReportInputs) -> str:
             "other organisation")
     if len(inp.ledger.partners) > 2:
         col = privacy_budget(inp, colluding=1)
-        text += (f"; if one partner colluded with the aggregator: epsilon {col.epsilon:.3g}" if math.isfinite(col.epsilon)
+        text += (f"; if one partner colluded with the aggregator: epsilon {col.epsilon:.3g}"
+                 if math.isfinite(col.epsilon)
                  else "; a partner colluding with the aggregator in a round with the threshold's number of survivors "
                       "removes the guarantee")
     return text

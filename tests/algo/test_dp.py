@@ -86,7 +86,8 @@ def test_noisy_secure_sum_has_the_agreed_variance(n, t, survivors):
     updates = {p: rng.normal(size=d) for p in ids}
     noisy = {}
     for i, p in enumerate(ids):
-        noisy[p], log = privatize(updates[p], dp, t, ring, noise=standard_normal(d, key=bytes([i, n, t]) * 8 + bytes(8)))
+        key = bytes([i, n, t]) * 8 + bytes(8)  # one fixed key per partner and case
+        noisy[p], log = privatize(updates[p], dp, t, ring, noise=standard_normal(d, key=key))
         assert log.clipped
     alive = ids[:survivors]
     total, weight = secure_sum(noisy, {p: ring.max_weight for p in ids}, ring, t, survivors=alive)
