@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("status", help="show where a run stands (rounds, dropouts, timings)",
                        description="Read a run folder's ledger and show its progress. Reads no private file. A "
                                    "Substra work folder a killed run left behind (it holds secret-key bundles) is "
-                                   "removed.")
+                                   "removed. With differential privacy (federation.differential_privacy), it shows "
+                                   "each partner's epsilon at the consortium's delta so far.")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="print the ledger as JSON")
     s.set_defaults(func=_status)
