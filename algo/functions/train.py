@@ -24,6 +24,7 @@ from fedchem.algo.functions.keys import guard_of
 from fedchem.algo.params import flatten, load_params, save_params
 from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail
 from fedchem.opener.dataset import load_prepared
+from fedchem.opener.errors import ProtocolError
 from fedchem.opener.fileio import atomic_write, write_json
 
 
@@ -109,7 +110,10 @@ def train(inputs, outputs, task_properties):
     delta = flatten(M.trunk_to_arrays(trunk))[0].astype(np.float64) - flatten(before_arrays)[0].astype(np.float64)
     weight = train_rows.size / WEIGHT_UNIT
     if agreement.differential_privacy is not None:  # the agreement's DP, never the plan's: clip, noise share
-        delta, dp_log = privatize(delta, agreement.differential_privacy, agreement.threshold, scfg)
+        try:
+            delta, dp_log = privatize(delta, agreement.differential_privacy, agreement.threshold, scfg)
+        except ProtocolError as exc:  # sends nothing: a ring too small for the noise, or a noised value past it
+            raise guard.refuse("differential privacy", exc.what, exc.fix) from None
         weight = scfg.max_weight  # equal weights: the weight sum reveals only the survivor count
         log["dp"] = {**dp_log.as_dict(), "noise_multiplier": agreement.differential_privacy.noise_multiplier,
                      "delta": agreement.differential_privacy.delta}  # what this partner applied (its report's source)
