@@ -178,6 +178,21 @@ def facts_table(facts: dict) -> str:
     return f'<table class="facts"><tbody>{rows}</tbody></table>'
 
 
+def _g(v) -> str:
+    return "n/a" if v is None else f"{float(v):.3g}"
+
+
+def privacy_table(privacy: dict) -> str:
+    """Differential privacy, round by round: survivors, effective noise multiplier, epsilon alone and composed."""
+    rows = [f"<tr><td>{r['round']}</td><td>{r['survivors']}</td><td>{'yes' if r['in_sum'] else 'no'}</td>"
+            f"<td>{_g(r['noise_multiplier'])}</td><td>{_g(r['epsilon_round'])}</td>"
+            f"<td>{_g(r['epsilon_total'])}</td></tr>" for r in privacy.get("rounds", [])]
+    head = ("<tr><th>round</th><th>survivors</th><th>your update in the sum</th><th>noise multiplier</th>"
+            f"<th>epsilon of the round</th><th>epsilon so far (delta {esc(privacy.get('delta'))})</th></tr>")
+    return (f"<h3>Differential privacy, round by round</h3><table class='facts'><thead>{head}</thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
 def _figure(svg: str | None, caption: str) -> str:
     if not svg:
         return ""
@@ -256,6 +271,8 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                  "<p class='note'>No per-round validation figures were logged for this run.</p>")
 
     parts.append("<h2>The run</h2>" + facts_table(doc["run"]))
+    if doc.get("privacy"):
+        parts.append(privacy_table(doc["privacy"]))
     meth = fig["method"]
     parts.append("<h2>How these figures were computed</h2><p class='note'>"
                  "All figures above except the round curves are recomputed from the two models' saved test-fold "

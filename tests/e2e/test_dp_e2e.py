@@ -108,4 +108,5 @@ def test_report_shows_the_budget_the_partner_applied(dp_run, tmp_path, capsys):
     assert [r["in_sum"] for r in doc["privacy"]["rounds"]] == [True, True]
     assert doc["run"]["differential privacy"].startswith(f"on: epsilon {want:.3g} at delta 1e-05")
     assert "if one partner colluded with the aggregator: epsilon" in doc["run"]["differential privacy"]
-    assert "differential privacy" in html.read_text()
+    page = html.read_text()
+    assert "Differential privacy, round by round" in page and f"{want:.3g}" in page
