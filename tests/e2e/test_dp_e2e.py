@@ -27,7 +27,8 @@ DP = {"clip_norm": 0.5, "noise_multiplier": 0.05, "delta": 1e-5}
 # threshold 2 of 3: each partner's share std is 0.05 * 2 * 0.5 / sqrt(2); the ring bound needs 0.5 + 12 shares
 RING = {"ring_bits": 64, "clip": 1.0}
 
-pytestmark = pytest.mark.slow  # one 2-round run with a dropout: ~1.5 min on 2 cores
+# one 2-round run with a dropout (~1.5 min on 2 cores under load): in the default suite, it is the proof that a DP
+# run completes on Substra with secure aggregation on and a dropout
 
 
 @pytest.fixture(scope="module")
