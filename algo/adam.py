@@ -2,64 +2,117 @@
 
 Why not torch.optim: its first `add_param_group` imports torch._dynamo, 1.5-3.5 s per process, paid by every
 federated train task; and no torch optimizer updates only the rows a batch used with weight decay. Both classes
-here follow torch.optim.AdamW's update rule exactly (tests compare them).
+here follow torch.optim.AdamW's update rule (tests compare them).
 
 Row-sparse Adam:
 
 SparseChem's dense Adam step walks all n_features x hidden parameters (32.8 M for 32k -> 1000) at every batch; a
-batch of 256 Tox21 compounds uses ~3k of the 32k fingerprint columns. Here the moments and weights of those rows
-only are gathered, updated and scattered back; untouched rows keep their moments (SparseAdam's semantics).
-Weight decay is decoupled (AdamW-style) and applied to the touched rows only, so it stays sparse as well.
+batch of 121 Tox21 compounds uses ~3k of the 32k fingerprint columns. Here the weights and moments of those rows
+only are updated; untouched rows keep their weights and moments (SparseAdam's "lazy" semantics: it is NOT dense
+Adam, whose momentum keeps moving rows a batch did not use; the two agree on rows every batch uses, which a test
+shows). Weight decay is decoupled (AdamW-style) and applied to the touched rows only, so it stays sparse as well.
+
+The step is memory-bound (a few million floats read and written per batch, a few FLOPs each). It runs over the
+touched rows in chunks small enough to stay in the core's cache (gather weights and moments of a chunk, one fused
+AdamW kernel, scatter back) instead of ~15 whole-array passes: 2-2.5x faster at equal results (within float
+rounding; `algo.reference.ReferenceRowSparseAdam` is the readable one it is tested against).
+`torch._fused_adamw_` is the kernel torch.optim.AdamW(fused=True) calls; torch is pinned (2.13.0).
+
+State for huge input layers (`state="rowwise"`): one second moment per row (the mean of the squared gradient over
+the row) instead of one per weight, as TorchRec's PARTIAL_ROWWISE_ADAM keeps for embedding tables. The optimiser
+state of a 2^20 x 1000 input layer is then 4 GiB (first moment) + 4 MiB instead of 8 GiB. Not the same optimiser
+as Adam: opt in with `training.input_optimizer_state: rowwise` (default `full`, which is Adam).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+CHUNK_ELEMENTS = 1 << 17  # weights per chunk of the row-sparse step: 4 arrays x 512 KiB stay in a core's L2 cache
+
+State = Literal["full", "rowwise"]
+
+
+def sparse_rows(grad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(sorted distinct row ids, their gradient rows) of a row-sparse gradient; None when there is nothing."""
+    if grad is None:
+        return None
+    if not grad.is_sparse or grad.sparse_dim() != 1:  # not what the model produces, but accepted: row-sparse it
+        grad = (grad.to_dense() if grad.is_sparse else grad).to_sparse(1)
+    grad = grad.coalesce()
+    idx = grad.indices()[0]
+    if idx.numel() == 0:
+        return None
+    return idx, grad.values()
 
 
 class RowSparseAdam:
     """Lazy Adam with decoupled weight decay for one parameter whose gradient is a sparse COO tensor of rows."""
 
     def __init__(self, param: torch.nn.Parameter, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+                 eps: float = 1e-8, weight_decay: float = 0.0, state: State = "full"):
+        if state not in ("full", "rowwise"):
+            raise ValueError(f"unknown optimiser state {state!r} (full or rowwise)")
         self.param = param
         self.lr = float(lr)
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.weight_decay = float(weight_decay)
+        self.state = state
         self.exp_avg = torch.zeros_like(param, memory_format=torch.contiguous_format)
-        self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.contiguous_format)
+        if state == "full":
+            self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.contiguous_format)
+        else:
+            self.exp_avg_sq = param.new_zeros(param.shape[0])
         self.steps = 0
 
     def zero_grad(self) -> None:
         self.param.grad = None
 
+    def state_bytes(self) -> int:
+        """Bytes the optimiser keeps for this parameter (both moments)."""
+        return sum(t.numel() * t.element_size() for t in (self.exp_avg, self.exp_avg_sq))
+
     @torch.no_grad()
     def step(self) -> int:
         """Apply the gradient to the rows it names; returns how many rows were touched."""
-        g = self.param.grad
-        if g is None:
+        rows = sparse_rows(self.param.grad)
+        if rows is None:
             return 0
-        if not g.is_sparse or g.sparse_dim() != 1:  # not what the model produces, but accepted: row-sparse it
-            g = (g.to_dense() if g.is_sparse else g).to_sparse(1)
-        g = g.coalesce()
-        idx = g.indices()[0]
-        if idx.numel() == 0:
-            return 0
-        grad = g.values()
+        idx, grad = rows
         self.steps += 1
-        b1, b2 = self.beta1, self.beta2
-        m = self.exp_avg.index_select(0, idx).mul_(b1).add_(grad, alpha=1 - b1)
-        v = self.exp_avg_sq.index_select(0, idx).mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        per_chunk = max(1, CHUNK_ELEMENTS // max(1, grad.shape[1]))
+        update = self._full_chunk if self.state == "full" else self._rowwise_chunk
+        step = torch.tensor(float(self.steps))
+        for a in range(0, idx.numel(), per_chunk):
+            update(idx[a:a + per_chunk], grad[a:a + per_chunk], step)
+        return int(idx.numel())
+
+    def _full_chunk(self, idx: torch.Tensor, grad: torch.Tensor, step: torch.Tensor) -> None:
+        p = self.param.index_select(0, idx)
+        m = self.exp_avg.index_select(0, idx)
+        v = self.exp_avg_sq.index_select(0, idx)
+        torch._fused_adamw_([p], [grad.contiguous()], [m], [v], [], [step], lr=self.lr, beta1=self.beta1,
+                            beta2=self.beta2, weight_decay=self.weight_decay, eps=self.eps, amsgrad=False,
+                            maximize=False)
+        self.param.index_copy_(0, idx, p)
         self.exp_avg.index_copy_(0, idx, m)
         self.exp_avg_sq.index_copy_(0, idx, v)
-        step_size = self.lr / (1 - b1 ** self.steps)
-        denom = v.div_(1 - b2 ** self.steps).sqrt_().add_(self.eps)
-        update = m.div_(denom).mul_(step_size)
+
+    def _rowwise_chunk(self, idx: torch.Tensor, grad: torch.Tensor, step: torch.Tensor) -> None:
+        b1, b2, t = self.beta1, self.beta2, float(step)
+        p = self.param.index_select(0, idx)
+        m = self.exp_avg.index_select(0, idx).lerp_(grad, 1 - b1)
+        v = self.exp_avg_sq.index_select(0, idx).mul_(b2).add_(grad.square().mean(1), alpha=1 - b2)
+        self.exp_avg_sq.index_copy_(0, idx, v)
+        self.exp_avg.index_copy_(0, idx, m)
+        scale = (v / (1 - b2 ** t)).sqrt_().add_(self.eps).reciprocal_().mul_(-self.lr / (1 - b1 ** t))
         if self.weight_decay:
-            update.add_(self.param.index_select(0, idx), alpha=self.lr * self.weight_decay)
-        self.param.index_add_(0, idx, update, alpha=-1.0)
-        return int(idx.numel())
+            p.mul_(1 - self.lr * self.weight_decay)
+        p.addcmul_(m, scale.unsqueeze(1))
+        self.param.index_copy_(0, idx, p)
 
 
 class DenseAdamW:

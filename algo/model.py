@@ -38,7 +38,11 @@ def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | Non
 class _RowSparseEmbeddingBag(torch.autograd.Function):
     """sum_j value_ij * weight[j] per row i, whose weight gradient is built directly on the distinct rows used:
     a coalesced sparse COO tensor (no n_features x hidden buffer, and no coalescing of nnz x hidden values, which
-    is what torch's own sparse embedding_bag gradient costs)."""
+    is what torch's own sparse embedding_bag gradient costs).
+
+    The gradient row of feature u is sum_i value_iu * grad_out[i] over the rows i using u: an embedding_bag over
+    grad_out with the batch's non-zeros sorted by feature (its CSC order), the same kernel as the forward pass.
+    `algo.reference.ReferenceRowSparseEmbeddingBag` (a sparse matrix product) is what it is tested against."""
 
     @staticmethod
     def forward(ctx, weight, indices, offsets, values, n_rows):
@@ -51,13 +55,13 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         indices, offsets, values = ctx.saved_tensors
-        uniq, inv = torch.unique(indices, sorted=True, return_inverse=True)
+        sorted_idx, order = torch.sort(indices, stable=True)
+        uniq, per_feature = torch.unique_consecutive(sorted_idx, return_counts=True)
         counts = torch.diff(offsets, append=offsets.new_tensor([indices.numel()]))
         row_of = torch.repeat_interleave(torch.arange(ctx.n_rows), counts)
-        w = values if values is not None else torch.ones(indices.numel(), dtype=grad_out.dtype)
-        xt = torch.sparse_coo_tensor(torch.stack([inv, row_of]), w, (uniq.numel(), ctx.n_rows),
-                                     check_invariants=False).coalesce()
-        grad_rows = torch.sparse.mm(xt, grad_out.contiguous())
+        starts = torch.cumsum(per_feature, 0) - per_feature
+        w = values[order] if values is not None else None
+        grad_rows = F.embedding_bag(row_of[order], grad_out.contiguous(), starts, mode="sum", per_sample_weights=w)
         grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
                                        check_invariants=False)
         return grad, None, None, None, None

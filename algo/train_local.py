@@ -7,7 +7,6 @@ bench/quality.py calls it directly. The output folder is built in a temporary fo
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
@@ -122,6 +121,17 @@ def _per_task_csv(path: Path, results: dict[str, EvalResult]) -> None:
             w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
+def _validate(trunk: M.Trunk, head: M.Head, data: PreparedDataset, rows: np.ndarray) -> EvalResult:
+    """An epoch's validation: the figures early stopping and the history need (not every metric)."""
+    return evaluation.validation_figures(trunk, head, data, rows)
+
+
+def _snapshot(trunk: M.Trunk, head: M.Head) -> tuple[dict, dict]:
+    """Copies of the trunk's and head's tensors (the best epoch so far), without deepcopy's object walk."""
+    return ({k: v.detach().clone() for k, v in trunk.state_dict().items()},
+            {k: v.detach().clone() for k, v in head.state_dict().items()})
+
+
 def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
                 report: Reporter | None = None, where: str = "", overwrite: bool = False,
                 protected: tuple = ()) -> LocalRun:
@@ -150,12 +160,11 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
             trunk, head, data, folds.train, train_cfg, epochs=1.0, seed=epoch_seed(seed, epoch), lr=lr,
             optimizer=opt, source=source,
             progress=lambda done, total, loss: report("step", {"done": done, "steps": total, "loss": loss}))
-        val = evaluation.evaluate(trunk, head, data, folds.validation)
+        val = _validate(trunk, head, data, folds.validation)
         name, value, higher = evaluation.headline(val)
         improved = math.isfinite(value) and (best[0] is None or (value > best[0] if higher else value < best[0]))
         if improved or best[2] is None:
-            best = (value if math.isfinite(value) else None, epoch,
-                    (copy.deepcopy(trunk.state_dict()), copy.deepcopy(head.state_dict())))
+            best = (value if math.isfinite(value) else None, epoch, _snapshot(trunk, head))
             since_best = 0
         else:
             since_best += 1

@@ -27,16 +27,24 @@ from fedchem.opener.dataset import PreparedDataset
 Progress = Callable[[int, int, float], None]  # (steps done, steps in this call, running mean loss)
 
 
-THREADS_ENV = "FEDCHEM_THREADS"  # override the thread count (e.g. 1 on a machine shared with other jobs)
+THREADS_ENV = "FEDCHEM_THREADS"  # torch's thread count for training (default 1)
 
 
-def use_all_cores() -> int:
-    """Let torch use every core this process may run on (2 on the project's machines), or $FEDCHEM_THREADS;
-    returns the count."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def all_cores() -> int:
+    """How many cores this process may run on (2 on the project's machines)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def set_threads() -> int:
+    """Give torch one thread, or $FEDCHEM_THREADS; returns the count.
+
+    One, because a training step is a few dozen small memory-bound kernels: a second OpenMP thread costs more in
+    fork/join than it gains, and ruinously so when the cores are shared (bench/train_speed.py: on 2 cores, the
+    whole Tox21 train-local 8x slower with 2 threads than with 1 at load average 9; README, Figures)."""
+    n = 1
     if os.environ.get(THREADS_ENV, "").strip().isdigit():
-        n = int(os.environ[THREADS_ENV])
-    torch.set_num_threads(max(1, n))
+        n = max(1, int(os.environ[THREADS_ENV]))
+    torch.set_num_threads(n)
     return n
 
 

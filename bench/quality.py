@@ -131,7 +131,7 @@ def fmt(agg: dict) -> str:
 
 def run_set(name: str, quick: bool) -> None:
     from fedchem.algo.train_local import split_folds, train_local
-    from fedchem.algo.training import use_all_cores
+    from fedchem.algo.training import set_threads
     from fedchem.opener.dataset import load_prepared
     from public_prepared import prepared
 
@@ -139,7 +139,7 @@ def run_set(name: str, quick: bool) -> None:
     ds = load_prepared(path, verify=False)
     mcfg, tcfg = _cfgs(quick)
     folds = split_folds(ds, tcfg)
-    threads = use_all_cores()
+    threads = set_threads()
     print(f"\n== {name}: {ds.n_compounds:,} compounds, {ds.n_features:,} features, {ds.Y_class.shape[1]} "
           f"classification + {ds.Y_regr.shape[1]} regression tasks; train/validation/test "
           f"{folds.train.size:,}/{folds.validation.size:,}/{folds.test.size:,} compounds (scaffold folds); "

@@ -282,7 +282,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer steps, 100,000 synthetic compounds")
     ap.add_argument("--case", choices=CASES, help="run one case in this process")
-    ap.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    ap.add_argument("--threads", type=int, help="torch threads (default: 1, or $FEDCHEM_THREADS)")
     args = ap.parse_args()
     if args.case is None:
         for case in CASES:
@@ -295,8 +295,8 @@ def main() -> int:
         return 0
     import torch
 
-    from fedchem.algo.training import use_all_cores
-    use_all_cores()
+    from fedchem.algo.training import set_threads
+    set_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.case == "paths":

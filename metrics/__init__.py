@@ -15,11 +15,13 @@ from .per_task import (
     per_task_table,
     regression_task_metrics,
 )
+from .ranking import RANKING_METRICS, ranking_areas, ranking_table
 from .regression import censored_errors, pearson, r2, rmse, rmse_censored
 from .weighted import weighted_auc_pr, weighted_auc_roc, weighted_r2, weighted_rmse
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "RANKING_METRICS",
     "REGRESSION_METRICS",
     "aggregate",
     "auc_pr",
@@ -38,6 +40,8 @@ __all__ = [
     "pearson",
     "per_task_table",
     "r2",
+    "ranking_areas",
+    "ranking_table",
     "regression_task_metrics",
     "rmse",
     "rmse_censored",

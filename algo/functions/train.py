@@ -86,7 +86,7 @@ def train(inputs, outputs, task_properties):
             guard.pinned_publics(rec, publics)
             guard.record_masking(meta["plan_id"], round_, sorted(publics))
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
-    training.use_all_cores()
+    training.set_threads()
     trunk, head, before_arrays, head_source = _load_model(inputs, ds, agreement)
     train_rows, val_rows, _ = _fold_rows(ds, tcfg)
     log = {"partner": me, "round": round_, "plan_id": meta["plan_id"], "head_from": head_source,

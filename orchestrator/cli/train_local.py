@@ -105,14 +105,14 @@ def _train_local(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fedchem.algo.train_local import check_local_out, train_local
-    from fedchem.algo.training import use_all_cores
+    from fedchem.algo.training import set_threads
     from fedchem.opener.dataset import load_prepared
 
     mcfg, tcfg = settings(args)
     protected = (args.prepared_dir, args.consortium)
     check_local_out(default_out(args), args.overwrite, protected)
     data = load_prepared(args.prepared_dir)
-    cores = use_all_cores()
+    cores = set_threads()
     err = Console(stderr=True)
     if not args.quiet:
         err.print(f"train-local: {data.n_compounds:,} compounds, {data.n_features:,} features, "

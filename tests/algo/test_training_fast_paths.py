@@ -1,0 +1,188 @@
+"""The training step's fast paths (issue 17) give today's results: each against its reference in
+fedchem.algo.reference (the first, readable implementation), and whole runs against `todays_path()` with the
+same seeds. What holds: equal within float rounding (not bit for bit: the fused kernel and the embedding_bag
+gradient round differently), the same batches bit for bit, the same per-epoch figures as scikit-learn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from algo_synthetic import synthetic_dataset
+from fedchem.algo import adam, batches, evaluation, model as M, reference, train_local as TL, training
+from fedchem.algo.batches import BatchSource, rows_from_csr
+from fedchem.algo.config import ModelConfig, TrainingConfig
+from fedchem import metrics
+
+MCFG = ModelConfig(hidden_sizes=(32,), dropout=0.1)
+TCFG = TrainingConfig(batch_size=32, learning_rate=3e-3, weight_decay=0.01)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_dataset()
+
+
+def _sparse_grads(n_rows: int, n_cols: int, steps: int, seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(steps):
+        rows = torch.randperm(n_rows, generator=gen)[: n_rows // 2].sort().values
+        vals = torch.randn(rows.numel(), n_cols, generator=gen) * 1e-2
+        out.append(torch.sparse_coo_tensor(rows.unsqueeze(0), vals, (n_rows, n_cols)).coalesce())
+    return out
+
+
+@pytest.mark.parametrize("chunk", [adam.CHUNK_ELEMENTS, 7])
+def test_fused_row_sparse_adam_equals_the_reference_step(monkeypatch, chunk):
+    monkeypatch.setattr(adam, "CHUNK_ELEMENTS", chunk)  # 7: one or two rows a chunk, many chunks a step
+    torch.manual_seed(0)
+    fast_p = torch.nn.Parameter(torch.randn(50, 6))
+    ref_p = torch.nn.Parameter(fast_p.detach().clone())
+    fast = adam.RowSparseAdam(fast_p, lr=0.01, weight_decay=0.1)
+    ref = reference.ReferenceRowSparseAdam(ref_p, lr=0.01, weight_decay=0.1)
+    for g in _sparse_grads(50, 6, steps=8, seed=1):
+        fast_p.grad, ref_p.grad = g.clone(), g.clone()
+        assert fast.step() == ref.step() == g.indices().shape[1]
+    for a, b in ((fast_p, ref_p), (fast.exp_avg, ref.exp_avg), (fast.exp_avg_sq, ref.exp_avg_sq)):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_lazy_adam_is_not_dense_adam_on_rows_a_batch_skips():
+    """Why the equality is with today's lazy Adam, not SparseChem's dense one: dense Adam's momentum keeps moving
+    a row whose gradient is absent; the row-sparse step leaves it alone (equal on the rows every step uses:
+    test_model_sparse_input)."""
+    w = torch.nn.Parameter(torch.ones(2, 3))
+    d = torch.nn.Parameter(torch.ones(2, 3))
+    lazy, dense = adam.RowSparseAdam(w, lr=0.1), adam.DenseAdamW([d], lr=0.1)  # DenseAdamW: torch.optim.AdamW
+    for rows in ([0, 1], [0]):
+        g = torch.zeros(2, 3)
+        g[rows] = 1.0
+        w.grad, d.grad = g.to_sparse(1), g
+        lazy.step()
+        dense.step()
+    after_first = 1 - 0.1  # both rows took one step of -lr
+    assert torch.allclose(w[1], torch.full((3,), after_first))
+    assert (d[1] < after_first - 1e-3).all()
+    assert torch.allclose(w[0], d[0])
+
+
+@pytest.mark.parametrize("transform", ["none", "binarize"])
+def test_embedding_bag_gradient_equals_the_sparse_product_gradient(transform):
+    rng = np.random.default_rng(4)
+    dense = rng.integers(0, 4, size=(40, 300)) * (rng.random((40, 300)) < 0.1)
+    dense[5] = 0  # an empty compound
+    X = sp.csr_matrix(dense.astype(np.float32))
+    grads = {}
+    for name, fn in (("fast", M._RowSparseEmbeddingBag), ("ref", reference.ReferenceRowSparseEmbeddingBag)):
+        trunk = M.init_trunk(300, ModelConfig(hidden_sizes=(16,), dropout=0.0, input_transform=transform), 0)
+        x = rows_from_csr(X)
+        w = M.transform_values(x.values, transform)
+        out = fn.apply(trunk.input.weight, x.indices, x.offsets, w, x.n_rows)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        grads[name] = trunk.input.weight.grad.coalesce()
+    assert torch.equal(grads["fast"].indices(), grads["ref"].indices())
+    np.testing.assert_allclose(grads["fast"].values().numpy(), grads["ref"].values().numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_block_batches_are_the_per_batch_batches_bit_for_bit(ds, monkeypatch):
+    monkeypatch.setattr(batches, "BLOCK_ROWS", 70)  # several blocks, a block not a multiple of the batch
+    rows = np.flatnonzero(np.asarray(ds.folds) >= 1)
+    src = BatchSource(ds, rows)
+    order = training.epoch_order(len(src), 1.7, seed=3)
+    fast = list(src.batches(order, 32))
+    ref = list(reference.reference_batches(src, order, 32))
+    assert len(fast) == len(ref) == -(-order.size // 32)
+    for a, b in zip(fast, ref):
+        assert a.n_rows == b.n_rows
+        for ta, tb in ((a.x.indices, b.x.indices), (a.x.offsets, b.x.offsets), (a.x.values, b.x.values),
+                       (a.y_class.rows, b.y_class.rows), (a.y_class.cols, b.y_class.cols),
+                       (a.y_class.values, b.y_class.values), (a.y_regr.rows, b.y_regr.rows),
+                       (a.y_regr.values, b.y_regr.values), (a.y_regr.censor, b.y_regr.censor)):
+            assert torch.equal(ta, tb)
+
+
+def _train(ds, path: str):
+    train = np.flatnonzero(np.asarray(ds.folds) >= 2)
+    trunk = M.init_trunk(ds.n_features, MCFG, 0)
+    head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
+    opt = training.Optimizer(trunk, head, TCFG)
+    losses = [training.train_epochs(trunk, head, ds, train, TCFG, epochs=1, seed=e, optimizer=opt).mean_loss
+              for e in range(3)]
+    return losses, {**M.trunk_to_arrays(trunk), **{f"head.{k}": v for k, v in M.head_to_arrays(head).items()}}
+
+
+def test_training_equals_todays_path_within_float_rounding(ds):
+    with reference.todays_path(threads=1):
+        ref_losses, ref = _train(ds, "today")
+    losses, new = _train(ds, "new")
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    for k in ref:
+        np.testing.assert_allclose(new[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    assert not np.array_equal(new["input.weight"], M.trunk_to_arrays(M.init_trunk(ds.n_features, MCFG, 0))
+                              ["input.weight"])
+
+
+def test_train_local_equals_todays_path(ds, tmp_path):
+    cfg = TCFG.model_copy(update={"epochs": 4, "early_stopping_patience": 0})
+    with reference.todays_path(threads=1):
+        ref = TL.train_local(ds, tmp_path / "today", MCFG, cfg)
+    new = TL.train_local(ds, tmp_path / "new", MCFG, cfg)
+    assert new.best_epoch == ref.best_epoch
+    for a, b in zip(new.history, ref.history):
+        assert a["validation"]["select_on"] == b["validation"]["select_on"]
+        for key in ("value", "auc_roc", "auc_pr", "rmse", "r2", "pearson"):
+            np.testing.assert_allclose(a["validation"][key], b["validation"][key], rtol=1e-4, err_msg=key)
+    for split in ("validation", "test"):
+        for kind, agg in getattr(ref, split).aggregate.items():
+            for key in ("auc_roc", "auc_pr", "f1_max", "log_loss", "rmse", "r2"):
+                if key in agg:
+                    np.testing.assert_allclose(getattr(new, split).aggregate[kind][key], agg[key], rtol=1e-4)
+
+
+def test_snapshot_is_a_copy_not_a_view(ds):
+    trunk = M.init_trunk(ds.n_features, MCFG, 0)
+    head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
+    t_state, h_state = TL._snapshot(trunk, head)
+    with torch.no_grad():
+        trunk.input.weight.add_(1.0)
+        head.classification.bias.add_(1.0)
+    assert not torch.equal(t_state["input.weight"], trunk.input.weight)
+    assert not torch.equal(h_state["classification.bias"], head.classification.bias)
+    assert list(t_state) == list(trunk.state_dict()) and list(h_state) == list(head.state_dict())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ranking_areas_equal_scikit_learns(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 400))
+    y = np.where(rng.random(n) < 0.3, 1, -1)
+    y[:2] = [1, -1]
+    p = rng.random(n)
+    if seed % 2:  # ties, as float32 sigmoid outputs and saturated scores make them
+        p = np.round(p * 7) / 7
+    roc, pr = metrics.ranking_areas(y, p)
+    assert roc == pytest.approx(metrics.auc_roc(y, p), rel=1e-12, abs=1e-15)
+    assert pr == pytest.approx(metrics.auc_pr(y, p), rel=1e-12, abs=1e-15)
+
+
+def test_validation_figures_equal_the_full_evaluation(ds):
+    trunk = M.init_trunk(ds.n_features, MCFG, 0)
+    head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
+    rows = np.flatnonzero(np.asarray(ds.folds) == 0)
+    rows_one_class = rows[:3]  # under the quorum for some tasks: the same NaN and reason as the full table
+    for r in (rows, rows_one_class):
+        full = evaluation.evaluate(trunk, head, ds, r)
+        fast = evaluation.validation_figures(trunk, head, ds, r)
+        assert evaluation.headline(fast)[0] == evaluation.headline(full)[0]
+        np.testing.assert_allclose(evaluation.headline(fast)[1], evaluation.headline(full)[1], rtol=1e-12)
+        for kind in full.aggregate:
+            for key in ("auc_roc", "auc_pr", "rmse", "r2", "pearson"):
+                if key in full.aggregate[kind]:
+                    np.testing.assert_allclose(fast.aggregate[kind][key], full.aggregate[kind][key], rtol=1e-12)
+        by_task = {(t["kind"], t["column"]): t for t in full.per_task}
+        for t in fast.per_task:
+            assert t["reason"] == by_task[(t["kind"], t["column"])]["reason"]
