@@ -92,13 +92,16 @@ class BatchSource:
     def __init__(self, data: PreparedDataset, rows: np.ndarray):
         rows = np.asarray(rows, dtype=np.int64)
         self.rows = rows
-        self.X = _csr(data.X[rows])
-        self.Yc = _csr(data.Y_class[rows])
-        self.Yr = _csr(data.Y_regr[rows])
-        censor = aligned_censor(_csr(data.Y_regr), _csr(data.Y_censor))
+        every = rows.size == data.X.shape[0] and np.array_equal(rows, np.arange(rows.size))
+
+        def take(M) -> sp.csr_matrix:  # every row in order: share the arrays (no copy of X, whose size is the data)
+            return _csr(M) if every else _csr(M[rows])
+        self.X = take(data.X)
+        self.Yc = take(data.Y_class)
+        self.Yr = take(data.Y_regr)
         C = _csr(data.Y_regr).copy()
-        C.data = censor
-        self.C = _csr(C[rows])
+        C.data = aligned_censor(_csr(data.Y_regr), _csr(data.Y_censor))
+        self.C = take(C)
         self.n_class = int(data.Y_class.shape[1])
         self.n_regr = int(data.Y_regr.shape[1])
 

@@ -34,6 +34,9 @@ class TrainingConfig(_Strict):
     validation_fold: int = Field(0, ge=0)
     test_fold: int = Field(1, ge=0)
     seed: int = 0
+    # the input layer's Adam state: "full" (Adam: two moments per weight, 3x the layer's memory with the weights)
+    # or "rowwise" (one second moment per row, for huge input layers: 2x; not the same optimiser, algo/adam.py)
+    input_optimizer_state: Literal["full", "rowwise"] = "full"
 
 
 class SecAggConfig(_Strict):

@@ -77,7 +77,7 @@ def reference_validate(trunk, head, data, rows):
     return evaluation.evaluate(trunk, head, data, rows)
 
 
-def reference_snapshot(trunk, head):
+def reference_snapshot(trunk, head, into=None):
     """The best epoch's weights as first kept: a deep copy of both state dicts."""
     return copy.deepcopy(trunk.state_dict()), copy.deepcopy(head.state_dict())
 

@@ -88,7 +88,8 @@ class Optimizer:
 
     def __init__(self, trunk: Trunk, head: Head, cfg: TrainingConfig, lr: float | None = None):
         lr = float(cfg.learning_rate if lr is None else lr)
-        self.sparse = RowSparseAdam(trunk.input.weight, lr=lr, weight_decay=cfg.weight_decay)
+        self.sparse = RowSparseAdam(trunk.input.weight, lr=lr, weight_decay=cfg.weight_decay,
+                                    state=cfg.input_optimizer_state)
         dense = [p for n, p in trunk.named_parameters() if n != "input.weight"] + list(head.parameters())
         self.dense = DenseAdamW(dense, lr=lr, weight_decay=cfg.weight_decay)
         self.rows_touched = 0
