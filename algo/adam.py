@@ -67,6 +67,7 @@ class RowSparseAdam:
         else:
             self.exp_avg_sq = param.new_zeros(param.shape[0])
         self.steps = 0
+        self._applied = 0  # rows updated since `step` last reported
 
     def zero_grad(self) -> None:
         self.param.grad = None
@@ -77,18 +78,30 @@ class RowSparseAdam:
 
     @torch.no_grad()
     def step(self) -> int:
-        """Apply the gradient to the rows it names; returns how many rows were touched."""
+        """Apply the gradient to the rows it names; returns how many rows were touched since the last call
+        (including those `update_rows` updated during the backward pass)."""
         rows = sparse_rows(self.param.grad)
-        if rows is None:
-            return 0
-        idx, grad = rows
+        if rows is not None:
+            idx, grad = rows
+            self.update_rows(idx, lambda a, b: grad[a:b])
+        n, self._applied = self._applied, 0
+        return n
+
+    @torch.no_grad()
+    def update_rows(self, idx: torch.Tensor, grad_of) -> None:
+        """One Adam step on rows `idx` (sorted, distinct), whose gradient rows idx[a:b] `grad_of(a, b)` gives:
+        called by `step`, or by the input layer's backward pass with the gradient made chunk by chunk."""
+        if idx.numel() == 0:
+            return
         self.steps += 1
-        per_chunk = max(1, CHUNK_ELEMENTS // max(1, grad.shape[1]))
+        per_chunk = max(1, CHUNK_ELEMENTS // max(1, self.param.shape[1]))
         update = self._full_chunk if self.state == "full" else self._rowwise_chunk
         step = torch.tensor(float(self.steps))
-        for a in range(0, idx.numel(), per_chunk):
-            update(idx[a:a + per_chunk], grad[a:a + per_chunk], step)
-        return int(idx.numel())
+        n = idx.numel()
+        for a in range(0, n, per_chunk):
+            b = min(a + per_chunk, n)
+            update(idx[a:b], grad_of(a, b), step)
+        self._applied += int(n)
 
     def _full_chunk(self, idx: torch.Tensor, grad: torch.Tensor, step: torch.Tensor) -> None:
         p = self.param.index_select(0, idx)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,10 @@ def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | Non
     raise ValueError(f"unknown input transform {transform!r}")
 
 
+# the optimiser's update of some rows, given their sorted ids and a function giving the gradient of rows [a, b)
+RowUpdate = Callable[[torch.Tensor, Callable[[int, int], torch.Tensor]], None]
+
+
 class _RowSparseEmbeddingBag(torch.autograd.Function):
     """sum_j value_ij * weight[j] per row i, whose weight gradient is built directly on the distinct rows used:
     a coalesced sparse COO tensor (no n_features x hidden buffer, and no coalescing of nnz x hidden values, which
@@ -42,14 +47,19 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
 
     The gradient row of feature u is sum_i value_iu * grad_out[i] over the rows i using u: an embedding_bag over
     grad_out with the batch's non-zeros sorted by feature (its CSC order), the same kernel as the forward pass.
-    `algo.reference.ReferenceRowSparseEmbeddingBag` (a sparse matrix product) is what it is tested against."""
+    `algo.reference.ReferenceRowSparseEmbeddingBag` (a sparse matrix product) is what it is tested against.
+
+    With an `update` (training.Optimizer sets one while it trains), the gradient is never stored: the optimiser
+    asks for it chunk by chunk of rows and applies its step there, while the chunk is in cache (as FBGEMM's
+    embedding tables fuse their optimiser into the backward pass); weight.grad stays None."""
 
     @staticmethod
-    def forward(ctx, weight, indices, offsets, values, n_rows):
+    def forward(ctx, weight, indices, offsets, values, n_rows, update):
         out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
         ctx.save_for_backward(indices, offsets, values)
         ctx.n_rows = n_rows
         ctx.weight_shape = weight.shape
+        ctx.update = update
         return out
 
     @staticmethod
@@ -58,31 +68,44 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
         sorted_idx, order = torch.sort(indices, stable=True)
         uniq, per_feature = torch.unique_consecutive(sorted_idx, return_counts=True)
         counts = torch.diff(offsets, append=offsets.new_tensor([indices.numel()]))
-        row_of = torch.repeat_interleave(torch.arange(ctx.n_rows), counts)
-        starts = torch.cumsum(per_feature, 0) - per_feature
+        rows = torch.repeat_interleave(torch.arange(ctx.n_rows), counts)[order]
+        bounds = torch.cumsum(per_feature, 0)
+        starts = bounds - per_feature
         w = values[order] if values is not None else None
-        grad_rows = F.embedding_bag(row_of[order], grad_out.contiguous(), starts, mode="sum", per_sample_weights=w)
-        grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
-                                       check_invariants=False)
-        return grad, None, None, None, None
+        g = grad_out.contiguous()
+        if ctx.update is None:
+            grad_rows = F.embedding_bag(rows, g, starts, mode="sum", per_sample_weights=w)
+            grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
+                                           check_invariants=False)
+            return grad, None, None, None, None, None
+        ends = bounds.tolist()
+
+        def grad_of(a: int, b: int) -> torch.Tensor:  # gradient rows of uniq[a:b]
+            lo, hi = ends[a] - int(per_feature[a]), ends[b - 1]
+            return F.embedding_bag(rows[lo:hi], g, starts[a:b] - lo, mode="sum",
+                                   per_sample_weights=None if w is None else w[lo:hi])
+        ctx.update(uniq, grad_of)
+        return None, None, None, None, None, None
 
 
 class SparseInput(nn.Module):
     """Linear layer on sparse rows: out[i] = sum_j value_ij * weight[j] + bias, touching only the stored j.
-    Its weight gradient is row-sparse: only the fingerprint columns the batch uses."""
+    Its weight gradient is row-sparse: only the fingerprint columns the batch uses. `fused_update` (None, or the
+    optimiser's row update while it trains) makes the backward pass apply the step itself."""
 
     def __init__(self, n_features: int, n_out: int, transform: str):
         super().__init__()
         self.transform = transform
         self.weight = nn.Parameter(torch.empty(n_features, n_out))  # rows = input features, as in SparseChem
         self.bias = nn.Parameter(torch.empty(n_out))
+        self.fused_update: RowUpdate | None = None
 
     def forward(self, x: SparseRows) -> torch.Tensor:
         w = transform_values(x.values, self.transform)
         if x.indices.numel() == 0:  # embedding_bag rejects an empty bag list with per-sample weights
             out = self.weight.new_zeros(x.n_rows, self.weight.shape[1])
         elif torch.is_grad_enabled() and self.weight.requires_grad:
-            out = _RowSparseEmbeddingBag.apply(self.weight, x.indices, x.offsets, w, x.n_rows)
+            out = _RowSparseEmbeddingBag.apply(self.weight, x.indices, x.offsets, w, x.n_rows, self.fused_update)
         else:
             out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=w)
         return out + self.bias

@@ -48,7 +48,7 @@ class ReferenceRowSparseAdam(adam.RowSparseAdam):
 
 class ReferenceRowSparseEmbeddingBag(model._RowSparseEmbeddingBag):
     """The input layer with its first backward: the gradient rows as a sparse (distinct features x batch) matrix
-    times grad_out."""
+    times grad_out, stored in weight.grad for the optimiser's step (never fused into the backward pass)."""
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -62,7 +62,7 @@ class ReferenceRowSparseEmbeddingBag(model._RowSparseEmbeddingBag):
         grad_rows = torch.sparse.mm(xt, grad_out.contiguous())
         grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
                                        check_invariants=False)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def reference_batches(self: batches.BatchSource, order: np.ndarray, batch_size: int) -> Iterator[batches.Batch]:

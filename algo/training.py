@@ -8,11 +8,12 @@ Reproducible: the same seed gives the same batches, dropout masks and therefore 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -106,6 +107,16 @@ class Optimizer:
         self.rows_touched += self.sparse.step()
         self.dense.step()
 
+    @contextlib.contextmanager
+    def fused_into(self, trunk: Trunk) -> Iterator[None]:
+        """Within the block, the input layer's backward pass applies the row-sparse step itself (its gradient is
+        never stored: algo/model.py); `step` then counts those rows and steps the other parameters."""
+        trunk.input.fused_update = self.sparse.update_rows
+        try:
+            yield
+        finally:
+            trunk.input.fused_update = None
+
 
 @dataclass
 class TrainStats:
@@ -168,7 +179,7 @@ def train_epochs(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarr
     losses, c_parts, r_parts = [], [], []
     touched0 = opt.rows_touched
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), opt.fused_into(trunk):
         torch.manual_seed(int(seed) % (1 << 63))
         for step, batch in enumerate(source.batches(order, cfg.batch_size), start=1):
             opt.zero_grad()

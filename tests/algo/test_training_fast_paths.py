@@ -80,12 +80,37 @@ def test_embedding_bag_gradient_equals_the_sparse_product_gradient(transform):
         trunk = M.init_trunk(300, ModelConfig(hidden_sizes=(16,), dropout=0.0, input_transform=transform), 0)
         x = rows_from_csr(X)
         w = M.transform_values(x.values, transform)
-        out = fn.apply(trunk.input.weight, x.indices, x.offsets, w, x.n_rows)
+        out = fn.apply(trunk.input.weight, x.indices, x.offsets, w, x.n_rows, None)
         (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
         grads[name] = trunk.input.weight.grad.coalesce()
     assert torch.equal(grads["fast"].indices(), grads["ref"].indices())
     np.testing.assert_allclose(grads["fast"].values().numpy(), grads["ref"].values().numpy(), rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("transform", ["none", "binarize"])
+def test_step_fused_into_the_backward_pass_equals_the_step_on_the_stored_gradient(monkeypatch, transform):
+    monkeypatch.setattr(adam, "CHUNK_ELEMENTS", 16 * 5)  # 5 rows a chunk: many chunks, a partial last one
+    rng = np.random.default_rng(5)
+    X = sp.csr_matrix((rng.integers(0, 3, size=(30, 200)) * (rng.random((30, 200)) < 0.1)).astype(np.float32))
+    cfg = ModelConfig(hidden_sizes=(16,), dropout=0.0, input_transform=transform)
+    out = {}
+    for fused in (False, True):
+        trunk = M.init_trunk(200, cfg, 0)
+        opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, weight_decay=0.1)
+        for k in range(3):
+            if fused:
+                trunk.input.fused_update = opt.update_rows
+            y = trunk(X)
+            (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+            if fused:
+                assert trunk.input.weight.grad is None  # never stored
+            n = opt.step()
+            opt.zero_grad()
+            assert n == np.unique(X.indices).size
+        out[fused] = (trunk.input.weight.detach().clone(), opt.exp_avg.clone(), opt.exp_avg_sq.clone())
+    for a, b in zip(out[True], out[False]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_block_batches_are_the_per_batch_batches_bit_for_bit(ds, monkeypatch):
