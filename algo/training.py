@@ -41,12 +41,20 @@ def set_threads() -> int:
 
     One, because a training step is a few dozen small memory-bound kernels: a second OpenMP thread costs more in
     fork/join than it gains, and ruinously so when the cores are shared (bench/train_speed.py: on 2 cores, the
-    whole Tox21 train-local 8x slower with 2 threads than with 1 at load average 9; README, Figures)."""
+    whole Tox21 train-local 8x slower with 2 threads than with 1 at load average 12; README, Figures). The second
+    core still works: the row-sparse step splits its chunks between two Python threads (`step_threads`)."""
     n = 1
     if os.environ.get(THREADS_ENV, "").strip().isdigit():
         n = max(1, int(os.environ[THREADS_ENV]))
     torch.set_num_threads(n)
     return n
+
+
+def step_threads() -> int:
+    """Threads of the input layer's row-sparse Adam step: 2 when this process has 2 cores or more and
+    $FEDCHEM_THREADS does not say 1 (its chunks split between two Python threads, not OpenMP's), else 1."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    return 1 if env.isdigit() and int(env) <= 1 else min(2, all_cores())
 
 
 def _weight(value: str | None) -> float:
@@ -90,7 +98,7 @@ class Optimizer:
     def __init__(self, trunk: Trunk, head: Head, cfg: TrainingConfig, lr: float | None = None):
         lr = float(cfg.learning_rate if lr is None else lr)
         self.sparse = RowSparseAdam(trunk.input.weight, lr=lr, weight_decay=cfg.weight_decay,
-                                    state=cfg.input_optimizer_state)
+                                    state=cfg.input_optimizer_state, threads=step_threads())
         dense = [p for n, p in trunk.named_parameters() if n != "input.weight"] + list(head.parameters())
         self.dense = DenseAdamW(dense, lr=lr, weight_decay=cfg.weight_decay)
         self.rows_touched = 0

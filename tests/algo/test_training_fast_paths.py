@@ -50,6 +50,30 @@ def test_fused_row_sparse_adam_equals_the_reference_step(monkeypatch, chunk):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("state", ["full", "rowwise"])
+def test_two_step_threads_give_the_one_thread_result_bit_for_bit(monkeypatch, state):
+    monkeypatch.setattr(adam, "CHUNK_ELEMENTS", 6 * 3)  # 3 rows a chunk
+    params = {}
+    for threads in (1, 2):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(50, 6))
+        opt = adam.RowSparseAdam(p, lr=0.01, weight_decay=0.1, state=state, threads=threads)
+        for g in _sparse_grads(50, 6, steps=5, seed=1):
+            p.grad = g
+            assert opt.step() == g.indices().shape[1]
+        params[threads] = (p.detach().clone(), opt.exp_avg.clone(), opt.exp_avg_sq.clone())
+    for a, b in zip(params[1], params[2]):
+        assert torch.equal(a, b)
+
+
+def test_step_threads_follow_fedchem_threads(monkeypatch):
+    monkeypatch.setenv("FEDCHEM_THREADS", "1")
+    assert training.step_threads() == 1
+    monkeypatch.delenv("FEDCHEM_THREADS")
+    assert training.step_threads() == min(2, training.all_cores())
+    assert training.set_threads() == 1 and torch.get_num_threads() == 1
+
+
 def test_lazy_adam_is_not_dense_adam_on_rows_a_batch_skips():
     """Why the equality is with today's lazy Adam, not SparseChem's dense one: dense Adam's momentum keeps moving
     a row whose gradient is absent; the row-sparse step leaves it alone (equal on the rows every step uses:
