@@ -12,9 +12,10 @@ deepcopy of the best epoch, torch on every core), swapped in within the same cod
 
 Cases:
   e2e        the real command in fresh processes, alternately: today's path on every core (what `train-local` did),
-             today's path on 1 thread, the new path (1 thread, the default now). Wall time from the parent,
+             today's path on 1 thread, the new path (the default now: 1 torch thread, the row-sparse step's chunks
+             split over 2 Python threads). Wall time from the parent,
              including interpreter start and imports. The ratio is today's / new.
-  inprocess  `train_local()` in this process, today's path (1 thread) then the new one: wall, the share of the
+  inprocess  `train_local()` in this process, today's path (1 thread) then the new one (default): wall, the share of the
              per-epoch validation, training compounds/s.
   step       one full training step on real Tox21 batches of 121 (input layer, ReLU, dropout, 12-task head, masked
              BCE, backward, optimiser step), median over steps: SparseChem's COO torch.mm + dense Adam (the
@@ -57,13 +58,15 @@ def cli_args(prepared: Path, out: Path, epochs: int) -> list[str]:
             "--input-transform", "binarize", "-q"]
 
 
-def case_e2e(prepared: Path, epochs: int, repeat: int) -> None:
+def case_e2e(prepared: Path, epochs: int, repeat: int, every_core: bool = True) -> None:
     exe = Path(sys.executable)
     fedchem = exe.with_name("fedchem")
     print(f"\n== end to end: `fedchem train-local` on Tox21, {epochs} epochs, fresh processes ({load()})", flush=True)
     runs = {"today, every core": ([str(exe), "-c", TODAY_WRAPPER], str(os.cpu_count())),
             "today, 1 thread": ([str(exe), "-c", TODAY_WRAPPER], "1"),
             "new (default)": ([str(fedchem)], None)}
+    if not every_core:
+        del runs["today, every core"]
     times: dict[str, list[float]] = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeat):
@@ -152,7 +155,8 @@ def case_step(prepared: Path, quick: bool) -> None:
     mcfg = ModelConfig(hidden_sizes=(HIDDEN,), dropout=DROPOUT, input_transform="binarize")
     wc = torch.ones(ds.Y_class.shape[1])
     wr = torch.ones(0)
-    print(f"\n== one training step, Tox21 batches of {BATCH}, {ds.n_features:,} -> {HIDDEN}, 1 thread, median of "
+    print(f"\n== one training step, Tox21 batches of {BATCH}, {ds.n_features:,} -> {HIDDEN}, 1 torch thread (the new "
+          f"row-sparse step splits its chunks over {training.step_threads()} Python threads), median of "
           f"{n_steps - 3} ({load()})", flush=True)
 
     def timed(step_fn) -> float:
@@ -213,13 +217,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="5 epochs instead of 20, fewer steps")
     ap.add_argument("--case", choices=CASES, help="run one case only")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each variant (the best is compared)")
+    ap.add_argument("--no-every-core", action="store_true",
+                    help="e2e: skip today's path on every core (minutes on a loaded machine)")
     args = ap.parse_args()
     from public_prepared import prepared
     path = prepared("tox21")
     epochs = 5 if args.quick else 20
     for case in [args.case] if args.case else CASES:
         if case == "e2e":
-            case_e2e(path, epochs, args.repeat)
+            case_e2e(path, epochs, args.repeat, every_core=not args.no_every_core)
         elif case == "inprocess":
             case_inprocess(path, epochs, args.repeat)
         else:
