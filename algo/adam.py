@@ -28,6 +28,7 @@ as Adam: opt in with `training.input_optimizer_state: rowwise` (default `full`, 
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -60,6 +61,15 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(1, thread_name_prefix="fedchem-adam")
     return _POOL
+
+
+def _forget_pool() -> None:
+    """A forked child has no copy of the worker thread: it makes its own when it needs one."""
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 class RowSparseAdam:

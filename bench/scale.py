@@ -1,7 +1,7 @@
 """One epoch of 1,000,000 compounds x 2^20 unfolded features (~50 non-zeros a row): time and peak memory.
 
 Run:  .venv/bin/python bench/scale.py                        (1,000,000 compounds, hidden 1000, rowwise Adam state)
-      .venv/bin/python bench/scale.py --hidden 256 --state full
+      .venv/bin/python bench/scale.py --hidden 256             (256 hidden; --state full: Adam)
       .venv/bin/python bench/scale.py --n 100000 --quick     (a smaller set, to try settings)
 
 SYNTHETIC data, a speed and memory figure only: fingerprint column ids drawn log-uniformly over the ranks of a fixed
@@ -85,7 +85,8 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=1000, help="hidden units of the input layer (default 1000)")
     ap.add_argument("--state", choices=["full", "rowwise"], default="rowwise",
                     help="the input layer's optimiser state (training.input_optimizer_state; default rowwise)")
-    ap.add_argument("--batch", type=int, default=1024, help="compounds a batch (default 1024)")
+    ap.add_argument("--batch", type=int, default=4096,
+                    help="compounds a batch (default 4096: frequent columns shared by more compounds a step)")
     ap.add_argument("--quick", action="store_true", help="a tenth of an epoch")
     args = ap.parse_args()
 

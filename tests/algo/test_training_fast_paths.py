@@ -66,6 +66,29 @@ def test_two_step_threads_give_the_one_thread_result_bit_for_bit(monkeypatch, st
         assert torch.equal(a, b)
 
 
+def test_a_forked_child_steps_with_its_own_worker_thread():
+    import os
+    import signal
+    p = torch.nn.Parameter(torch.zeros(40, 4))
+    opt = adam.RowSparseAdam(p, lr=0.1, threads=2)
+    monkey_chunk = 4 * 2  # 2 rows a chunk: the worker takes half
+
+    def step() -> int:
+        p.grad = torch.ones(40, 4).to_sparse(1)
+        old, adam.CHUNK_ELEMENTS = adam.CHUNK_ELEMENTS, monkey_chunk
+        try:
+            return opt.step()
+        finally:
+            adam.CHUNK_ELEMENTS = old
+    assert step() == 40  # the parent's worker thread exists now
+    pid = os.fork()
+    if pid == 0:  # child: would wait forever on the parent's (absent) worker without the at-fork reset
+        signal.alarm(30)  # ... and then die of SIGALRM, failing the test rather than hanging it
+        os._exit(0 if step() == 40 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_step_threads_follow_fedchem_threads(monkeypatch):
     monkeypatch.setenv("FEDCHEM_THREADS", "1")
     assert training.step_threads() == 1
