@@ -177,7 +177,7 @@ def test_block_batches_are_the_per_batch_batches_bit_for_bit(ds, monkeypatch):
             assert torch.equal(ta, tb)
 
 
-def _train(ds, path: str):
+def _train(ds):
     train = np.flatnonzero(np.asarray(ds.folds) >= 2)
     trunk = M.init_trunk(ds.n_features, MCFG, 0)
     head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
@@ -189,8 +189,8 @@ def _train(ds, path: str):
 
 def test_training_equals_todays_path_within_float_rounding(ds):
     with reference.todays_path(threads=1):
-        ref_losses, ref = _train(ds, "today")
-    losses, new = _train(ds, "new")
+        ref_losses, ref = _train(ds)
+    losses, new = _train(ds)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
     for k in ref:
         np.testing.assert_allclose(new[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=k)
