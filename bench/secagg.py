@@ -1,6 +1,6 @@
 """Secure-aggregation speed and traffic: masking, unmasking (with and without a dropout), bytes sent, and two ratios
-measured in the same run: masking throughput / raw ChaCha20 keystream throughput (goal >= 0.5) and secure-sum time /
-plain numpy weighted-sum time.
+measured in the same run: masking throughput / raw ChaCha20 keystream throughput (cryptography's, goal >= 0.9) and
+secure-sum time / plain numpy weighted-sum time.
 
 Run:  .venv/bin/python bench/secagg.py            (N in 3, 10, 30; 1e6 and 3.2e7 parameters; a few minutes)
       .venv/bin/python bench/secagg.py --quick    (smoke run: N in 3, 10; 1e5 and 1e6 parameters)
@@ -12,7 +12,10 @@ checked against the plain weighted sum (max error printed). When N^2 * d keystre
 work (sum N vectors, N self masks, N-1 dangling masks for a dropout), but its output is not checked. In that
 "streamed" mode the N masked vectors and the N plain float vectors are written to a temp folder and memory-mapped,
 as an aggregator task reads its input files, so 30 x 256 MB never sit in memory at once; the plain sum reads its
-inputs the same way. Masking throughput counts the N keystreams a partner applies (N-1 pairwise + 1 self).
+inputs the same way. Masking throughput counts the N keystreams a partner applies (N-1 pairwise + 1 self). The raw baseline is
+cryptography's ChaCha20 generating the same number of bytes into a reused buffer, timed on one thread and on two
+(masking uses two, see fedchem.algo.secagg.masking); the faster of the two is the baseline, so the ratio never
+credits masking with a parallelism the raw cipher could have had. Each case takes the best of 5 alternating runs.
 Figures on a shared machine are distorted by other jobs: compare ratios, which are measured side by side.
 """
 
@@ -23,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +52,24 @@ def timed(fn, *args, repeat: int = 1, **kw):
     return best, out
 
 
-def raw_keystream_seconds(n_bytes: int) -> float:
-    """Time to generate n_bytes of ChaCha20 keystream into a reused buffer, in the chunk size masking uses."""
+def _keystream_into_buffer(n_bytes: int) -> None:
     chunk = masking.CHUNK_BYTES
     enc = Cipher(algorithms.ChaCha20(os.urandom(32), bytes(16)), None).encryptor()
     zeros, buf = bytes(chunk), memoryview(bytearray(chunk))
-    t0 = time.perf_counter()
     for _ in range(n_bytes // chunk):
         enc.update_into(zeros, buf)
+
+
+def raw_keystream_seconds(n_bytes: int, threads: int = 1) -> float:
+    """Time to generate n_bytes of ChaCha20 keystream into reused buffers, in the chunk size masking uses, split
+    over `threads` threads (cryptography holds the GIL while it generates, so 2 threads are about as fast as 1)."""
+    t0 = time.perf_counter()
+    if threads == 1:
+        _keystream_into_buffer(n_bytes)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(_keystream_into_buffer, [n_bytes // threads // masking.CHUNK_BYTES * masking.CHUNK_BYTES]
+                          * threads))
     return time.perf_counter() - t0
 
 
@@ -94,13 +108,17 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
 
     rep = 5 if d <= 1_000_000 else 1  # small cases: best of 5 against noise from other jobs
     raw_bytes = min(n * (d + 1) * config.ring_bits // 8, RAW_CAP_BYTES) // masking.CHUNK_BYTES * masking.CHUNK_BYTES
-    raw_s = min(raw_keystream_seconds(raw_bytes) for _ in range(rep))
-    mask_s, m0 = timed(
-        sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, base, weights[0], config, repeat=rep
-    )
+    raw1_s = raw2_s = mask_s = float("inf")
+    for _ in range(rep):  # alternate, so that load from other jobs hits baseline and masking alike
+        raw1_s = min(raw1_s, raw_keystream_seconds(raw_bytes, 1))
+        raw2_s = min(raw2_s, raw_keystream_seconds(raw_bytes, 2))
+        once, m0 = timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, base, weights[0], config)
+        mask_s = min(mask_s, once)
     row.update(
-        mask_s=mask_s, raw_gbps=raw_bytes / raw_s / 1e9, mask_gbps=n * (d + 1) * config.ring_bits / 8 / mask_s / 1e9
+        mask_s=mask_s, raw1_gbps=raw_bytes / raw1_s / 1e9, raw2_gbps=raw_bytes / raw2_s / 1e9,
+        mask_gbps=n * (d + 1) * config.ring_bits / 8 / mask_s / 1e9,
     )
+    row["raw_gbps"] = max(row["raw1_gbps"], row["raw2_gbps"])
     row["ratio_mask_raw"] = row["mask_gbps"] / row["raw_gbps"]
 
     sa.save_masked_update(workdir / "m0.npz", m0)
@@ -166,7 +184,7 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
         f"(one partner's masking; aggregator's unmasking); shared machine: absolute figures are contended\n"
     )
     head = (
-        f"{'N':>3} {'params':>9} {'mode':>8} | {'setup/p':>7} {'mask':>7} {'mask GB/s':>9} {'raw GB/s':>8} "
+        f"{'N':>3} {'params':>9} {'mode':>8} | {'setup/p':>7} {'mask':>7} {'mask GB/s':>9} {'raw1 GB/s':>9} {'raw2 GB/s':>9} "
         f"{'mask/raw':>8} | {'unmask':>7} {'1 drop':>7} {'plain':>7} {'sec/pl':>7} {'e2e/pl':>7} | {'max err':>8}"
     )
     print(head)
@@ -175,7 +193,7 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
         err = f"{r['max_err']:.1e}" if "max_err" in r else "n/a"
         print(
             f"{r['N']:>3} {r['d']:>9.2g} {r['mode']:>8} | {r['setup_s']:>7.3f} {r['mask_s']:>7.3f} {r['mask_gbps']:>9.2f} "
-            f"{r['raw_gbps']:>8.2f} {r['ratio_mask_raw']:>8.2f} | {r['unmask_s']:>7.3f} {r['unmask_drop_s']:>7.3f} "
+            f"{r['raw1_gbps']:>9.2f} {r['raw2_gbps']:>9.2f} {r['ratio_mask_raw']:>8.2f} | {r['unmask_s']:>7.3f} {r['unmask_drop_s']:>7.3f} "
             f"{r['plain_s']:>7.3f} {r['ratio_secure_plain']:>7.1f} {r['ratio_e2e_plain']:>7.1f} | {err:>8}"
         )
     print("\nbytes each partner sends (per round; key setup once per plan, here for 1 round)")
@@ -190,7 +208,8 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
             f"{r['bytes_released']:>10,}"
         )
     print(
-        "\nmask/raw: masking throughput (N keystreams per partner) over raw ChaCha20 keystream throughput; goal >= 0.5.\n"
+        "\nmask/raw: masking throughput (N keystreams per partner) over raw ChaCha20 keystream throughput (cryptography's, the\n"
+        "faster of raw1 = one thread and raw2 = two threads, measured alternately in this process); goal >= 0.9.\n"
         "sec/pl: aggregator unmasking over plain numpy weighted sum; e2e/pl: (one partner's masking + unmasking) over "
         "plain sum.\nreleased: the shares file one survivor sends the aggregator without dropouts (grows by one "
         "share per dropped partner)."

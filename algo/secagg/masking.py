@@ -1,30 +1,56 @@
-"""Masks as ChaCha20 keystreams, added to or subtracted from ring vectors in place, chunk by chunk.
+"""Masks as ChaCha20 keystreams, added to or subtracted from ring vectors in place, chunk by chunk, on two threads.
 
 A mask is the ChaCha20 keystream of a 32-byte key (nonce 0: every key is used for one mask only) read as
 little-endian k-bit words. Keystreams are generated straight into a small reusable buffer (update_into on zeros)
-and added with numpy's wrapping unsigned arithmetic while the chunk is still in cache, so masking costs little
-more than the keystream itself and never holds a full-length mask in memory.
+and added with numpy's wrapping unsigned arithmetic while the chunk is still in cache, so masking never holds a
+full-length mask in memory.
+
+Why two threads. `cryptography` holds the GIL while it generates a keystream, so two keystreams never run at
+once; numpy's additions and the fixed-point encoding release it. A vector is therefore cut into two ranges at chunk
+boundaries, and each thread masks one range with keystreams that start at that range's offset (ChaCha20's 32-bit
+block counter, the first 4 bytes of cryptography's 16-byte nonce, seeks to any 64-byte block): while one thread
+adds, the other generates. Every word gets exactly the keystream words and the order of operations of a single
+pass, so the result is bit-identical to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 ZERO_NONCE = bytes(16)
 CHUNK_BYTES = 1 << 19  # 512 KiB per buffer: few Python calls per byte, and the working chunk stays in cache
+THREADS = 2  # one generates a keystream while the other adds (see the module docstring); more cannot help
+BLOCK_BYTES = 64  # a ChaCha20 block: keystreams can start at any multiple of it
+
+T = TypeVar("T")
+
+
+def _nonce_at(start_byte: int) -> bytes:
+    """cryptography's 16-byte ChaCha20 nonce: a 4-byte little-endian block counter, then the 12-byte nonce (0)."""
+    if start_byte % BLOCK_BYTES or not 0 <= start_byte // BLOCK_BYTES < 1 << 32:
+        raise ValueError(f"a keystream can start only at a block boundary below 256 GiB, not at byte {start_byte}")
+    return (start_byte // BLOCK_BYTES).to_bytes(4, "little") + ZERO_NONCE[4:]
 
 
 class KeystreamMask:
-    """One mask: a ChaCha20 keystream read sequentially in chunks, with the sign it enters the sum with (+1/-1)."""
+    """One mask: a ChaCha20 keystream read sequentially in chunks from byte `start_byte` on, with the sign it enters
+    the sum with (+1/-1)."""
 
-    def __init__(self, key: bytes, sign: int):
+    def __init__(self, key: bytes, sign: int, start_byte: int = 0):
         if sign not in (1, -1):
             raise ValueError("sign must be +1 or -1")
         self.sign = sign
-        self._encryptor = Cipher(algorithms.ChaCha20(key, ZERO_NONCE), mode=None).encryptor()
+        self._key = key
+        self._encryptor = Cipher(algorithms.ChaCha20(key, _nonce_at(start_byte)), mode=None).encryptor()
+
+    def at(self, start_byte: int) -> KeystreamMask:
+        """The same mask, read from byte `start_byte` of its keystream on (a multiple of 64)."""
+        return KeystreamMask(self._key, self.sign, start_byte)
 
     def apply(self, acc: np.ndarray, scratch: np.ndarray, zeros: memoryview) -> None:
         """acc += sign * next len(acc) words of the keystream (mod 2^k), using `scratch` (same dtype, >= len(acc))."""
@@ -36,15 +62,38 @@ class KeystreamMask:
             np.subtract(acc, buf, out=acc)
 
 
-def chunks(length: int, itemsize: int) -> Iterator[tuple[int, int]]:
-    """(start, stop) ranges covering [0, length) in chunks of CHUNK_BYTES."""
+def chunks(length: int, itemsize: int, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, stop) ranges covering [start, length) in chunks of CHUNK_BYTES (`start` on a chunk boundary)."""
     step = max(1, CHUNK_BYTES // itemsize)
-    for start in range(0, length, step):
-        yield start, min(length, start + step)
+    for lo in range(start, length, step):
+        yield lo, min(length, lo + step)
+
+
+def split(length: int, itemsize: int, parts: int = THREADS) -> list[tuple[int, int]]:
+    """[0, length) cut into at most `parts` ranges of whole chunks (each starts on a keystream block boundary)."""
+    step = max(1, CHUNK_BYTES // itemsize)
+    if (step * itemsize) % BLOCK_BYTES:
+        raise ValueError(f"CHUNK_BYTES must be a multiple of {BLOCK_BYTES}")
+    n_chunks = max(1, -(-length // step))
+    parts = max(1, min(parts, n_chunks))
+    cuts = [min(length, (n_chunks * i // parts) * step) for i in range(parts + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(parts)]
+
+
+def over_ranges(length: int, itemsize: int, work: Callable[[int, int], T]) -> list[T]:
+    """`work(lo, hi)` for each range of `split`, on its own thread when there are several; results in order.
+
+    An exception in any range is raised here (after every thread has finished)."""
+    ranges = split(length, itemsize)
+    if len(ranges) == 1:
+        return [work(*ranges[0])]
+    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="fedchem-mask") as pool:
+        futures = [pool.submit(work, lo, hi) for lo, hi in ranges]
+        return [f.result() for f in futures]
 
 
 class ChunkWorkspace:
-    """Reusable scratch buffers for chunked masking of one ring dtype."""
+    """Reusable scratch buffers for chunked masking of one ring dtype (one per thread)."""
 
     def __init__(self, dtype: np.dtype):
         self.dtype = np.dtype(dtype)
@@ -60,7 +109,7 @@ class ChunkWorkspace:
 
 
 def full_mask(key: bytes, length: int, dtype: np.dtype) -> np.ndarray:
-    """The whole keystream of `key` as `length` ring words (for tests and small vectors)."""
+    """The whole keystream of `key` as `length` ring words (for tests and small vectors), in one pass."""
     out = np.zeros(length, dtype=dtype)
     work = ChunkWorkspace(dtype)
     mask = KeystreamMask(key, +1)

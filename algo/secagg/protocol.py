@@ -17,7 +17,7 @@ from fedchem.algo.secagg.bundles import MaskedUpdate, PublicBundle, ReleasedShar
 from fedchem.algo.secagg.encoding import decode_chunk, encode_chunk, ring_dtype, scales
 from fedchem.algo.secagg.keys import pairwise_mask_key, public_key_of, seed_commitment, self_mask_key
 from fedchem.algo.secagg.keysetup import check_public_bundles, check_secret_bundle
-from fedchem.algo.secagg.masking import ChunkWorkspace, KeystreamMask, chunks
+from fedchem.algo.secagg.masking import ChunkWorkspace, KeystreamMask, chunks, over_ranges
 from fedchem.algo.secagg.shamir import combine_secret
 from fedchem.opener.errors import ProtocolError
 
@@ -92,17 +92,24 @@ def mask_update(
     dtype = ring_dtype(config.ring_bits)
     d = update.shape[0]
     out = np.empty(d + 1, dtype=dtype)
-    work = ChunkWorkspace(dtype)
-    n_clipped = 0
-    for start, stop in chunks(d + 1, dtype.itemsize):
-        end = min(stop, d)
-        if start < end:
-            n_clipped += encode_chunk(
-                update[start:end], config.clip, w * value_scale, out[start:end], work.floats[: end - start]
-            )
-        if stop == d + 1:
-            out[d] = int(np.rint(w * weight_scale))
-        work.apply_all(out[start:stop], masks)
+
+    def mask_range(lo: int, hi: int) -> int:
+        """Encode and mask out[lo:hi] (one thread's share); returns the coordinates it clipped."""
+        work = ChunkWorkspace(dtype)
+        mine = [m.at(lo * dtype.itemsize) for m in masks]
+        n_clipped = 0
+        for start, stop in chunks(hi, dtype.itemsize, lo):
+            end = min(stop, d)
+            if start < end:
+                n_clipped += encode_chunk(
+                    update[start:end], config.clip, w * value_scale, out[start:end], work.floats[: end - start]
+                )
+            if stop == d + 1:
+                out[d] = int(np.rint(w * weight_scale))
+            work.apply_all(out[start:stop], mine)
+        return n_clipped
+
+    n_clipped = sum(over_ranges(d + 1, dtype.itemsize, mask_range))
     return MaskedUpdate(plan_id, round, party_id, config.ring_bits, len(roster), out, n_clipped)
 
 
@@ -215,20 +222,27 @@ def unmask_sum(
     vectors = [masked[q].vector for q in survivors]
     d = vectors[0].shape[0] - 1
     total = np.empty(d, dtype=np.float64)
-    work = ChunkWorkspace(dtype)
-    acc_buf = np.empty(work.step, dtype=dtype)
-    total_weight = 0.0
-    for start, stop in chunks(d + 1, dtype.itemsize):
-        acc = acc_buf[: stop - start]
-        np.copyto(acc, vectors[0][start:stop])
-        for v in vectors[1:]:
-            np.add(acc, v[start:stop], out=acc)
-        work.apply_all(acc, masks)
-        end = min(stop, d)
-        if start < end:
-            decode_chunk(acc[: end - start], config.max_weight / value_scale, total[start:end])
-        if stop == d + 1:
-            weight_word = np.empty(1, dtype=np.float64)
-            decode_chunk(acc[-1:], config.max_weight / weight_scale, weight_word)
-            total_weight = float(weight_word[0])
-    return total, total_weight
+
+    def unmask_range(lo: int, hi: int) -> float | None:
+        """Sum, unmask and decode words [lo, hi) (one thread's share); the total weight if the range holds it."""
+        work = ChunkWorkspace(dtype)
+        mine = [m.at(lo * dtype.itemsize) for m in masks]
+        acc_buf = np.empty(work.step, dtype=dtype)
+        total_weight = None
+        for start, stop in chunks(hi, dtype.itemsize, lo):
+            acc = acc_buf[: stop - start]
+            np.copyto(acc, vectors[0][start:stop])
+            for v in vectors[1:]:
+                np.add(acc, v[start:stop], out=acc)
+            work.apply_all(acc, mine)
+            end = min(stop, d)
+            if start < end:
+                decode_chunk(acc[: end - start], config.max_weight / value_scale, total[start:end])
+            if stop == d + 1:
+                weight_word = np.empty(1, dtype=np.float64)
+                decode_chunk(acc[-1:], config.max_weight / weight_scale, weight_word)
+                total_weight = float(weight_word[0])
+        return total_weight
+
+    weights = [w for w in over_ranges(d + 1, dtype.itemsize, unmask_range) if w is not None]
+    return total, weights[0]

@@ -198,6 +198,28 @@ def test_chunked_mask_is_the_chacha20_keystream(dtype, monkeypatch):
     np.testing.assert_array_equal(acc, np.arange(length, dtype=dtype))
 
 
+def test_a_mask_read_from_an_offset_is_the_tail_of_its_keystream():
+    """Two-thread masking starts each range's keystream at its offset (ChaCha20's block counter): the words it reads
+    must be exactly those one sequential pass reads there."""
+    key = os.urandom(32)
+    whole = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor().update(bytes(64 * 1000))
+    for start in (0, 64, 64 * 7, 64 * 999):
+        tail = bytearray(64 * 1000 - start)
+        masking.KeystreamMask(key, +1).at(start)._encryptor.update_into(bytes(len(tail)), tail)
+        assert bytes(tail) == whole[start:]
+    with pytest.raises(ValueError, match="block boundary"):
+        masking.KeystreamMask(key, +1, start_byte=65)
+
+
+def test_split_cuts_whole_chunks_and_covers_everything(monkeypatch):
+    monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)
+    for length in (1, 511, 512, 513, 10_001):
+        ranges = masking.split(length, 8)
+        assert ranges[0][0] == 0 and ranges[-1][1] == length and len(ranges) == min(2, -(-length // 512))
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(lo % 512 == 0 for lo, _ in ranges)
+
+
 def test_no_non_cryptographic_generator_or_torch_in_secagg_sources():
     for src in SECAGG_DIR.glob("*.py"):
         text = src.read_text()

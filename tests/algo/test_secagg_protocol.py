@@ -233,6 +233,43 @@ def test_single_masked_update_looks_uniform_and_shares_nothing_with_the_encoding
     assert stats.kstest(m.vector[:-1].astype(np.float64) / 2.0**ring_bits, "uniform").pvalue > 1e-4
 
 
+@pytest.mark.parametrize("ring_bits", [32, 64])
+def test_two_thread_masking_is_bit_identical_to_one_pass(ring_bits, monkeypatch):
+    """mask_update and unmask_sum split the vector over two threads: the masked words must equal the single-pass
+    definition y = enc(w * clip(u)) ++ enc(w) + self mask + sum of signed pairwise masks, and the decoded sum the
+    single-pass decoding, word for word."""
+    monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)  # many chunks, so both threads get several, odd tail
+    config = SecAggConfig(ring_bits=ring_bits, clip=0.5)
+    world = World.make(4)
+    d = 10_007
+    assert len(masking.split(d + 1, ring_bits // 8)) == 2
+    rng = np.random.default_rng(3)  # test data only, never a mask
+    updates = {p: rng.normal(0, 0.4, d) for p in world.ids}
+    masked = {p: world.mask(1, p, updates[p], 0.5, config) for p in world.ids}
+    dtype = encoding.ring_dtype(ring_bits)
+    s, sw = sa.scales(config.clip, 4, ring_bits)
+    me = world.ids[1]
+    ref = np.empty(d + 1, dtype=dtype)
+    encoding.encode_chunk(updates[me], config.clip, 0.5 * s, ref[:d], np.empty(d))
+    ref[d] = int(np.rint(0.5 * sw))
+    ref += masking.full_mask(keys.self_mask_key(world.secret[me].rounds[1].seed, PLAN, 1, me), d + 1, dtype)
+    for q in world.ids:
+        if q != me:
+            key = keys.pairwise_mask_key(world.secret[me].rounds[1].mask_sk, world.public[q].rounds[1].mask_pk,
+                                         PLAN, 1, me, q)
+            ref = ref + masking.full_mask(key, d + 1, dtype) if q > me else ref - masking.full_mask(key, d + 1, dtype)
+    np.testing.assert_array_equal(masked[me].vector, ref)
+    released = {p: world.release(1, p, world.ids, []) for p in world.ids}
+    total, weight = world.unmask(1, masked, released, config)
+    plain = sum(m.vector for m in masked.values())
+    for p in world.ids:
+        plain -= masking.full_mask(keys.self_mask_key(world.secret[p].rounds[1].seed, PLAN, 1, p), d + 1, dtype)
+    expected = np.empty(d)
+    encoding.decode_chunk(plain[:d], config.max_weight / s, expected)
+    np.testing.assert_array_equal(total, expected)
+    assert weight == float(plain[d:].view(encoding.signed_dtype(ring_bits))[0]) * config.max_weight / sw
+
+
 def test_late_update_stays_hidden_when_its_mask_key_is_revealed():
     """Double masking: after the aggregator rebuilds a dropped partner's mask key and strips every pairwise mask from
     its late update, the self mask still hides it."""
