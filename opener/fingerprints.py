@@ -21,6 +21,7 @@ from fedchem.opener.folds import scaffold_of
 from fedchem.opener.parallel import map_chunks
 
 CHUNK = 512
+PARSE_BACK_FAILED = "the canonical SMILES does not parse back in RDKit"
 _GENERATORS: dict = {}
 
 
@@ -59,7 +60,7 @@ def featurize_chunk(args: tuple[list[str], FingerprintConfig]):
         for i, (s, m) in enumerate(zip(smiles, mols)):
             if m is None:
                 scaffolds.append("")
-                errors.append("the canonical SMILES does not parse back in RDKit")
+                errors.append(PARSE_BACK_FAILED)
                 continue
             nz = next(fps).GetNonzeroElements()
             lengths[i] = len(nz)
@@ -74,14 +75,27 @@ def featurize_chunk(args: tuple[list[str], FingerprintConfig]):
     return lengths, indices, data, scaffolds, errors
 
 
+def features_of(gen, mol) -> tuple[np.ndarray, np.ndarray]:
+    """(columns int32, counts float32) of one molecule's folded count fingerprint, in RDKit's order."""
+    nz = gen.GetCountFingerprint(mol).GetNonzeroElements()
+    return (np.fromiter(nz.keys(), dtype=np.int32, count=len(nz)),
+            np.fromiter(nz.values(), dtype=np.float32, count=len(nz)))
+
+
+def csr_of(lengths: np.ndarray, indices: np.ndarray, data: np.ndarray, fp: FingerprintConfig) -> sp.csr_matrix:
+    """X from per-row lengths and the rows' concatenated columns and values (sorted within each row)."""
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    X = sp.csr_matrix((data, indices, indptr), shape=(len(lengths), fp.size))
+    X.sort_indices()
+    return X
+
+
 def featurize_all(smiles: list[str], fp: FingerprintConfig, workers: int,
                   advance: Callable[[int], None] | None = None) -> Featurized:
     """Fingerprint and scaffold every canonical SMILES on `workers` processes; row order is kept."""
     parts = map_chunks(featurize_chunk, smiles, (fp,), CHUNK, workers, advance)
     lengths = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
     data = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
-    X = sp.csr_matrix((data, indices, indptr), shape=(len(smiles), fp.size))
-    X.sort_indices()
-    return Featurized(X, [s for p in parts for s in p[3]], [e for p in parts for e in p[4]])
+    return Featurized(csr_of(lengths, indices, data, fp), [s for p in parts for s in p[3]],
+                      [e for p in parts for e in p[4]])

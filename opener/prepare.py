@@ -1,8 +1,8 @@
 """The partner preparation pipeline: raw T0/T1/T2 files -> a prepared folder (X, Y, folds, tasks, manifest, report).
 
-Order: read and check every file and every activity row (errors surface before the slow part), standardise
-structures (all cores), merge input compounds with the same standardised structure into one row, fingerprint and
-scaffold each structure (all cores), aggregate replicates, assign scaffold folds, build and filter tasks, scramble
+Order: read and check every file and every activity row (errors surface before the slow part), standardise,
+fingerprint and scaffold each distinct input structure in one pass (all cores, `chemistry`), merge input compounds
+with the same standardised structure into one row, aggregate replicates, assign scaffold folds, build and filter tasks, scramble
 columns, write atomically with `save_prepared`. Compound rows are the distinct standardised structures that carry
 at least one label in a kept task, in order of first appearance in T2; compounds.csv gives each row's input ids
 (several ids of one structure are joined with ';'). Same inputs and settings -> byte-identical output.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from fedchem.opener import (activities, fingerprints, folds, prep_report, quorum, raw, scramble, standardize,
+from fedchem.opener import (activities, chemistry, folds, prep_report, quorum, raw, scramble, standardize,
                             thresholds)
 from fedchem.opener.config import FingerprintConfig, PreparationConfig
 from fedchem.opener.dataset import PreparedDataset, check_prepared_out, save_prepared
@@ -30,7 +30,7 @@ from fedchem.opener.secret_check import MANIFEST_KEY, secret_fingerprints
 from fedchem.opener.tasks import build_tasks, task_table
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-STAGES = ["read", "standardise", "fingerprints", "tasks", "write"]
+STAGES = ["read", "chemistry", "tasks", "write"]
 
 
 @dataclass
@@ -112,37 +112,34 @@ def prepare_partner(t0: Path | Sequence[Path], t1: Path | Sequence[Path], t2: Pa
                                             dict(preparation.credibility_range))
         report("read", 3, 3)
 
-    # 2. standardise; input compounds with the same structure share one row (first appearance in T2 first)
+    # 2. standardise, fingerprint and scaffold each distinct input text in one pass (opener/chemistry.py); input
+    #    compounds with the same structure share one row (first appearance in T2 first)
     n_t2 = len(structs.ids)
-    with stage("standardise"):
+    with stage("chemistry"):
         done = [0]
 
-        def advance_std(n: int) -> None:
+        def advance_chem(n: int) -> None:
             done[0] += n
-            report("standardise", done[0], len(distinct_input))
+            report("standardise + fingerprints", done[0], len(distinct_input))
 
         distinct_input = list(dict.fromkeys(structs.smiles))  # the same text is standardised once
-        std = standardize.standardize_all(distinct_input, preparation.standardize, workers, advance_std)
-        done_by_text = {text: (can, err) for text, can, err in zip(distinct_input, std.smiles, std.errors)}
+        chem = chemistry.chemistry_all(distinct_input, preparation.standardize, fingerprint, workers, advance_chem)
+        text_index = {text: k for k, text in enumerate(distinct_input)}
     unique: dict[str, int] = {}
+    first_text: list[int] = []  # per structure, the distinct input text whose features it takes
     struct_of_t2 = np.full(n_t2, -1, dtype=np.int64)
     errors = []
     for i, text in enumerate(structs.smiles):
-        can, err = done_by_text[text]
+        k = text_index[text]
+        can, err = chem.smiles[k], chem.errors[k]
         errors.append(err)
         if can:
-            struct_of_t2[i] = unique.setdefault(can, len(unique))
+            j = unique.setdefault(can, len(unique))
+            if j == len(first_text):
+                first_text.append(k)
+            struct_of_t2[i] = j
     smiles = list(unique)
-
-    # 3. fingerprints and scaffolds of every distinct structure
-    with stage("fingerprints"):
-        done = [0]
-
-        def advance_fp(n: int) -> None:
-            done[0] += n
-            report("fingerprints", done[0], len(smiles))
-
-        feats = fingerprints.featurize_all(smiles, fingerprint, workers, advance_fp)
+    feats = chemistry.rows_of(chem, np.asarray(first_text, dtype=np.int64), fingerprint)
     bad_struct = {j for j, e in enumerate(feats.errors) if e}
     for i in range(n_t2):
         if struct_of_t2[i] in bad_struct:

@@ -49,7 +49,7 @@ def _tools():
     return _TOOLS
 
 
-def _parse_problem(smiles: str) -> str:
+def parse_problem(smiles: str) -> str:
     """Why RDKit could not parse a SMILES (a problem type, never the text)."""
     from rdkit import Chem
     if not smiles:
@@ -65,7 +65,13 @@ def _one(smiles: str, standardize: bool) -> tuple[str, str]:
     from rdkit import Chem
     mol = Chem.MolFromSmiles(smiles) if smiles else None
     if mol is None:
-        return "", _parse_problem(smiles)
+        return "", parse_problem(smiles)
+    return standardize_mol(mol, standardize)
+
+
+def standardize_mol(mol, standardize: bool) -> tuple[str, str]:
+    """(canonical SMILES, "") of a parsed molecule after the STEPS (it is changed in place), or ("", reason)."""
+    from rdkit import Chem
     try:
         if standardize:
             t = _tools()

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from prepare_data import herg_partner, t0_row, write_partner
+from prepare_data import herg_partner, herg_rows, t0_row, write_partner
 from rdkit import Chem
 from rdkit.Chem import rdFingerprintGenerator
 
@@ -292,3 +292,58 @@ def test_stereoisomers_and_acyclic_molecules_get_documented_scaffolds():
     assert key("C/C=C/CCO") == key("C/C=C\\CCO") == "CC=CCCO"  # acyclic: the molecule itself, without stereo
     assert key("O=C(O)C1CCCC1") == "C1CCCC1"
     assert folds.fold_of("c1ccccc1", SECRET, 5) == folds.fold_of("c1ccccc1", SECRET, 5)
+
+
+# ---- the one-pass chemistry gives the two-pass result, byte for byte ---------------------------------------------
+
+TRICKY = ["[Na+].[O-]C(=O)c1ccccc1", "C[N+](C)(C)C.[Cl-]", "OC(=O)CC[NH3+]", "[O-][n+]1ccccc1", "CC(=O)[O-].[K+]",
+          "C1=CC=CC=C1O", "OC1=CC=CC=C1", "c1ccccc1O", "N[C@@H](C)C(=O)O", "N[C@H](C)C(=O)O", "C/C=C/CCO",
+          "CCCCCC", "c1ccc2ccccc2c1", "[Cu+2].[O-]S(=O)(=O)[O-]", "CC(C)(C)[Si](C)(C)OC", "not a smiles", "",
+          "c1cccc1", "C1CC1C(F)(F)F", "O=[N+]([O-])c1ccccc1", "Oc1ccccc1.Oc1ccccc1", "CC(=O)Nc1ccc(O)cc1"]
+
+
+def _two_pass_reference(monkeypatch):
+    """Prepare as before `opener/chemistry.py`: standardise every distinct text, then fingerprint and scaffold the
+    distinct canonical SMILES in a second pass (standardize_all, then featurize_all)."""
+    from fedchem.opener import chemistry, fingerprints, standardize
+
+    def chemistry_all(texts, standardise, fp, workers, advance=None):
+        std = standardize.standardize_all(texts, standardise, workers, advance)
+        empty = np.zeros(len(texts), np.int64)
+        return chemistry.Chemistry(std.smiles, std.errors, empty, np.zeros(0, np.int32), np.zeros(0, np.float32),
+                                   [""] * len(texts), [""] * len(texts))
+
+    def rows_of(chem, picks, fp):
+        return fingerprints.featurize_all([chem.smiles[k] for k in picks], fp, 1)
+
+    monkeypatch.setattr(chemistry, "chemistry_all", chemistry_all)
+    monkeypatch.setattr(chemistry, "rows_of", rows_of)
+
+
+@pytest.mark.parametrize("kind,standardise", [("folded", True), ("counts", True), ("folded", False)])
+def test_one_pass_chemistry_writes_the_two_pass_files_byte_for_byte(tmp_path, public_data_dir, monkeypatch, kind,
+                                                                    standardise):
+    import csv
+    import gzip
+    with gzip.open(public_data_dir / "muv.csv.gz", "rt", encoding="utf-8") as fh:
+        muv = [r["smiles"] for r in csv.DictReader(fh)][:250]  # RDKit-canonical already: the copied-parse path
+    herg = [r["canonical_smiles"] for r in herg_rows(public_data_dir, 250)]  # mostly not: the parse-back path
+    smiles = muv + herg + TRICKY + [herg[3], muv[5]]  # the same structure under a second id
+    assert sum(s == Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in muv) > 200  # both paths are exercised
+    assert sum(s != Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in herg) > 100
+    t2 = [[f"c{i}", s] for i, s in enumerate(smiles)]
+    t1 = [[f"c{i}", "A", "=", str(4.0 + (i * 7 % 10) / 3), ""] for i in range(len(smiles))]
+    raw = write_partner(tmp_path / "raw", [t0_row("A", (6,))], t1, t2)
+    fp = FingerprintConfig(size=2048, kind=kind)
+    cfg = LOOSE.model_copy(update={"standardize": standardise})
+    prep(raw, tmp_path / "one", fp=fp, cfg=cfg, workers=2)  # > 3 chunks: the process pool is used
+    with monkeypatch.context() as m:
+        _two_pass_reference(m)
+        prep(raw, tmp_path / "two", fp=fp, cfg=cfg, workers=2)
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and "X.npz" in files
+    for name in files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    ds = load_prepared(tmp_path / "one")
+    ids = {c for row in ds.compound_ids for c in row.split(";")}
+    assert ds.n_compounds > 400 and f"c{smiles.index('not a smiles')}" not in ids and f"c{len(smiles) - 1}" in ids
