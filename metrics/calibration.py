@@ -1,18 +1,17 @@
 """Calibration of predicted probabilities: Brier score and expected calibration error (ECE).
 
-scikit-learn has the Brier score; it has no ECE, so that one is a few lines of numpy here.
+Both are a few lines of numpy (scikit-learn's Brier score has the same arithmetic; it has no ECE).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
 from .inputs import classification_inputs
 
 
 def brier(y_true, y_score) -> float:
-    """Brier score: mean squared difference between the probability and the 1/0 label (scikit-learn's `brier_score_loss`).
+    """Brier score: mean squared difference between the probability and the 1/0 label (as scikit-learn's `brier_score_loss`).
 
     Parameters
     ----------
@@ -29,7 +28,7 @@ def brier(y_true, y_score) -> float:
     y, p = classification_inputs(y_true, y_score)
     if not y.size:
         return float("nan")
-    return float(skm.brier_score_loss(y, p, labels=[0, 1]))
+    return float(np.mean((y - p) ** 2))
 
 
 def expected_calibration_error(y_true, y_score, n_bins: int = 10) -> float:

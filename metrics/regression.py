@@ -1,16 +1,13 @@
 """Per-task regression metrics, including an RMSE that understands censored ("<" / ">") values.
 
 Signatures follow scikit-learn: `metric(y_true, y_pred)`. Undefined cases (too few values, a constant target)
-return NaN instead of raising, so one degenerate task never stops an evaluation.
+return NaN instead of raising, so one degenerate task never stops an evaluation. The arithmetic is numpy's, as in
+scikit-learn and scipy (tests/metrics compare with both), so that a train task need not import either.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import stats
-from sklearn import metrics as skm
 
 from .inputs import as_1d_float, censor_flags, check_same_length
 
@@ -26,7 +23,7 @@ def _prepare(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rmse(y_true, y_pred) -> float:
-    """Root mean squared error (scikit-learn's `root_mean_squared_error`), ignoring any censoring.
+    """Root mean squared error (as scikit-learn's `root_mean_squared_error`), ignoring any censoring.
 
     Parameters
     ----------
@@ -43,7 +40,7 @@ def rmse(y_true, y_pred) -> float:
     y, f = _prepare(y_true, y_pred)
     if not y.size:
         return float("nan")
-    return float(skm.root_mean_squared_error(y, f))
+    return float(np.sqrt(np.mean((y - f) ** 2)))
 
 
 def censored_errors(y_true, y_pred, censor=None) -> np.ndarray:
@@ -87,7 +84,7 @@ def rmse_censored(y_true, y_pred, censor=None) -> float:
 
 
 def r2(y_true, y_pred) -> float:
-    """Coefficient of determination R^2 (scikit-learn's `r2_score`).
+    """Coefficient of determination R^2 (as scikit-learn's `r2_score`).
 
     Parameters
     ----------
@@ -105,11 +102,11 @@ def r2(y_true, y_pred) -> float:
     y, f = _prepare(y_true, y_pred)
     if y.size < 2 or np.all(y == y[0]):
         return float("nan")
-    return float(skm.r2_score(y, f))
+    return float(1 - np.sum((y - f) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
 def pearson(y_true, y_pred) -> float:
-    """Pearson correlation coefficient between measured and predicted values (scipy's `pearsonr`).
+    """Pearson correlation coefficient between measured and predicted values (as scipy's `pearsonr`).
 
     Parameters
     ----------
@@ -126,6 +123,7 @@ def pearson(y_true, y_pred) -> float:
     y, f = _prepare(y_true, y_pred)
     if y.size < 2 or np.all(y == y[0]) or np.all(f == f[0]):
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return float(stats.pearsonr(y, f).statistic)
+    dy, df = y - y.mean(), f - f.mean()
+    dy, df = dy / np.abs(dy).max(), df / np.abs(df).max()  # scaled first, as scipy does, against overflow
+    r = np.dot(dy / np.linalg.norm(dy), df / np.linalg.norm(df))
+    return float(np.clip(r, -1.0, 1.0))

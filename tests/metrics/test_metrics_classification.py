@@ -184,3 +184,36 @@ def test_metrics_import_nothing_of_fedchem_nor_torch():
             "not m.startswith('fedchem.metrics'))]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_numpy_metrics_equal_sklearn_to_1e12_with_ties_and_extremes(seed):
+    """fedchem.metrics computes in numpy what scikit-learn computes (so that a train task need not import it):
+    tied scores, scores of exactly 0 and 1, tiny and unbalanced tasks give scikit-learn's figures."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 400))
+    y = rng.choice([-1, 1], size=n, p=[0.9, 0.1] if seed % 2 else [0.5, 0.5])
+    y[:2] = [-1, 1]  # both classes present
+    p = np.round(rng.uniform(0, 1, n), int(rng.integers(1, 4)))  # few decimals: many ties
+    p[rng.integers(0, n, 3)] = [0.0, 1.0, 0.5]
+    y01 = (y == 1).astype(int)
+    exact = pytest.approx
+    precision, recall, _ = skm.precision_recall_curve(y01, p)
+    assert fm.auc_roc(y, p) == exact(skm.roc_auc_score(y01, p), abs=1e-12)
+    assert fm.auc_pr(y, p) == exact(skm.auc(recall, precision), abs=1e-12)
+    assert fm.average_precision(y, p) == exact(skm.average_precision_score(y01, p), abs=1e-12)
+    for t in (0.0, 0.5, 0.95, 1.0):
+        assert fm.f1_at(y, p, threshold=t) == exact(skm.f1_score(y01, p >= t, zero_division=0.0), abs=1e-12)
+        assert fm.kappa(y, p, threshold=t) == exact(skm.cohen_kappa_score(y01, p >= t, labels=[0, 1]), abs=1e-12,
+                                                     nan_ok=True)
+    denom = precision + recall
+    best = np.max(np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0))
+    assert fm.f1_max(y, p) == exact(best, abs=1e-12)
+    assert fm.log_loss_(y, p) == exact(skm.log_loss(y01, p, labels=[0, 1]), abs=1e-12)
+    assert fm.brier(y, p) == exact(skm.brier_score_loss(y01, p, labels=[0, 1]), abs=1e-12)
+
+
+def test_metrics_import_neither_sklearn_nor_scipy_stats():
+    code = "import sys, fedchem.metrics; print([m for m in ('sklearn', 'scipy.stats') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -110,3 +110,16 @@ def test_task_metrics_quorum_and_reasons():
     assert "constant predictions" in row["reason"]
     row = fm.regression_task_metrics([1.0, 2.0, 3.0], [2.0, np.nan, 2.0])
     assert row["reason"] == "1 non-finite predictions" and math.isnan(row["rmse"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_regression_metrics_equal_sklearn_and_scipy_to_1e12(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    scale = 10.0 ** rng.integers(-3, 4)
+    y = rng.normal(5, 2, n) * scale
+    f = (y + rng.normal(0, 1, n) * scale) if seed % 3 else np.round(y, 0)
+    assert fm.rmse(y, f) == pytest.approx(math.sqrt(skm.mean_squared_error(y, f)), rel=1e-12)
+    assert fm.r2(y, f) == pytest.approx(skm.r2_score(y, f), rel=1e-12, abs=1e-12)
+    if not np.all(f == f[0]):
+        assert fm.pearson(y, f) == pytest.approx(stats.pearsonr(y, f).statistic, rel=1e-12, abs=1e-12)
