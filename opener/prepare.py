@@ -125,21 +125,21 @@ def prepare_partner(t0: Path | Sequence[Path], t1: Path | Sequence[Path], t2: Pa
         distinct_input = list(dict.fromkeys(structs.smiles))  # the same text is standardised once
         chem = chemistry.chemistry_all(distinct_input, preparation.standardize, fingerprint, workers, advance_chem)
         text_index = {text: k for k, text in enumerate(distinct_input)}
-    unique: dict[str, int] = {}
-    first_text: list[int] = []  # per structure, the distinct input text whose features it takes
-    struct_of_t2 = np.full(n_t2, -1, dtype=np.int64)
-    errors = []
-    for i, text in enumerate(structs.smiles):
-        k = text_index[text]
-        can, err = chem.smiles[k], chem.errors[k]
-        errors.append(err)
-        if can:
-            j = unique.setdefault(can, len(unique))
-            if j == len(first_text):
-                first_text.append(k)
-            struct_of_t2[i] = j
-    smiles = list(unique)
-    feats = chemistry.rows_of(chem, np.asarray(first_text, dtype=np.int64), fingerprint)
+        unique: dict[str, int] = {}
+        first_text: list[int] = []  # per structure, the distinct input text whose features it takes
+        struct_of_t2 = np.full(n_t2, -1, dtype=np.int64)
+        errors = []
+        for i, text in enumerate(structs.smiles):
+            k = text_index[text]
+            can, err = chem.smiles[k], chem.errors[k]
+            errors.append(err)
+            if can:
+                j = unique.setdefault(can, len(unique))
+                if j == len(first_text):
+                    first_text.append(k)
+                struct_of_t2[i] = j
+        smiles = list(unique)
+        feats = chemistry.rows_of(chem, np.asarray(first_text, dtype=np.int64), fingerprint)
     bad_struct = {j for j, e in enumerate(feats.errors) if e}
     for i in range(n_t2):
         if struct_of_t2[i] in bad_struct:
