@@ -21,7 +21,7 @@ import substratools as tools
 from fedchem.algo import secagg
 from fedchem.algo.dp import privatize
 from fedchem.algo.functions.keys import guard_of
-from fedchem.algo.params import flatten, load_params, save_params
+from fedchem.algo.params import flatten, load_meta, load_params, save_params
 from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ProtocolError
@@ -73,7 +73,7 @@ def train(inputs, outputs, task_properties):
     t_start = time.perf_counter()
     guard = guard_of(inputs, "train")
     me, agreement = guard.me, guard.agreement
-    _, meta = load_params(inputs["trunk"])
+    meta = load_meta(inputs["trunk"])  # the arrays are read once, by _load_model
     plain = guard.check_meta(meta)
     round_ = meta["round"] + 1
     maybe_fail(me, round_, "train")
@@ -141,7 +141,7 @@ def evaluate(inputs, outputs, task_properties):
     from fedchem.algo import evaluation
 
     guard = guard_of(inputs, "evaluate")
-    _, meta = load_params(inputs["trunk"])
+    meta = load_meta(inputs["trunk"])  # the arrays are read once, by _load_model
     guard.check_meta(meta)
     tcfg = guard.agreement.training
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
