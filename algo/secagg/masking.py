@@ -69,8 +69,10 @@ def chunks(length: int, itemsize: int, start: int = 0) -> Iterator[tuple[int, in
         yield lo, min(length, lo + step)
 
 
-def split(length: int, itemsize: int, parts: int = THREADS) -> list[tuple[int, int]]:
-    """[0, length) cut into at most `parts` ranges of whole chunks (each starts on a keystream block boundary)."""
+def split(length: int, itemsize: int, parts: int | None = None) -> list[tuple[int, int]]:
+    """[0, length) cut into at most `parts` (default THREADS) ranges of whole chunks (each starts on a keystream
+    block boundary)."""
+    parts = THREADS if parts is None else parts
     step = max(1, CHUNK_BYTES // itemsize)
     if (step * itemsize) % BLOCK_BYTES:
         raise ValueError(f"CHUNK_BYTES must be a multiple of {BLOCK_BYTES}")
