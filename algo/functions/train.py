@@ -70,7 +70,7 @@ def _save_head(path, head) -> None:
 def train(inputs, outputs, task_properties):
     from fedchem.algo import evaluation, model as M, training
 
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()  # wall, and CPU of this task (all its threads)
     guard = guard_of(inputs, "train")
     me, agreement = guard.me, guard.agreement
     meta = load_meta(inputs["trunk"])  # the arrays are read once, by _load_model
@@ -90,23 +90,26 @@ def train(inputs, outputs, task_properties):
     trunk, head, before_arrays, head_source = _load_model(inputs, ds, agreement)
     train_rows, val_rows, _ = _fold_rows(ds, tcfg)
     log = {"partner": me, "round": round_, "plan_id": meta["plan_id"], "head_from": head_source,
-           "n_train": int(train_rows.size), "seconds": {}}
+           "n_train": int(train_rows.size), "seconds": {}, "cpu_seconds": {}}
     log["seconds"]["load"] = time.perf_counter() - t_start
+    log["cpu_seconds"]["load"] = time.process_time() - c_start
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     if head_source != "new" and (round_ - 1) % agreement.evaluate_every == 0 and val_rows.size:
         res = evaluation.evaluate(trunk, head, ds, val_rows)
         log["validation_of_incoming"] = {"after_round": round_ - 1,
                                          "aggregate": evaluation.json_ready(res.aggregate)}
     log["seconds"]["validate"] = time.perf_counter() - t
+    log["cpu_seconds"]["validate"] = time.process_time() - c
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     stats = training.train_epochs(trunk, head, ds, train_rows, tcfg, epochs=tcfg.epochs_per_round,
                                   seed=derived_seed(tcfg.seed, me, round_))
     log["train"] = stats.as_dict()
     log["seconds"]["train"] = time.perf_counter() - t
+    log["cpu_seconds"]["train"] = time.process_time() - c
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     delta = flatten(M.trunk_to_arrays(trunk))[0].astype(np.float64) - flatten(before_arrays)[0].astype(np.float64)
     weight = train_rows.size / WEIGHT_UNIT
     if agreement.differential_privacy is not None:  # the agreement's DP, never the plan's: clip, noise share
@@ -128,11 +131,13 @@ def train(inputs, outputs, task_properties):
         atomic_write(outputs["masked_update"],
                      lambda fh: np.savez(fh, weighted_update=weight * clipped, weight=np.float64(weight)))
     log["seconds"]["mask"] = time.perf_counter() - t
+    log["cpu_seconds"]["mask"] = time.process_time() - c
 
     _save_head(outputs["head"], head)
     write_json(outputs["receipt"], guard.receipt(meta["plan_id"], round_, sorted(publics)) if not plain else
                {"partner": me, "round": round_, "plan_id": meta["plan_id"]})
     log["seconds"]["total"] = time.perf_counter() - t_start
+    log["cpu_seconds"]["total"] = time.process_time() - c_start
     write_json(outputs["log"], log)
 
 
