@@ -11,7 +11,7 @@ from .inputs import classification_inputs
 
 
 def brier(y_true, y_score) -> float:
-    """Brier score: mean squared difference between the probability and the 1/0 label (as scikit-learn's `brier_score_loss`).
+    """Brier score: mean squared difference between the probability and the 1/0 label (scikit-learn's `brier_score_loss`).
 
     Parameters
     ----------

@@ -179,7 +179,7 @@ def f1_max(y_true, y_score) -> float:
 
 
 def kappa(y_true, y_score, threshold: float = 0.5) -> float:
-    """Cohen's kappa between the labels and the predictions `y_score >= threshold` (as scikit-learn's `cohen_kappa_score`).
+    """Cohen's kappa between the labels and the predictions `y_score >= threshold` (scikit-learn's `cohen_kappa_score`).
 
     Parameters
     ----------

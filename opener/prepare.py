@@ -2,10 +2,11 @@
 
 Order: read and check every file and every activity row (errors surface before the slow part), standardise,
 fingerprint and scaffold each distinct input structure in one pass (all cores, `chemistry`), merge input compounds
-with the same standardised structure into one row, aggregate replicates, assign scaffold folds, build and filter tasks, scramble
-columns, write atomically with `save_prepared`. Compound rows are the distinct standardised structures that carry
-at least one label in a kept task, in order of first appearance in T2; compounds.csv gives each row's input ids
-(several ids of one structure are joined with ';'). Same inputs and settings -> byte-identical output.
+with the same standardised structure into one row, aggregate replicates, assign scaffold folds, build and filter
+tasks, scramble columns, write atomically with `save_prepared`. Compound rows are the distinct standardised
+structures that carry at least one label in a kept task, in order of first appearance in T2; compounds.csv gives
+each row's input ids (several ids of one structure are joined with ';'). Same inputs and settings ->
+byte-identical output.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def task_cells(inp: ReportInputs) -> list[TaskCells]:
 
 
 def _point(cell: TaskCells, pred: np.ndarray) -> dict[str, float]:
-    """The reported metrics of one task from fedchem.metrics (scikit-learn) on all its test cells."""
+    """The reported metrics of one task from fedchem.metrics (scikit-learn's definitions) on all its test cells."""
     if cell.kind == "classification":
         return {"auc_pr": metrics.auc_pr(cell.y, pred), "auc_roc": metrics.auc_roc(cell.y, pred)}
     res = metrics.regression_task_metrics(cell.y, pred, censor=cell.censor)

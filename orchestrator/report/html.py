@@ -276,7 +276,7 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
     meth = fig["method"]
     parts.append("<h2>How these figures were computed</h2><p class='note'>"
                  "All figures above except the round curves are recomputed from the two models' saved test-fold "
-                 "predictions and your prepared labels (metrics: fedchem.metrics, i.e. scikit-learn). Intervals: "
+                 "predictions and your prepared labels (metrics: fedchem.metrics, scikit-learn's definitions). Intervals: "
                  f"{meth['bootstrap_replicates']} paired bootstrap resamples of the test compounds (seed "
                  f"{meth['seed']}), percentile {int(round(100 * meth['level']))}% intervals, not corrected for the "
                  "number of tasks; one training seed per model, so seed-to-seed variation is not included. "

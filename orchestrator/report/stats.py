@@ -1,7 +1,7 @@
 """Statistics behind a partner's report: the deltas used in the field, and bootstrap intervals over test compounds.
 
-Point estimates come from fedchem.metrics (scikit-learn). The bootstrap resamples test compounds with replacement
-(the same draw for the federated and the alone model: a paired bootstrap) and expresses each draw as integer
+Point estimates come from fedchem.metrics (scikit-learn's definitions). The bootstrap resamples test compounds with
+replacement (the same draw for the federated and the alone model: a paired bootstrap) and expresses each draw as integer
 weights per compound, so every replicate of a task's metric is one vectorised, weighted computation
 (fedchem.metrics.weighted, equal to scikit-learn's with `sample_weight`), i.e. the metric of the resampled set.
 """
