@@ -62,7 +62,7 @@ def _keystream_into_buffer(n_bytes: int) -> None:
 
 def raw_keystream_seconds(n_bytes: int, threads: int = 1) -> float:
     """Time to generate n_bytes of ChaCha20 keystream into reused buffers, in the chunk size masking uses, split
-    over `threads` threads (cryptography holds the GIL while it generates, so 2 threads are about as fast as 1)."""
+    over `threads` threads."""
     t0 = time.perf_counter()
     if threads == 1:
         _keystream_into_buffer(n_bytes)
