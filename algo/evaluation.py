@@ -104,6 +104,16 @@ def evaluate(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray, 
     """Predict on `rows` and compute every metric of every task on its labelled cells there."""
     rows = np.asarray(rows, dtype=np.int64)
     pred = predict(trunk, head, data.X[rows], mc_samples=mc_samples)
+    return evaluate_predictions(data, rows, pred.class_scores, pred.regr_preds, min_pos, min_neg, min_n, pred)
+
+
+def evaluate_predictions(data: PreparedDataset, rows: np.ndarray, class_scores: np.ndarray, regr_preds: np.ndarray,
+                         min_pos: int = 1, min_neg: int = 1, min_n: int = 2,
+                         pred: Predictions | None = None) -> EvalResult:
+    """Every metric of every task on its labelled cells in `rows`, for predictions already made there."""
+    rows = np.asarray(rows, dtype=np.int64)
+    pred = pred if pred is not None else Predictions(class_scores=np.asarray(class_scores),
+                                                     regr_preds=np.asarray(regr_preds))
     pred.rows = rows
     pred.compound_ids = np.asarray([data.compound_ids[i] for i in rows], dtype=str) if data.compound_ids else None
     per_task, aggregate = [], {}

@@ -1,5 +1,6 @@
-"""A partner training alone: epochs with a step learning-rate schedule, early stopping on the validation fold
-(the best epoch is restored), then validation/test metrics and test predictions written to one output folder.
+"""A partner training alone: epochs with a step learning-rate schedule, early stopping on the validation fold, the
+best epoch of each kind chosen by the federated run's own rule (fedchem.algo.selection), then validation/test metrics
+and predictions written to one output folder.
 
 This is the baseline every federated result is compared with; `fedchem train-local` is its command line and
 bench/quality.py calls it directly. The output folder is built in a temporary folder and renamed into place.
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fedchem.algo import evaluation, model as M, training
+from fedchem.algo import evaluation, model as M, selection, training
 from fedchem.algo.batches import BatchSource
 from fedchem.algo.config import ModelConfig, TrainingConfig
 from fedchem.algo.evaluation import EvalResult, json_ready
@@ -30,7 +31,7 @@ from fedchem.opener.errors import ConfigError, DataError, os_errors
 from fedchem.opener.output_guard import check_output_folder
 
 OUTPUT_FILES = ["trunk.npz", "head.npz", "model.json", "metrics.json", "metrics_per_task.csv",
-                "test_predictions.npz", "history.json"]
+                "test_predictions.npz", "validation_predictions.npz", "history.json"]
 
 # (event, info): "epoch_start" {epoch, epochs, steps}, "step" {done, steps, loss}, "epoch_end" {history row}
 Reporter = Callable[[str, dict], None]
@@ -74,15 +75,9 @@ def lr_at(cfg: TrainingConfig, epoch: int, base: float | None = None) -> float:
     return base * cfg.lr_gamma ** sum(1 for s in cfg.lr_steps if s <= epoch)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A distinct, reproducible seed per epoch (batch order and dropout); epoch -1 seeds the head."""
-    ss = np.random.SeedSequence([int(seed) % (1 << 63), epoch + 1])
-    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
 def _summary(res: EvalResult) -> dict:
     name, value, _ = evaluation.headline(res)
-    out = {"select_on": name, "value": value}
+    out = {"select_on": name, "value": value, "selection": selection.figures(res)}
     c = res.aggregate.get("classification")
     r = res.aggregate.get("regression")
     if c:
@@ -103,6 +98,7 @@ class LocalRun:
     test: EvalResult
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    selected: dict[str, int] = field(default_factory=dict)  # kind -> chosen epoch (1-based)
 
 
 def _per_task_csv(path: Path, results: dict[str, EvalResult]) -> None:
@@ -122,11 +118,6 @@ def _per_task_csv(path: Path, results: dict[str, EvalResult]) -> None:
             w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
-def _validate(trunk: M.Trunk, head: M.Head, data: PreparedDataset, rows: np.ndarray) -> EvalResult:
-    """An epoch's validation: the figures early stopping and the history need (not every metric)."""
-    return evaluation.validation_figures(trunk, head, data, rows)
-
-
 def _snapshot(trunk: M.Trunk, head: M.Head, into: tuple[dict, dict] | None = None) -> tuple[dict, dict]:
     """Copies of the trunk's and head's tensors (the best epoch so far), without deepcopy's object walk; written
     into the previous snapshot's tensors when given (no new 100 MB allocation per improved epoch)."""
@@ -143,76 +134,88 @@ def _snapshot(trunk: M.Trunk, head: M.Head, into: tuple[dict, dict] | None = Non
 def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
                 report: Reporter | None = None, where: str = "", overwrite: bool = False,
                 protected: tuple = ()) -> LocalRun:
-    """Train a fresh trunk and head on the training folds, pick the epoch with the best validation figure
-    (early stopping after `early_stopping_patience` epochs without improvement; 0 runs every epoch), evaluate
-    it on the validation and test folds, and write everything to `out_dir` (see OUTPUT_FILES)."""
+    """Train a fresh trunk and head on the training folds, pick per kind the epoch with the best validation figure
+    (fedchem.algo.selection: the rule the federated run uses for its rounds; early stopping after
+    `early_stopping_patience` epochs in which no kind improved, 0 runs every epoch), evaluate the chosen epochs on
+    the validation and test folds, and write everything to `out_dir` (see OUTPUT_FILES).
+
+    Epoch e draws the batches and dropout masks of federated round e of the same partner (training.pass_seed), and
+    one Adam state runs through all epochs, as it runs through a federated partner's rounds."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir).absolute()
     check_local_out(out_dir, overwrite, protected)
     folds = split_folds(data, train_cfg, where)
     report = report or (lambda event, info: None)
-    seed = train_cfg.seed
+    seed, partner = train_cfg.seed, data.manifest.get("partner")
     trunk = M.init_trunk(data.n_features, model_cfg, seed)
-    head = M.init_head(model_cfg, data.Y_class.shape[1], data.Y_regr.shape[1], epoch_seed(seed, -1),
+    head = M.init_head(model_cfg, data.Y_class.shape[1], data.Y_regr.shape[1], training.head_seed(seed, partner),
                        regr_bias=training.regression_means(data, folds.train))
     source = BatchSource(data, folds.train)
     opt = training.Optimizer(trunk, head, train_cfg)
     n_steps = math.ceil(folds.train.size / train_cfg.batch_size)
     history: list[dict] = []
-    best = (None, -1, None)  # (value, epoch, (trunk state, head state))
+    sel = selection.Selection()
+    snapshots: dict[str, tuple[dict, dict]] = {}  # kind -> (trunk state, head state) of its chosen epoch
     since_best = 0
     for epoch in range(train_cfg.epochs):
         lr = lr_at(train_cfg, epoch)
         report("epoch_start", {"epoch": epoch + 1, "epochs": train_cfg.epochs, "steps": n_steps})
         stats = training.train_epochs(
-            trunk, head, data, folds.train, train_cfg, epochs=1.0, seed=epoch_seed(seed, epoch), lr=lr,
-            optimizer=opt, source=source,
+            trunk, head, data, folds.train, train_cfg, epochs=1.0, seed=training.pass_seed(seed, partner, epoch + 1),
+            lr=lr, optimizer=opt, source=source,
             progress=lambda done, total, loss: report("step", {"done": done, "steps": total, "loss": loss}))
-        val = _validate(trunk, head, data, folds.validation)
-        name, value, higher = evaluation.headline(val)
-        improved = math.isfinite(value) and (best[0] is None or (value > best[0] if higher else value < best[0]))
-        if improved or best[2] is None:
-            best = (value if math.isfinite(value) else None, epoch, _snapshot(trunk, head, best[2]))
-            since_best = 0
-        else:
-            since_best += 1
+        val, won = selection.consider(sel, epoch + 1, trunk, head, data, folds.validation, folds.test)
+        state = _snapshot(trunk, head) if won else None  # one copy shared by the kinds it won
+        for kind in won:
+            snapshots[kind] = state
+        improved = any(sel.best[k].value is not None and sel.best[k].index == epoch + 1 for k in won)
+        since_best = 0 if improved else since_best + 1
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.mean_loss, "train_seconds": stats.seconds,
                "compounds_per_second": stats.compounds_per_second, "validation": _summary(val),
-               "best": bool(improved)}
+               "best": bool(improved), "best_for": [k for k in won if sel.best[k].value is not None]}
         history.append(row)
         report("epoch_end", row)
         if train_cfg.early_stopping_patience and since_best >= train_cfg.early_stopping_patience:
             break
-    trunk.load_state_dict(best[2][0])
-    head.load_state_dict(best[2][1])
-    val = evaluation.evaluate(trunk, head, data, folds.validation)
-    test = evaluation.evaluate(trunk, head, data, folds.test)
+    chosen = sel.chosen()
+    primary = "classification" if "classification" in snapshots else "regression"
+    if snapshots:  # the model files hold the primary kind's chosen epoch (classification when there is any)
+        trunk.load_state_dict(snapshots[primary][0])
+        head.load_state_dict(snapshots[primary][1])
+    nc, nr = data.Y_class.shape[1], data.Y_regr.shape[1]
+    (vc, vr), (tc, tr) = selection.chosen_predictions(sel, folds.validation.size, folds.test.size, nc, nr)
+    val = evaluation.evaluate_predictions(data, folds.validation, vc, vr)
+    test = evaluation.evaluate_predictions(data, folds.test, tc, tr)
     seconds = time.perf_counter() - t_start
+    best_epoch = chosen.get(primary, len(history))
 
     with os_errors(out_dir), atomic_folder(out_dir) as tmp:
         save_params(tmp / "trunk.npz", M.trunk_to_arrays(trunk))
         save_params(tmp / "head.npz", M.head_to_arrays(head))
         (tmp / "model.json").write_text(json.dumps({
             "n_features": data.n_features, "n_class_tasks": int(data.Y_class.shape[1]),
-            "n_regr_tasks": int(data.Y_regr.shape[1]), "model": model_cfg.model_dump(mode="json")}, indent=2) + "\n")
+            "n_regr_tasks": int(data.Y_regr.shape[1]), "model": model_cfg.model_dump(mode="json"),
+            "epoch": best_epoch, "holds": primary}, indent=2) + "\n")
         metrics_doc = json_ready({
             "settings": {"model": model_cfg.model_dump(mode="json"), "training": train_cfg.model_dump(mode="json")},
             "dataset": {"n_compounds": data.n_compounds, "n_features": data.n_features,
                         "content": data.manifest.get("files", {}).get("X.npz", "")[:16]},
             "folds": {"n_train": int(folds.train.size), "n_validation": int(folds.validation.size),
                       "n_test": int(folds.test.size)},
-            "best_epoch": best[1] + 1, "epochs_run": len(history), "seconds": seconds,
+            "best_epoch": best_epoch, "selected": chosen, "selection": sel.summary(),
+            "epochs_run": len(history), "seconds": seconds,
             "validation": val.as_dict()["aggregate"], "test": test.as_dict()["aggregate"],
         })
         (tmp / "metrics.json").write_text(json.dumps(metrics_doc, indent=2, sort_keys=True) + "\n")
         _per_task_csv(tmp / "metrics_per_task.csv", {"validation": val, "test": test})
-        p = test.predictions
-        save_predictions(tmp / "test_predictions.npz", p.rows, p.compound_ids, p.class_scores, p.regr_preds,
-                         class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
+        for name, res in (("test_predictions.npz", test), ("validation_predictions.npz", val)):
+            p = res.predictions
+            save_predictions(tmp / name, p.rows, p.compound_ids, p.class_scores, p.regr_preds,
+                             class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
         (tmp / "history.json").write_text(json.dumps(json_ready(history), indent=2) + "\n")
         check_local_out(out_dir, overwrite, protected)  # again: the folder may have changed while training
-    return LocalRun(out_dir=out_dir, best_epoch=best[1] + 1, epochs_run=len(history), validation=val, test=test,
-                    history=history, seconds=seconds)
+    return LocalRun(out_dir=out_dir, best_epoch=best_epoch, epochs_run=len(history), validation=val, test=test,
+                    history=history, seconds=seconds, selected=chosen)
 
 
 def is_local_output(folder: Path) -> bool:

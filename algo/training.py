@@ -23,7 +23,9 @@ from fedchem.algo.config import TrainingConfig
 from fedchem.algo.losses import batch_loss
 from fedchem.algo.model import Head, Trunk
 from fedchem.algo.adam import DenseAdamW, RowSparseAdam
+from fedchem.algo.task_io import derived_seed
 from fedchem.opener.dataset import PreparedDataset
+from fedchem.opener.fileio import atomic_write
 
 Progress = Callable[[int, int, float], None]  # (steps done, steps in this call, running mean loss)
 
@@ -124,6 +126,63 @@ class Optimizer:
             yield
         finally:
             trunk.input.fused_update = None
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Adam's moments and step counts, as named arrays (what `load_state_arrays` restores bit for bit)."""
+        out = {"sparse/exp_avg": self.sparse.exp_avg.numpy().copy(),
+               "sparse/exp_avg_sq": self.sparse.exp_avg_sq.numpy().copy(),
+               "sparse/steps": np.asarray(self.sparse.steps, np.int64),
+               "dense/steps": np.asarray(self.dense.steps, np.int64)}
+        for i, (m, v) in enumerate(zip(self.dense.exp_avg, self.dense.exp_avg_sq)):
+            out[f"dense/{i}/exp_avg"] = m.detach().numpy().copy()
+            out[f"dense/{i}/exp_avg_sq"] = v.detach().numpy().copy()
+        return out
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `state_arrays` gave; ValueError when it belongs to another model's shapes."""
+        pairs = [(self.sparse.exp_avg, "sparse/exp_avg"), (self.sparse.exp_avg_sq, "sparse/exp_avg_sq")]
+        for i, (m, v) in enumerate(zip(self.dense.exp_avg, self.dense.exp_avg_sq)):
+            pairs += [(m, f"dense/{i}/exp_avg"), (v, f"dense/{i}/exp_avg_sq")]
+        expected = {k for _, k in pairs} | {"sparse/steps", "dense/steps"}
+        if set(arrays) != expected:
+            raise ValueError("the optimiser state does not match this model (other parameters)")
+        for tensor, key in pairs:
+            a = np.asarray(arrays[key])
+            if tuple(a.shape) != tuple(tensor.shape):
+                raise ValueError(f"the optimiser state '{key}' has shape {a.shape}, the model {tuple(tensor.shape)}")
+        with torch.no_grad():
+            for tensor, key in pairs:
+                tensor.copy_(torch.from_numpy(np.asarray(arrays[key], dtype=np.float32)))
+        self.sparse.steps = int(arrays["sparse/steps"])
+        self.dense.steps = int(arrays["dense/steps"])
+
+
+OPTIMIZER_FORMAT = "fedchem-optimizer/1"
+
+
+def save_optimizer(path, opt: Optimizer):
+    """The optimiser's state as one .npz (no pickles): private to the partner, like its head."""
+    payload = {"format": np.asarray(OPTIMIZER_FORMAT), **opt.state_arrays()}
+    return atomic_write(path, lambda fh: np.savez(fh, **payload))
+
+
+def load_optimizer(path, opt: Optimizer) -> None:
+    """Restore a state written by `save_optimizer` into `opt` (ValueError if it is not one, or another model's)."""
+    with np.load(path, allow_pickle=False) as z:
+        if "format" not in z.files or str(z["format"]) != OPTIMIZER_FORMAT:
+            raise ValueError(f"{path} is not a fedchem optimiser state ({OPTIMIZER_FORMAT})")
+        opt.load_state_arrays({k: z[k] for k in z.files if k != "format"})
+
+
+def head_seed(seed: int, partner: str | None) -> int:
+    """Seed of a partner's fresh head: the same alone and federated."""
+    return derived_seed(seed, "head", partner)
+
+
+def pass_seed(seed: int, partner: str | None, index: int) -> int:
+    """Seed of batch order and dropout of a partner's `index`-th training pass (1-based): epoch `index` of
+    train-local and round `index` of a federated run draw the same batches and masks."""
+    return derived_seed(seed, partner, index)
 
 
 @dataclass

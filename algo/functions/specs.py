@@ -13,7 +13,7 @@ from enum import Enum
 class Content(str, Enum):
     """What an output holds, which fixes who may read it."""
 
-    PRIVATE = "private"            # head weights, metrics, predictions, secrets, logs: the owner only
+    PRIVATE = "private"            # heads, optimiser and selection state, metrics, predictions, secrets, logs: owner only
     MASKED_UPDATE = "masked"       # a masked (or, test-only, plain) trunk update: the aggregator only
     RELEASED_SHARES = "released"   # decrypted secret shares for unmasking: the aggregator only
     TRUNK = "trunk"                # the global trunk: every partner and the aggregator
@@ -77,11 +77,14 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     FunctionDef(
         "train", "fedchem.algo.functions.train", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
+                Input("optimizer", "model", optional=True), Input("selection", "model", optional=True),
                 Input("secret_keys", "model", optional=True),
                 Input("public_keys", "model", multiple=True, optional=True)),
         outputs=(Output("head", Content.PRIVATE), Output("masked_update", Content.MASKED_UPDATE),
-                 Output("receipt", Content.RECEIPT), Output("log", Content.PRIVATE)),
-        description="Local training of trunk + own head for one round; uploads only the masked trunk update.",
+                 Output("receipt", Content.RECEIPT), Output("log", Content.PRIVATE),
+                 Output("optimizer", Content.PRIVATE), Output("selection", Content.PRIVATE)),
+        description="Local training of trunk + own head for one round; uploads only the masked trunk update; keeps "
+                    "its optimiser state and its choice of best round (on its validation fold) private.",
     ),
     FunctionDef(
         "confirm_survivors", "fedchem.algo.functions.keys", "partner",
@@ -107,9 +110,12 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     ),
     FunctionDef(
         "evaluate", "fedchem.algo.functions.train", "partner",
-        inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True)),
-        outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE)),
-        description="Per-task metrics and test-fold predictions of global trunk + own head, private to the partner.",
+        inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
+                Input("selection", "model", optional=True)),
+        outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE),
+                 Output("validation_predictions", Content.PRIVATE), Output("last_predictions", Content.PRIVATE)),
+        description="Per-task metrics and predictions of the partner's chosen rounds (and of the last round), "
+                    "private to the partner.",
     ),
     FunctionDef(
         "publish_summary", "fedchem.algo.functions.summary", "partner",

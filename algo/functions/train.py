@@ -1,10 +1,15 @@
 """Substra functions that run on a partner's node with torch: one round of local training, and evaluation.
 
 train:    global trunk + own head (previous round's output, or the private checkpoint after a resume, or a fresh
-          one) are trained on the partner's own training folds; the trunk update leaves masked (secure
-          aggregation) and only towards the aggregator; the head, a per-round log and the validation metrics of the
-          incoming model stay private; a data-free receipt tells the other partners this one submitted.
-evaluate: per-task metrics (validation and test folds) and test-fold predictions, private to the partner.
+          one) are trained on the partner's own training folds, by an Adam whose state (head and the partner's view
+          of the trunk) carries over from the partner's previous round; the trunk update leaves masked (secure
+          aggregation) and only towards the aggregator; the head, the optimiser state, a per-round log and the
+          selection state stay private; a data-free receipt tells the other partners this one submitted.
+          Before training it scores the incoming model (last round's trunk + its own head) on its validation fold
+          and offers it to its selection (fedchem.algo.selection, the rule train-local uses); for a kind it wins,
+          the validation and test predictions of that model are kept in the selection state.
+evaluate: the last round's model is offered likewise; per-task metrics and predictions of the chosen rounds
+          (validation and test) and of the last round (test), private to the partner.
 Both first check the plan against the partner's own agreement (fedchem.algo.guard) and take every setting from it;
 train masks at most once per (plan, round), as recorded in the partner's own node state; when its agreement opts in to
 differential privacy, train clips the trunk update and adds its share of the noise before masking (fedchem.algo.dp).
@@ -22,7 +27,8 @@ from fedchem.algo import secagg
 from fedchem.algo.dp import privatize
 from fedchem.algo.functions.keys import guard_of
 from fedchem.algo.params import flatten, load_meta, load_params, save_params
-from fedchem.algo.task_io import WEIGHT_UNIT, derived_seed, maybe_fail
+from fedchem.algo.predictions import save_predictions
+from fedchem.algo.task_io import WEIGHT_UNIT, maybe_fail
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ProtocolError
 from fedchem.opener.fileio import atomic_write, write_json
@@ -39,14 +45,13 @@ def _fold_rows(ds, tcfg):
 def _load_model(inputs, ds, agreement):
     """Trunk from the trunk input; head from the head input, else the private checkpoint, else a fresh one."""
     from fedchem.algo import model as M
-    from fedchem.algo.training import regression_means
+    from fedchem.algo.training import head_seed, regression_means
 
     arrays, _ = load_params(inputs["trunk"])
     mcfg, tcfg = agreement.model, agreement.training
     trunk = M.init_trunk(ds.n_features, mcfg, tcfg.seed)
     M.load_trunk_arrays(trunk, arrays)
-    head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1],
-                       derived_seed(tcfg.seed, "head", ds.manifest.get("partner")),
+    head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1], head_seed(tcfg.seed, ds.manifest.get("partner")),
                        regr_bias=regression_means(ds, _fold_rows(ds, tcfg)[0]))
     source = "new"
     head_path = inputs.get("head")
@@ -60,6 +65,24 @@ def _load_model(inputs, ds, agreement):
     return trunk, head, arrays, source
 
 
+def _private_state(inputs, name: str) -> str | Path | None:
+    """This partner's own state file `name` (optimizer / selection): the previous round's output, else the private
+    checkpoint after a resume, else None (a first round)."""
+    if inputs.get(name):
+        return inputs[name]
+    ck = inputs["datasamples"].checkpoint_dir
+    if ck is not None and (Path(ck) / f"{name}.npz").is_file():
+        return Path(ck) / f"{name}.npz"
+    return None
+
+
+def _selection_of(inputs):
+    from fedchem.algo import selection
+
+    path = _private_state(inputs, "selection")
+    return selection.load_selection(path) if path else selection.Selection()
+
+
 def _save_head(path, head) -> None:
     from fedchem.algo import model as M
 
@@ -68,7 +91,7 @@ def _save_head(path, head) -> None:
 
 @tools.register
 def train(inputs, outputs, task_properties):
-    from fedchem.algo import evaluation, model as M, training
+    from fedchem.algo import evaluation, model as M, selection, training
 
     t_start, c_start = time.perf_counter(), time.process_time()  # wall, and CPU of this task (all its threads)
     guard = guard_of(inputs, "train")
@@ -88,23 +111,30 @@ def train(inputs, outputs, task_properties):
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
     training.set_threads()
     trunk, head, before_arrays, head_source = _load_model(inputs, ds, agreement)
-    train_rows, val_rows, _ = _fold_rows(ds, tcfg)
+    train_rows, val_rows, test_rows = _fold_rows(ds, tcfg)
     log = {"partner": me, "round": round_, "plan_id": meta["plan_id"], "head_from": head_source,
            "n_train": int(train_rows.size), "seconds": {}, "cpu_seconds": {}}
     log["seconds"]["load"] = time.perf_counter() - t_start
     log["cpu_seconds"]["load"] = time.process_time() - c_start
 
     t, c = time.perf_counter(), time.process_time()
+    sel = _selection_of(inputs)
     if head_source != "new" and (round_ - 1) % agreement.evaluate_every == 0 and val_rows.size:
-        res = evaluation.evaluate(trunk, head, ds, val_rows)
+        res, won = selection.consider(sel, round_ - 1, trunk, head, ds, val_rows, test_rows)
         log["validation_of_incoming"] = {"after_round": round_ - 1,
-                                         "aggregate": evaluation.json_ready(res.aggregate)}
+                                         "aggregate": evaluation.json_ready(res.aggregate),
+                                         "selection": evaluation.json_ready(selection.figures(res)), "chosen_for": won}
     log["seconds"]["validate"] = time.perf_counter() - t
     log["cpu_seconds"]["validate"] = time.process_time() - c
 
     t, c = time.perf_counter(), time.process_time()
+    opt = training.Optimizer(trunk, head, tcfg)
+    opt_path = _private_state(inputs, "optimizer")
+    if opt_path:
+        training.load_optimizer(opt_path, opt)
+    log["optimizer_from"] = "previous round" if inputs.get("optimizer") else ("checkpoint" if opt_path else "new")
     stats = training.train_epochs(trunk, head, ds, train_rows, tcfg, epochs=tcfg.epochs_per_round,
-                                  seed=derived_seed(tcfg.seed, me, round_))
+                                  seed=training.pass_seed(tcfg.seed, me, round_), optimizer=opt)
     log["train"] = stats.as_dict()
     log["seconds"]["train"] = time.perf_counter() - t
     log["cpu_seconds"]["train"] = time.process_time() - c
@@ -134,6 +164,8 @@ def train(inputs, outputs, task_properties):
     log["cpu_seconds"]["mask"] = time.process_time() - c
 
     _save_head(outputs["head"], head)
+    training.save_optimizer(outputs["optimizer"], opt)
+    selection.save_selection(outputs["selection"], sel)
     write_json(outputs["receipt"], guard.receipt(meta["plan_id"], round_, sorted(publics)) if not plain else
                {"partner": me, "round": round_, "plan_id": meta["plan_id"]})
     log["seconds"]["total"] = time.perf_counter() - t_start
@@ -143,7 +175,7 @@ def train(inputs, outputs, task_properties):
 
 @tools.register
 def evaluate(inputs, outputs, task_properties):
-    from fedchem.algo import evaluation
+    from fedchem.algo import evaluation, selection
 
     guard = guard_of(inputs, "evaluate")
     meta = load_meta(inputs["trunk"])  # the arrays are read once, by _load_model
@@ -152,9 +184,19 @@ def evaluate(inputs, outputs, task_properties):
     ds = load_prepared(inputs["datasamples"].prepared_dir, verify=False)
     trunk, head, _, head_source = _load_model(inputs, ds, guard.agreement)
     _, val_rows, test_rows = _fold_rows(ds, tcfg)
-    val = evaluation.evaluate(trunk, head, ds, val_rows)
-    test = evaluation.evaluate(trunk, head, ds, test_rows)
+    sel = _selection_of(inputs)
+    last_val, _ = selection.consider(sel, meta["round"], trunk, head, ds, val_rows, test_rows)
+    last_test = evaluation.evaluate(trunk, head, ds, test_rows)
+    (vc, vr), (tc, tr) = selection.chosen_predictions(sel, val_rows.size, test_rows.size, ds.Y_class.shape[1],
+                                                      ds.Y_regr.shape[1])
+    val = evaluation.evaluate_predictions(ds, val_rows, vc, vr)
+    test = evaluation.evaluate_predictions(ds, test_rows, tc, tr)
     write_json(outputs["metrics"], {"after_round": meta["round"], "head_from": head_source,
                                     "agreement": guard.fingerprint, "plan_id": meta["plan_id"],
-                                    "validation": val.as_dict(), "test": test.as_dict()})
-    evaluation.save_test_predictions(outputs["predictions"], trunk, head, ds, test_rows)
+                                    "selected": sel.chosen(), "selection": sel.summary(),
+                                    "validation": val.as_dict(), "test": test.as_dict(),
+                                    "last": {"validation": last_val.as_dict(), "test": last_test.as_dict()}})
+    for key, res in (("predictions", test), ("validation_predictions", val), ("last_predictions", last_test)):
+        p = res.predictions
+        save_predictions(outputs[key], p.rows, p.compound_ids, p.class_scores, p.regr_preds,
+                         class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)

@@ -26,7 +26,8 @@ def curves(round_logs: list[dict], federated_metrics: dict, alone_metrics: dict)
         v = log.get("validation_of_incoming")
         if isinstance(v, dict) and isinstance(v.get("after_round"), int) and v["after_round"] > 0:
             points[v["after_round"]] = v.get("aggregate", {})
-    final = federated_metrics.get("validation") if isinstance(federated_metrics, dict) else None
+    fm = federated_metrics if isinstance(federated_metrics, dict) else {}
+    final = (fm.get("last") or {}).get("validation") or fm.get("validation")  # the last round's model, not the chosen
     if isinstance(final, dict) and isinstance(federated_metrics.get("after_round"), int):
         points[federated_metrics["after_round"]] = final.get("aggregate", final)
     rounds = sorted(points)

@@ -114,8 +114,9 @@ def train_task(ctx: PlanContext, partner: str, round_: int, first_round: int, ro
                previous_head_round: int | None) -> TaskPlan:
     """One partner's local training in one round; `roster` are the partners masking together this round."""
     inputs = list(_data_refs(ctx, partner)) + [trunk_ref(ctx, round_, first_round)]
-    if previous_head_round is not None:
-        inputs.append(Ref("head", ctx.task_id(f"train/{partner}/{previous_head_round}"), "head"))
+    if previous_head_round is not None:  # the partner's own private state goes on from its previous round
+        prev = ctx.task_id(f"train/{partner}/{previous_head_round}")
+        inputs += [Ref("head", prev, "head"), Ref("optimizer", prev, "optimizer"), Ref("selection", prev, "selection")]
     if ctx.secure:
         inputs.append(Ref("secret_keys", ctx.task_id(f"keygen/{partner}"), "secret_keys"))
         inputs += [Ref("public_keys", ctx.task_id(f"keygen/{q}"), "public_keys") for q in roster]
@@ -163,10 +164,12 @@ def aggregate_task(ctx: PlanContext, round_: int, first_round: int, roster: list
 
 def evaluate_task(ctx: PlanContext, partner: str, final_round: int, first_round: int,
                   head_round: int | None) -> TaskPlan:
-    """Final evaluation of global trunk + own head (None: the head in its checkpoint) on the partner's folds."""
+    """Final evaluation of global trunk + own head and its selection state (None: those in its checkpoint) on the
+    partner's folds; the partner picks its best rounds itself, so the plan does not name them."""
     inputs = list(_data_refs(ctx, partner)) + [trunk_ref(ctx, final_round + 1, first_round)]
     if head_round is not None:
-        inputs.append(Ref("head", ctx.task_id(f"train/{partner}/{head_round}"), "head"))
+        prev = ctx.task_id(f"train/{partner}/{head_round}")
+        inputs += [Ref("head", prev, "head"), Ref("selection", prev, "selection")]
     return _task(ctx, f"evaluate/{partner}/{final_round}", "evaluate", ctx.partner_orgs[partner], inputs,
                  final_round)
 

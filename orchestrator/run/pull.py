@@ -1,5 +1,6 @@
-"""A partner pulls its own results of a run (heads, per-round logs, final metrics, test predictions, final trunk)
-through its own Substra client into its own private folder, RUN_DIR/partners/NAME (0700 folders, 0600 files).
+"""A partner pulls its own results of a run (heads with their optimiser and selection state, per-round logs, final
+metrics, validation and test predictions, final trunk) through its own Substra client into its own private folder,
+RUN_DIR/partners/NAME (0700 folders, 0600 files).
 
 The run ledger says what there is to pull (`Ledger.outputs`: per partner, task keys and output identifiers, nothing
 private); it is written by the operator, so it is trusted only for where to look: before downloading a private
@@ -45,10 +46,14 @@ def latest_checkpoint(run_dir: Path, name: str, at_most: int) -> Path | None:
     return checkpoint_dir(run_dir, name, rounds[-1]) if rounds else None
 
 
+CHECKPOINT_STATE = ["optimizer", "selection"]  # pulled with the head into one checkpoint folder, atomically
+
+
 def round_items(train_task_key: str, round_: int) -> list[dict]:
-    """What a partner pulls after a round: its head (a checkpoint) and its private log, from its train task."""
+    """What a partner pulls after a round: its head with its optimiser and selection state (one checkpoint) and its
+    private log, from its train task."""
     return [{"kind": "head", "round": round_, "task_key": train_task_key, "identifier": "head",
-             "dest": f"checkpoints/round_{round_:03d}"},
+             "with": list(CHECKPOINT_STATE), "dest": f"checkpoints/round_{round_:03d}"},
             {"kind": "log", "round": round_, "task_key": train_task_key, "identifier": "log",
              "dest": f"logs/round_{round_:03d}.json"}]
 
@@ -61,6 +66,10 @@ def final_items(evaluate_task_key: str, trunk_task_key: str, round_: int, head_t
               "dest": "metrics.json"},
              {"kind": "predictions", "round": round_, "task_key": evaluate_task_key, "identifier": "predictions",
               "dest": "test_predictions.npz"},
+             {"kind": "predictions", "round": round_, "task_key": evaluate_task_key,
+              "identifier": "validation_predictions", "dest": "validation_predictions.npz"},
+             {"kind": "predictions", "round": round_, "task_key": evaluate_task_key, "identifier": "last_predictions",
+              "dest": "last_test_predictions.npz"},
              {"kind": "trunk", "round": round_, "task_key": trunk_task_key, "identifier": "trunk",
               "dest": "trunk.npz"}]
     if head_task_key is not None or head_round is not None:
@@ -150,9 +159,13 @@ def pull_partner(run_dir: Path, partner: str, client: Any, org: str | None = Non
             else:
                 _check_own_output(client, org, item)
                 got = _download(client, item, tmp / "dl")
-            if item["kind"] == "head":  # a checkpoint folder: head.npz + checkpoint.json
+            if item["kind"] == "head":  # a checkpoint folder: head.npz, its state files, checkpoint.json
                 ck = private_dir(tmp / "ck")
                 move_private(got, ck / "head.npz")
+                for ident in item.get("with", []):
+                    extra = {**item, "identifier": ident}
+                    _check_own_output(client, org, extra)
+                    move_private(_download(client, extra, tmp / f"dl-{ident}"), ck / f"{ident}.npz")
                 write_private_json(ck / "checkpoint.json", {"round": item["round"], "partner": partner})
                 if dest.exists():
                     shutil.rmtree(dest)

@@ -170,7 +170,8 @@ def test_remote_run_submits_the_checked_plan_and_downloads_nothing_private(remot
         items = ledger.outputs[n]
         assert {i["kind"] for i in items} == {"head", "log", "metrics", "predictions", "trunk", "final_head"}
         for i in items:
-            assert set(i) == {"kind", "round", "task_key", "identifier", "dest"}
+            assert set(i) - {"with"} == {"kind", "round", "task_key", "identifier", "dest"}
+            assert i.get("with", []) == (["optimizer", "selection"] if i["kind"] == "head" else [])
             if i["kind"] != "trunk":
                 assert sent[i["task_key"]].worker == orgs[n] and sent[i["task_key"]].tag.split("/")[1] == n
     assert any("fedchem pull" in line for line in remote_run.lines)
