@@ -33,7 +33,8 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
-    identifier: str
+    identifier: str    # never a substring of another output's of the same function (Substra's local lookup matches
+                       # identifiers by substring: "predictions" would also find "validation_predictions")
     content: Content
     kind: str = "model"  # Substra asset kind; "performance" outputs must be public
 
@@ -113,7 +114,7 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
                 Input("selection", "model", optional=True)),
         outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE),
-                 Output("validation_predictions", Content.PRIVATE), Output("last_predictions", Content.PRIVATE)),
+                 Output("chosen_validation", Content.PRIVATE), Output("last_test", Content.PRIVATE)),
         description="Per-task metrics and predictions of the partner's chosen rounds (and of the last round), "
                     "private to the partner.",
     ),

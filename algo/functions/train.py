@@ -196,7 +196,7 @@ def evaluate(inputs, outputs, task_properties):
                                     "selected": sel.chosen(), "selection": sel.summary(),
                                     "validation": val.as_dict(), "test": test.as_dict(),
                                     "last": {"validation": last_val.as_dict(), "test": last_test.as_dict()}})
-    for key, res in (("predictions", test), ("validation_predictions", val), ("last_predictions", last_test)):
+    for key, res in (("predictions", test), ("chosen_validation", val), ("last_test", last_test)):
         p = res.predictions
         save_predictions(outputs[key], p.rows, p.compound_ids, p.class_scores, p.regr_preds,
                          class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
