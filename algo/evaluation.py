@@ -183,6 +183,13 @@ def headline(result: EvalResult) -> tuple[str, float, bool]:
     return "rmse", float(rmse), False
 
 
+def save_result_predictions(path, result: EvalResult) -> None:
+    """Write the predictions an `evaluate` / `evaluate_predictions` result holds (the shared format)."""
+    p = result.predictions
+    save_predictions(path, p.rows, p.compound_ids, p.class_scores, p.regr_preds, class_std=p.class_std,
+                     regr_std=p.regr_std, class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
+
+
 def save_test_predictions(path, trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray,
                           mc_samples: int = 0) -> None:
     """Predict on `rows` and write them with `save_predictions` (the shared format)."""

@@ -144,3 +144,25 @@ def chosen_predictions(sel: Selection, n_validation: int, n_test: int, n_class: 
             parts.append(np.zeros((n, 0), np.float32) if width == 0 or b is None else getattr(b, split))
         out.append(tuple(parts))
     return out[0], out[1]
+
+
+def finish(sel: Selection, index: int, trunk, head, data, validation_rows: np.ndarray,
+           test_rows: np.ndarray) -> dict[str, EvalResult]:
+    """Offer the last candidate, then the results to report: "validation" and "test" of the chosen candidates
+    (per kind), "last_validation" and "last_test" of the last one. What the federated evaluate task writes."""
+    from fedchem.algo import evaluation
+
+    last_val, _ = consider(sel, index, trunk, head, data, validation_rows, test_rows)
+    last_test = evaluation.evaluate(trunk, head, data, test_rows)
+    (vc, vr), (tc, tr) = chosen_predictions(sel, len(validation_rows), len(test_rows), data.Y_class.shape[1],
+                                            data.Y_regr.shape[1])
+    return {"validation": evaluation.evaluate_predictions(data, validation_rows, vc, vr),
+            "test": evaluation.evaluate_predictions(data, test_rows, tc, tr),
+            "last_validation": last_val, "last_test": last_test}
+
+
+def metrics_document(sel: Selection, results: dict[str, EvalResult]) -> dict:
+    """The selection part of a partner's metrics.json: chosen rounds, rule and curve, chosen and last figures."""
+    return {"selected": sel.chosen(), "selection": sel.summary(), "validation": results["validation"].as_dict(),
+            "test": results["test"].as_dict(),
+            "last": {"validation": results["last_validation"].as_dict(), "test": results["last_test"].as_dict()}}

@@ -27,7 +27,6 @@ from fedchem.algo import secagg
 from fedchem.algo.dp import privatize
 from fedchem.algo.functions.keys import guard_of
 from fedchem.algo.params import flatten, load_meta, load_params, save_params
-from fedchem.algo.predictions import save_predictions
 from fedchem.algo.task_io import WEIGHT_UNIT, maybe_fail
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ProtocolError
@@ -185,18 +184,9 @@ def evaluate(inputs, outputs, task_properties):
     trunk, head, _, head_source = _load_model(inputs, ds, guard.agreement)
     _, val_rows, test_rows = _fold_rows(ds, tcfg)
     sel = _selection_of(inputs)
-    last_val, _ = selection.consider(sel, meta["round"], trunk, head, ds, val_rows, test_rows)
-    last_test = evaluation.evaluate(trunk, head, ds, test_rows)
-    (vc, vr), (tc, tr) = selection.chosen_predictions(sel, val_rows.size, test_rows.size, ds.Y_class.shape[1],
-                                                      ds.Y_regr.shape[1])
-    val = evaluation.evaluate_predictions(ds, val_rows, vc, vr)
-    test = evaluation.evaluate_predictions(ds, test_rows, tc, tr)
+    results = selection.finish(sel, meta["round"], trunk, head, ds, val_rows, test_rows)
     write_json(outputs["metrics"], {"after_round": meta["round"], "head_from": head_source,
                                     "agreement": guard.fingerprint, "plan_id": meta["plan_id"],
-                                    "selected": sel.chosen(), "selection": sel.summary(),
-                                    "validation": val.as_dict(), "test": test.as_dict(),
-                                    "last": {"validation": last_val.as_dict(), "test": last_test.as_dict()}})
-    for key, res in (("predictions", test), ("chosen_validation", val), ("last_test", last_test)):
-        p = res.predictions
-        save_predictions(outputs[key], p.rows, p.compound_ids, p.class_scores, p.regr_preds,
-                         class_tasks=p.class_tasks, regr_tasks=p.regr_tasks)
+                                    **selection.metrics_document(sel, results)})
+    for key, res in (("predictions", "test"), ("chosen_validation", "validation"), ("last_test", "last_test")):
+        evaluation.save_result_predictions(outputs[key], results[res])

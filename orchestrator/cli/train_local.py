@@ -10,18 +10,23 @@ from fedchem.opener.errors import ConfigError
 HELP = """\
 Train the SparseChem-class model on one partner's prepared dataset alone: the baseline every federated result is
 compared with. Trains on every fold except the validation and test folds, evaluates the validation fold after
-each epoch, stops early when it has not improved for `early_stopping_patience` epochs and keeps the best epoch
-(selected on mean AUC-ROC over the non-auxiliary classification tasks, or on RMSE when there are none).
+each epoch, stops early when no kind has improved for `early_stopping_patience` epochs, and chooses per kind the
+epoch a federated run would choose its round by: classification tasks from the epoch with the highest mean
+validation AUC-PR, regression tasks from the one with the lowest mean censor-aware validation RMSE (non-auxiliary
+tasks; the test fold never enters a choice).
 
 Settings come from the consortium config's `model` and `training` sections when --consortium is given (else the
 defaults); the flags below override them.
 
 output (--out DIR, default PREPARED_DIR-alone; written to a temporary folder and renamed into place):
-  trunk.npz, head.npz        parameters (named float32 arrays; fedchem.algo.params.load_params reads them)
+  trunk.npz, head.npz        parameters of the classification choice (the regression one without
+                             classification tasks; named float32 arrays, fedchem.algo.params.load_params)
   model.json                 n_features, task counts and model settings needed to rebuild the network
-  metrics.json               settings, folds, best epoch, aggregate metrics on the validation and test folds
+  metrics.json               settings, folds, chosen epochs, aggregate metrics on the validation and test folds
   metrics_per_task.csv       every metric of every task, validation and test folds
-  test_predictions.npz       test-fold predictions (fedchem.algo.predictions format, shared with federated runs)
+  test_predictions.npz       test-fold predictions of the chosen epochs (fedchem.algo.predictions format, shared
+                             with federated runs)
+  validation_predictions.npz the same on the validation fold (the report calibrates conformal figures on them)
   history.json               training loss and validation figures per epoch
 All of it is private to the partner (task names, compound ids, predictions).
 
@@ -29,6 +34,9 @@ examples:
   fedchem train-local raw/prepared/partner-1
   fedchem train-local raw/prepared/partner-1 --out runs/partner-1-alone --epochs 20 --hidden 1000 --seed 0
 """
+
+
+RULE_LABEL = {"classification": "AUC-PR", "regression": "RMSE (censor-aware)"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -130,18 +138,18 @@ def _train_local(args) -> int:
                 bar.update(ids["t"], completed=info["done"], info=f"loss {info['loss']:.4f}")
             elif event == "epoch_end":
                 bar.remove_task(ids["t"])
-                v = info["validation"]
+                figs = info["validation"]["selection"]
                 if not args.quiet:
-                    value = v["value"]
-                    shown = f"{value:.4f}" if value == value else "n/a"
+                    shown = "  ".join(f"{RULE_LABEL[k]} {v:.4f}" if v == v else f"{RULE_LABEL[k]} n/a"
+                                      for k, v in figs.items())
+                    best = f"  *best ({', '.join(info['best_for'])})" if info["best_for"] else ""
                     bar.console.print(f"epoch {info['epoch']:>3}  loss {info['train_loss']:.4f}  "
-                                      f"validation {v['select_on']} {shown}  "
-                                      f"{info['compounds_per_second']:,.0f} compounds/s"
-                                      f"{'  *best' if info['best'] else ''}")
+                                      f"validation {shown}  {info['compounds_per_second']:,.0f} compounds/s{best}")
 
         run = train_local(data, default_out(args), mcfg, tcfg, report=report, where=str(args.prepared_dir),
                           overwrite=args.overwrite, protected=protected)
-    print(f"trained alone in {run.seconds:.1f} s: {run.epochs_run} epochs, best epoch {run.best_epoch}")
+    chosen = ", ".join(f"{k} epoch {e}" for k, e in run.selected.items()) or "none"
+    print(f"trained alone in {run.seconds:.1f} s: {run.epochs_run} epochs; chosen on validation: {chosen}")
     for split, res in (("validation", run.validation), ("test", run.test)):
         c, r = res.aggregate.get("classification"), res.aggregate.get("regression")
         parts = []

@@ -34,6 +34,7 @@ class CompareSettings:
     seed: int = 0               # of the bootstrap's resampling (not secret)
     edges: tuple[float, ...] = domain.EDGES
     min_bin_values: int = 5     # a task enters a similarity bin with at least this many labelled test compounds there
+    significance: float = 0.2   # ε of the conformal prediction sets and intervals (report.conformal)
 
 
 @dataclass
@@ -236,3 +237,12 @@ def _quantiles(sim: np.ndarray) -> dict:
         return {}
     q = np.percentile(sim, [0, 25, 50, 75, 100])
     return dict(zip(["min", "q25", "median", "q75", "max"], map(float, q)))
+
+
+def selection_facts(inp: ReportInputs) -> dict:
+    """Which round (federated) and epoch (alone) each kind's compared model comes from, and the rule that chose
+    them (fedchem.algo.selection, the same on both sides), from the two metrics files."""
+    fm, am = inp.federated_metrics or {}, inp.alone_metrics or {}
+    rule = (fm.get("selection") or am.get("selection") or {}).get("rule", {})
+    return {"rule": rule, "federated": fm.get("selected", {}), "alone": am.get("selected", {}),
+            "last_round": fm.get("after_round"), "epochs_run": am.get("epochs_run")}

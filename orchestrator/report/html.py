@@ -173,6 +173,86 @@ def domain_table(domain: dict) -> str:
     return _table(headers, rows)
 
 
+def _chosen(picks: dict, unit: str) -> str:
+    return ", ".join(f"{kind} {unit} {i}" for kind, i in picks.items()) or "not recorded (an older fedchem)"
+
+
+def selection_section(fig: dict) -> str:
+    """Which rounds / epochs are compared, and the rule (the same on both sides, on the validation fold only)."""
+    sel = fig.get("selection") or {}
+    rule = sel.get("rule") or {}
+    said = "; ".join(f"{kind}: {'highest' if r.get('higher_is_better') else 'lowest'} mean validation "
+                     f"{stats.METRICS[r['metric']].label if r.get('metric') in stats.METRICS else r.get('metric')}"
+                     for kind, r in rule.items()) or "not recorded"
+    text = (f"<p class='note'>Both models are chosen by the same rule, per kind of task, on your validation fold only "
+            f"(the test fold never enters a choice): {esc(said)} over your non-auxiliary tasks; ties keep the earlier "
+            f"one. Federated: {esc(_chosen(sel.get('federated', {}), 'round'))} of {esc(sel.get('last_round'))}; "
+            f"alone: {esc(_chosen(sel.get('alone', {}), 'epoch'))} of {esc(sel.get('epochs_run'))} run. Each kind's "
+            "test predictions come from its chosen model.</p>")
+    last = fig.get("last_round")
+    if last:
+        text += (f"<h3>The last round (round {esc(last.get('round'))}) instead of the chosen one, against the same "
+                 "alone model</h3>")
+        for kind, block in last["summary"].items():
+            text += f"<h4>{esc(kind.capitalize())} tasks</h4>" + summary_table(block)
+    return text
+
+
+def conformal_section(conf: dict | None) -> str:
+    """Conformal efficiency per task, federated vs alone, with each model's validity check."""
+    if not conf:
+        return ("<p class='note'>Not available: the run or the baseline saved no validation predictions (made by an "
+                "older fedchem).</p>")
+    eps = conf["significance"]
+    out = (f"<p class='note'>Mondrian inductive conformal prediction at significance ε = {eps:g}, as MELLODDY's "
+           "conformal efficiency: each model is calibrated on its own predictions for your validation fold, class by "
+           "class (classification) or task by task (regression, uncensored values), and judged on the test fold. "
+           "Classification: efficiency = the share of test compounds given a single label (higher is better). "
+           f"Regression: the width of the interval that should hold {100 * (1 - eps):.0f}% of the values (lower is "
+           f"better). Validity: the share of test values the sets hold; it should be at least {1 - eps:.2f}, and a "
+           "task fails the check when its error count is improbable for that rate (one-sided binomial p &lt; 0.05): "
+           "then its efficiency is not to be trusted.</p>")
+    headers = [("kind", True), ("figure", True), ("tasks", False), ("median federated", False),
+               ("median alone", False), ("median Δ", False), ("federated better", False), ("alone better", False),
+               ("valid federated", False), ("valid alone", False)]
+    rows = []
+    for kind, b in conf["summary"].items():
+        rows.append("<tr>" + "".join([
+            _cell(esc(kind), kind, "l"),
+            _cell(esc(b["figure"] + (" (higher is better)" if b["higher_is_better"] else " (lower is better)")),
+                  b["figure"], "l"),
+            _cell(f"{b['n_evaluated']} / {b['n_tasks']}", b["n_evaluated"]),
+            _cell(_fmt(b["median_federated"]), b["median_federated"]),
+            _cell(_fmt(b["median_alone"]), b["median_alone"]),
+            _cell(signed(b["median_delta"]), b["median_delta"]),
+            _cell(str(b["federated_better"]), b["federated_better"]),
+            _cell(str(b["alone_better"]), b["alone_better"]),
+            _cell(f"{b['valid_federated']} / {b['n_evaluated']}", b["valid_federated"]),
+            _cell(f"{b['valid_alone']} / {b['n_evaluated']}", b["valid_alone"])]) + "</tr>")
+    out += _table(headers, rows, sortable=False)
+    trows = []
+    for t in conf["tasks"]:
+        if t["auxiliary"]:
+            continue
+        fig_name = "efficiency" if t["kind"] == "classification" else "width"
+        f, a = t["federated"], t["alone"]
+        trows.append("<tr>" + "".join([
+            _cell(esc(t["task"]), t["task"], "l"), _cell(esc(t["kind"]), t["kind"], "l"),
+            _cell(str(f["n"]), f["n"]), _cell(str(f["n_calibration"]), f["n_calibration"]),
+            _cell(_fmt(a[fig_name]), a[fig_name]), _cell(_fmt(f[fig_name]), f[fig_name]),
+            _cell(signed(t["delta"]), t["delta"]),
+            _cell(_fmt(a["validity"]), a["validity"]), _cell(_fmt(f["validity"]), f["validity"]),
+            _cell(esc({True: "yes", False: "NO", None: "n/a"}[a["valid"]]), str(a["valid"]), "l"),
+            _cell(esc({True: "yes", False: "NO", None: "n/a"}[f["valid"]]), str(f["valid"]), "l"),
+            _cell(esc(f["reason"] or a["reason"]), f["reason"] or a["reason"], "l")]) + "</tr>")
+    out += "<h3>Per task</h3>" + _table(
+        [("task", True), ("kind", True), ("test values", False), ("validation values", False),
+         ("efficiency / width alone", False), ("efficiency / width federated", False), ("Δ", False),
+         ("validity alone", False), ("validity federated", False), ("valid alone", True),
+         ("valid federated", True), ("note", True)], trows)
+    return out
+
+
 def facts_table(facts: dict) -> str:
     rows = "".join(f"<tr><th class='l'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
     return f'<table class="facts"><tbody>{rows}</tbody></table>'
@@ -222,6 +302,8 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                                "with its 95% bootstrap interval (over test compounds).")
                      + "</div>")
 
+    parts.append("<h2>Which models are compared</h2>" + selection_section(fig))
+
     parts.append("<h2>Per task</h2><p class='note'>Click a column header to sort. Δ = federated − alone on the same "
                  "test compounds; relative Δ = Δ / |alone|; improvement to perfect = Δ / (1 − alone) (MELLODDY's "
                  "relative improvement towards a perfect score, for metrics whose best value is 1). The verdict uses "
@@ -260,10 +342,13 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                 "hold the dot).")
         for kind in fig["summary"]["headline"]) + "</div>")
 
+    parts.append("<h2>Conformal efficiency: how often can you act on a single prediction?</h2>"
+                 + conformal_section(fig.get("conformal")))
+
     parts.append("<h2>Over the rounds</h2><p class='note'>Validation-fold figures of the global model after each round "
                  "(mean over your non-auxiliary tasks), as logged by your own train tasks during the run, and the "
-                 "final evaluation; the dashed line is the alone model at its selected epoch. These are the only "
-                 "figures here not recomputed from test predictions (intermediate models are not kept).</p>")
+                 "final evaluation of the last round; the dashed line is the alone model at its chosen epochs. These "
+                 "are the only figures here not recomputed from test predictions.</p>")
     curve_figs = "".join(_figure(plots.get(f"curve_{kind}_{m}"), f"Validation {stats.METRICS[m].label} per round "
                                  f"({kind}).") for kind in ("classification", "regression")
                          for m in stats.metrics_of(kind))
@@ -276,7 +361,8 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
     meth = fig["method"]
     parts.append("<h2>How these figures were computed</h2><p class='note'>"
                  "All figures above except the round curves are recomputed from the two models' saved test-fold "
-                 "predictions and your prepared labels (metrics: fedchem.metrics, scikit-learn's definitions). Intervals: "
+                 "predictions (and, for conformal efficiency, their validation-fold predictions) and your prepared "
+                 "labels (metrics: fedchem.metrics, scikit-learn's definitions). Intervals: "
                  f"{meth['bootstrap_replicates']} paired bootstrap resamples of the test compounds (seed "
                  f"{meth['seed']}), percentile {int(round(100 * meth['level']))}% intervals, not corrected for the "
                  "number of tasks; one training seed per model, so seed-to-seed variation is not included. "

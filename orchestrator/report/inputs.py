@@ -20,6 +20,8 @@ from fedchem.opener.secret_check import check_manifest
 from fedchem.orchestrator.ledger import Ledger, partner_ledger
 
 PREDICTIONS = "test_predictions.npz"
+VALIDATION_PREDICTIONS = "validation_predictions.npz"   # the chosen model's, both sides (calibrates the conformal
+LAST_PREDICTIONS = "last_test_predictions.npz"          # figures); the federated last round's test predictions
 
 
 @dataclass
@@ -38,6 +40,10 @@ class ReportInputs:
     round_logs: list[dict] = field(default_factory=list)     # this partner's logs/round_NNN.json, in round order
     federated_metrics: dict = field(default_factory=dict)    # its final metrics.json (validation used for curves)
     alone_metrics: dict = field(default_factory=dict)        # the baseline's metrics.json
+    validation_rows: np.ndarray | None = None                # validation rows, in the order of the two below
+    federated_validation: Predictions | None = None          # None: made by a fedchem that did not save them
+    alone_validation: Predictions | None = None
+    federated_last: Predictions | None = None                # the last round's model on the test rows (aligned)
 
     @property
     def training_rows(self) -> np.ndarray:
@@ -176,7 +182,45 @@ def load_inputs(run_dir: Path, partner: str, alone_dir: Path, prepared_dir: Path
     fed_metrics = _read_json(pdir / "metrics.json", "run's final metrics") if (pdir / "metrics.json").is_file() else {}
     alone_metrics = (_read_json(alone_dir / "metrics.json", "baseline's metrics")
                      if (alone_dir / "metrics.json").is_file() else {})
-    return ReportInputs(partner=partner, run_dir=run_dir, data_dir=prepared_dir, ledger=ledger, settings=settings,
-                        data=data, rows=rows,
-                        federated=fed, alone=_aligned_to(alone, rows), round_logs=round_logs(pdir),
-                        federated_metrics=fed_metrics, alone_metrics=alone_metrics)
+    inp = ReportInputs(partner=partner, run_dir=run_dir, data_dir=prepared_dir, ledger=ledger, settings=settings,
+                       data=data, rows=rows,
+                       federated=fed, alone=_aligned_to(alone, rows), round_logs=round_logs(pdir),
+                       federated_metrics=fed_metrics, alone_metrics=alone_metrics)
+    _optional_predictions(inp, pdir, alone_dir, settings)
+    return inp
+
+
+def _optional(path: Path, what: str, data: PreparedDataset) -> Predictions | None:
+    """Predictions a newer fedchem writes beside the test predictions; None when the file is not there."""
+    if not path.is_file():
+        return None
+    p = _predictions(path, what, "re-run the step that writes it")
+    _check_alignment(p, data, what, path)
+    _check_values(p, what, path)
+    return p
+
+
+def _optional_predictions(inp: ReportInputs, pdir: Path, alone_dir: Path, settings: dict) -> None:
+    """The chosen models' validation predictions (both sides, for the conformal figures) and the federated last
+    round's test predictions, each checked like the test predictions; absent files leave those sections out."""
+    last = _optional(pdir / LAST_PREDICTIONS, "federated last round", inp.data)
+    if last is not None:
+        if sorted(map(int, last.rows)) != sorted(map(int, inp.rows)):
+            raise DataError("the last round's predictions cover other compounds than the run's test predictions",
+                            where=str(pdir / LAST_PREDICTIONS),
+                            fix="re-run the final evaluation (fedchem run --resume)")
+        inp.federated_last = _aligned_to(last, inp.rows)
+    fed_val = _optional(pdir / VALIDATION_PREDICTIONS, "federated validation", inp.data)
+    alone_val = _optional(alone_dir / VALIDATION_PREDICTIONS, "alone validation", inp.data)
+    if fed_val is None or alone_val is None:
+        return
+    val_fold = settings.get("training", {}).get("validation_fold")
+    rows = np.asarray(fed_val.rows, dtype=np.int64)
+    if sorted(map(int, rows)) != sorted(map(int, alone_val.rows)) or (
+            val_fold is not None and rows.size and not np.all(np.asarray(inp.data.folds)[rows] == val_fold)):
+        raise DataError("the federated and the alone validation predictions are not both on the run's validation "
+                        "fold", where=f"{pdir / VALIDATION_PREDICTIONS} and {alone_dir / VALIDATION_PREDICTIONS}",
+                        fix="use the same validation/test folds for the baseline as the consortium's training section")
+    inp.validation_rows = rows
+    inp.federated_validation = fed_val
+    inp.alone_validation = _aligned_to(alone_val, rows)

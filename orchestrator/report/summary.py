@@ -99,6 +99,18 @@ def summary_sentences(figures: dict) -> list[str]:
             parts.append(f"{spec.label} {signed(s['median_delta'])}{note} "
                          f"({interval(s['ci_low'], s['ci_high'], estimate=s['median_delta'])})")
         out.append("Median change over these tasks, federated minus alone: " + "; ".join(parts) + ".")
+    sel = figures.get("selection") or {}
+    if sel.get("federated") and sel.get("alone"):
+        out.append("Both models were chosen by the same rule on your validation fold: federated "
+                   + ", ".join(f"{k} round {i}" for k, i in sel["federated"].items()) + "; alone "
+                   + ", ".join(f"{k} epoch {i}" for k, i in sel["alone"].items()) + ".")
+    conf = (figures.get("conformal") or {}).get("summary", {}).get("classification")
+    if conf and conf.get("median_delta") is not None:
+        out.append(f"Conformal efficiency (share of single-label predictions at ε = "
+                   f"{figures['conformal']['significance']:g}, classification): median {conf['median_federated']:.3f} "
+                   f"federated vs {conf['median_alone']:.3f} alone, higher for federation on "
+                   f"{conf['federated_better']} of {conf['n_evaluated']} tasks; validity held on "
+                   f"{conf['valid_federated']} (federated) and {conf['valid_alone']} (alone).")
     aux = figures["summary"].get("auxiliary", {})
     if aux:
         n = sum(b["n_tasks"] for b in aux.values())

@@ -2,8 +2,8 @@
 
 `write_report` reads only that partner's private files (its run folder, its alone baseline, its prepared data)
 and the run's public ledger and settings, recomputes every figure from the saved test predictions, and writes
-report.html (self-contained, opens offline) with report.json, tasks.csv, summary.csv, domain.csv and curves.csv
-beside it, in one folder written atomically. The demo and `fedchem report` call it.
+report.html (self-contained, opens offline) with report.json, tasks.csv, summary.csv, domain.csv, curves.csv and
+conformal.csv beside it, in one folder written atomically. The demo and `fedchem report` call it.
 
 `write_reports` writes several partners' reports in turn (the demo's last step): one partner's failure never
 stops the others, and is turned into one FedchemError naming that partner (what / where / what to do). An
@@ -14,6 +14,7 @@ a file in that partner's report folder, and named in the error, so no traceback 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -29,7 +30,8 @@ from fedchem.opener.fileio import atomic_folder, atomic_write_text, lock_down
 from fedchem.opener.output_guard import check_output_folder, is_output_of
 from fedchem.orchestrator.report import plots
 from fedchem.orchestrator.report import stats
-from fedchem.orchestrator.report.compare import CompareSettings, compare
+from fedchem.orchestrator.report.compare import CompareSettings, compare, selection_facts
+from fedchem.orchestrator.report.conformal import conformal_figures
 from fedchem.orchestrator.report.curves import curves as read_curves
 from fedchem.orchestrator.report.html import render
 from fedchem.orchestrator.budget import dp_from_logs, partner_budget_from_logs
@@ -38,7 +40,7 @@ from fedchem.orchestrator.report.inputs import PREDICTIONS, ReportInputs, load_i
 from fedchem.orchestrator.report.summary import overall, summary_sentences
 
 FORMAT = "fedchem-report/1"
-FILES = ["report.json", "tasks.csv", "summary.csv", "domain.csv", "curves.csv", "report.html"]
+FILES = ["report.json", "tasks.csv", "summary.csv", "domain.csv", "curves.csv", "conformal.csv", "report.html"]
 
 
 def default_alone_dir(run_dir: Path, partner: str, prepared_dir: Path | None = None) -> Path:
@@ -131,7 +133,13 @@ def _json_ready(value):
 
 def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) -> dict:
     """Every figure of the report, JSON-ready (NaN as None)."""
-    figures = _json_ready(compare(inp, cfg))
+    raw = compare(inp, cfg)
+    raw["selection"] = selection_facts(inp)
+    if inp.federated_last is not None:  # the last round instead of the chosen one, against the same alone model
+        last = compare(dataclasses.replace(inp, federated=inp.federated_last), cfg)
+        raw["last_round"] = {"round": raw["selection"]["last_round"], "summary": last["summary"]["headline"]}
+    raw["conformal"] = conformal_figures(inp, cfg.significance)
+    figures = _json_ready(raw)
     doc = {
         "format": FORMAT,
         "partner": inp.partner,
@@ -193,6 +201,13 @@ def csv_tables(doc: dict) -> dict[str, str]:
             for m, s in ms.items():
                 domain_rows.append({"bin": b["bin"], "label": b["label"], "n_compounds": b["n_compounds"],
                                     "kind": kind, "metric": m, **s})
+    conformal_rows = []
+    for t in (fig.get("conformal") or {}).get("tasks", []):
+        for model in ("federated", "alone"):
+            x = t[model]
+            conformal_rows.append({"task": t["task"], "kind": t["kind"], "auxiliary": t["auxiliary"], "model": model,
+                                   **{k: x.get(k) for k in ("efficiency", "width", "validity", "valid", "n",
+                                                            "n_calibration", "reason")}})
     curve_rows = []
     cv = doc["curves"]
     for kind, series in cv["series"].items():
@@ -211,6 +226,8 @@ def csv_tables(doc: dict) -> dict[str, str]:
                                  "ci_low", "ci_high", "mean_delta"], domain_rows),
         "curves.csv": _csv_text(["round", "kind", "metric", "federated_validation", "alone_validation_reference"],
                                 curve_rows),
+        "conformal.csv": _csv_text(["task", "kind", "auxiliary", "model", "efficiency", "width", "validity", "valid",
+                                    "n", "n_calibration", "reason"], conformal_rows),
     }
 
 

@@ -82,6 +82,9 @@ def test_secure_run_completes_with_private_results(secure_run):
         assert len(logs) == 2
         second = json.loads(logs[1].read_text())
         assert second["head_from"] == "previous round" and "validation_of_incoming" in second
+        assert second["optimizer_from"] == "previous round" and metrics["selected"]
+        assert sorted(p.name for p in (pdir / "checkpoints" / "round_002").iterdir()) == [
+            "checkpoint.json", "head.npz", "optimizer.npz", "selection.npz"]
     # the trunk moved away from its initial value, and every partner holds the same final trunk
     arrays = _trunk(res.run_dir)
     for name in ledger.partners:
@@ -324,3 +327,11 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
     assert ledger.status == "completed" and ledger.completed_rounds == 2 and len(ledger.plans) == 2
     a, b = _trunk(res.run_dir), _trunk(run_dir)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    # round 2 took each partner's Adam state and selection back from its private checkpoint (a fresh Adam would
+    # have given another trunk), and chose the same rounds as the uninterrupted run
+    for name in ledger.partners:
+        log = json.loads((run_dir / "partners" / name / "logs" / "round_002.json").read_text())
+        assert log["optimizer_from"] == "checkpoint" and log["head_from"] == "checkpoint"
+        chosen = [json.loads((r / "partners" / name / "metrics.json").read_text())["selected"]
+                  for r in (res.run_dir, run_dir)]
+        assert chosen[0] == chosen[1]

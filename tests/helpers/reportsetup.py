@@ -1,8 +1,9 @@
 """Inputs for the report and predict tests: a small real consortium, each partner trained alone, and a run folder.
 
 The run folder has exactly the layout `fedchem run` writes (ledger.json, settings.json, aggregator/trunk.npz and per
-partner metrics.json, test_predictions.npz, trunk.npz + head.npz (the final model), checkpoints/round_NNN/ and
-logs/round_NNN.json), made with the real model, training and evaluation code (fedchem.algo) and the real Ledger,
+partner metrics.json, test_predictions.npz, validation_predictions.npz, last_test_predictions.npz, trunk.npz +
+head.npz (the final model), checkpoints/round_NNN/ and logs/round_NNN.json), made with the real model, training,
+selection and evaluation code (fedchem.algo) and the real Ledger,
 but with the rounds averaged in this process (plain weighted FedAvg of the trunks, no Substra, no masks): a
 Substra run costs minutes on these machines, the report only reads the files, and the slow test in
 test_report_e2e.py runs the real `run_federation`.
@@ -31,7 +32,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     """Consortium + prepared partners, `root/alone/<name>` from train_local, `root/run` in the run layout.
     `dropped` = {partner: round} leaves that partner out from that round on (as a dropout would).
     Returns {"consortium": path, "run_dir": path, "alone": {name: path}, "prepared": {name: path}}."""
-    from fedchem.algo import evaluation, model as M, training
+    from fedchem.algo import evaluation, model as M, selection, training
     from fedchem.algo.task_io import derived_seed
     from fedchem.algo.train_local import split_folds, train_local
     from fedchem.algo.params import save_params
@@ -65,6 +66,8 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
                     rounds_planned=rounds, secure=False, consortium_path=str(cpath), status="completed",
                     secret_fingerprints=secret_fingerprints(consortium.secret.read("secret"), consortium.fingerprint))
     active = list(names)
+    sels = {n: selection.Selection() for n in names}
+    opts = {}
     for r in range(1, rounds + 1):
         now_dropped = [n for n in active if dropped.get(n) == r]
         active = [n for n in active if n not in now_dropped]
@@ -74,10 +77,15 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
             M.load_trunk_arrays(trunk, global_arrays)
             log = {"partner": n, "round": r, "head_from": "new" if r == 1 else "previous round"}
             if r > 1:
-                res = evaluation.evaluate(trunk, heads[n], data[n], folds[n].validation)
+                res, _ = selection.consider(sels[n], r - 1, trunk, heads[n], data[n], folds[n].validation,
+                                            folds[n].test)
                 log["validation_of_incoming"] = {"after_round": r - 1, "aggregate": res.aggregate}
+            opt = training.Optimizer(trunk, heads[n], tcfg)
+            if n in opts:  # the partner's Adam state goes on from its previous round
+                opt.load_state_arrays(opts[n])
             stats = training.train_epochs(trunk, heads[n], data[n], folds[n].train, tcfg, epochs=tcfg.epochs_per_round,
-                                          seed=derived_seed(tcfg.seed, n, r))
+                                          seed=derived_seed(tcfg.seed, n, r), optimizer=opt)
+            opts[n] = opt.state_arrays()
             log["train"] = stats.as_dict()
             _json(run_dir / "partners" / n / "logs" / f"round_{r:03d}.json", log)
             updates.append(M.trunk_to_arrays(trunk))
@@ -94,11 +102,12 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
         pdir = run_dir / "partners" / n
         trunk = M.init_trunk(n_features, mcfg, tcfg.seed)
         M.load_trunk_arrays(trunk, global_arrays)
-        val = evaluation.evaluate(trunk, heads[n], data[n], folds[n].validation)
-        test = evaluation.evaluate(trunk, heads[n], data[n], folds[n].test)
+        results = selection.finish(sels[n], rounds, trunk, heads[n], data[n], folds[n].validation, folds[n].test)
         _json(pdir / "metrics.json", {"after_round": rounds, "head_from": "previous round",
-                                      "validation": val.as_dict(), "test": test.as_dict()})
-        evaluation.save_test_predictions(pdir / "test_predictions.npz", trunk, heads[n], data[n], folds[n].test)
+                                      **selection.metrics_document(sels[n], results)})
+        for fname, key in (("test_predictions.npz", "test"), ("validation_predictions.npz", "validation"),
+                           ("last_test_predictions.npz", "last_test")):
+            evaluation.save_result_predictions(pdir / fname, results[key])
         save_params(pdir / "trunk.npz", global_arrays, meta)
         ck = pdir / "checkpoints" / f"round_{rounds:03d}"
         ck.mkdir(parents=True, exist_ok=True)

@@ -331,3 +331,53 @@ def test_a_prepared_dataset_of_another_partner_or_another_secret_is_refused(inpu
                      settings=FAST)
     assert "fedchem prepare" in err.value.message()
     assert not out.exists()
+
+
+def _efficiency_by_loops(cal_y, cal_p, y, p, eps):
+    """Mondrian ICP written out plainly: per test compound and label, count calibration compounds of that label."""
+    single = covered = 0
+    for yi, pi in zip(y, p):
+        labels = []
+        for c in (0, 1):
+            cal = [(1 - q) if c == 1 else q for q, t in zip(cal_p, cal_y) if t == c]
+            own = (1 - pi) if c == 1 else pi
+            if (sum(a >= own for a in cal) + 1) / (len(cal) + 1) > eps:
+                labels.append(c)
+        single += len(labels) == 1
+        covered += yi in labels
+    return single / len(y), covered / len(y)
+
+
+def test_selection_last_round_and_conformal_figures(inputs, report):
+    from fedchem.algo.predictions import load_predictions
+    from fedchem.opener.dataset import load_prepared
+
+    fig = json.loads((report / "report.json").read_text())["figures"]
+    pdir = inputs["run_dir"] / "partners" / ME
+    fm = json.loads((pdir / "metrics.json").read_text())
+    am = json.loads((inputs["alone"][ME] / "metrics.json").read_text())
+    assert fig["selection"]["federated"] == fm["selected"] and fig["selection"]["alone"] == am["selected"]
+    assert set(fm["selected"]) == set(am["selected"]) == {"classification", "regression"}
+    assert fig["last_round"]["round"] == fm["after_round"]
+    assert set(fig["last_round"]["summary"]) == set(fig["summary"]["headline"])
+    conf = fig["conformal"]
+    assert conf["significance"] == FAST.significance
+    data = load_prepared(inputs["prepared"][ME])
+    fed_val = load_predictions(pdir / "validation_predictions.npz")
+    fed_test = load_predictions(pdir / "test_predictions.npz")
+    Yc = sp.csr_matrix(data.Y_class)
+    checked = 0
+    for t in conf["tasks"]:
+        if t["kind"] != "classification" or t["federated"]["efficiency"] is None:
+            continue
+        j = t["column"]
+        cal = [(int(Yc[r, j] > 0), fed_val.class_scores[i, j]) for i, r in enumerate(fed_val.rows) if Yc[r, j] != 0]
+        tst = [(int(Yc[r, j] > 0), fed_test.class_scores[i, j]) for i, r in enumerate(fed_test.rows) if Yc[r, j] != 0]
+        eff, val = _efficiency_by_loops([c[0] for c in cal], [c[1] for c in cal], [c[0] for c in tst],
+                                        [c[1] for c in tst], conf["significance"])
+        assert _close(t["federated"]["efficiency"], eff) and _close(t["federated"]["validity"], val), t["task"]
+        checked += 1
+    assert checked >= 3
+    assert len(_read_csv(report / "conformal.csv")) == 2 * len(conf["tasks"])
+    html = (report / "report.html").read_text()
+    assert "Conformal efficiency" in html and "Which models are compared" in html and "The last round" in html
