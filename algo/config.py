@@ -31,6 +31,7 @@ class TrainingConfig(_Strict):
     lr_steps: tuple[int, ...] = ()  # epochs at which the learning rate is multiplied by lr_gamma
     lr_gamma: float = Field(0.3, gt=0, le=1)
     early_stopping_patience: int = Field(5, ge=0)  # 0: no early stopping
+    finetune_epochs: int = Field(0, ge=0)  # federated, then this many epochs alone on the partner's own folds (0: off)
     validation_fold: int = Field(0, ge=0)
     test_fold: int = Field(1, ge=0)
     seed: int = 0

@@ -166,3 +166,23 @@ def metrics_document(sel: Selection, results: dict[str, EvalResult]) -> dict:
     return {"selected": sel.chosen(), "selection": sel.summary(), "validation": results["validation"].as_dict(),
             "test": results["test"].as_dict(),
             "last": {"validation": results["last_validation"].as_dict(), "test": results["last_test"].as_dict()}}
+
+
+def finetune(trunk, head, data, train_rows: np.ndarray, validation_rows: np.ndarray, test_rows: np.ndarray, cfg,
+             optimizer, seed_of, epochs: int) -> tuple[Selection, dict[str, EvalResult]]:
+    """Train the federated model further on the partner's own training rows for `epochs` epochs (its own Adam
+    state goes on: `optimizer`; epoch k draws `seed_of(k)`) and choose among those epochs by the same rule.
+    Returns the selection and the chosen epochs' "validation" and "test" results. Trains trunk and head in place."""
+    from fedchem.algo import evaluation, training
+    from fedchem.algo.batches import BatchSource
+
+    sel = Selection()
+    source = BatchSource(data, train_rows)
+    for k in range(1, epochs + 1):
+        training.train_epochs(trunk, head, data, train_rows, cfg, epochs=1.0, seed=seed_of(k), optimizer=optimizer,
+                              source=source)
+        consider(sel, k, trunk, head, data, validation_rows, test_rows)
+    (vc, vr), (tc, tr) = chosen_predictions(sel, len(validation_rows), len(test_rows), data.Y_class.shape[1],
+                                            data.Y_regr.shape[1])
+    return sel, {"validation": evaluation.evaluate_predictions(data, validation_rows, vc, vr),
+                 "test": evaluation.evaluate_predictions(data, test_rows, tc, tr)}

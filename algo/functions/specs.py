@@ -112,9 +112,10 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     FunctionDef(
         "evaluate", "fedchem.algo.functions.train", "partner",
         inputs=(OPENER, DATASAMPLES, Input("trunk", "model"), Input("head", "model", optional=True),
-                Input("selection", "model", optional=True)),
+                Input("optimizer", "model", optional=True), Input("selection", "model", optional=True)),
         outputs=(Output("metrics", Content.PRIVATE), Output("predictions", Content.PRIVATE),
-                 Output("chosen_validation", Content.PRIVATE), Output("last_test", Content.PRIVATE)),
+                 Output("chosen_validation", Content.PRIVATE), Output("last_test", Content.PRIVATE),
+                 Output("finetuned", Content.PRIVATE)),
         description="Per-task metrics and predictions of the partner's chosen rounds (and of the last round), "
                     "private to the partner.",
     ),

@@ -9,7 +9,9 @@ train:    global trunk + own head (previous round's output, or the private check
           and offers it to its selection (fedchem.algo.selection, the rule train-local uses); for a kind it wins,
           the validation and test predictions of that model are kept in the selection state.
 evaluate: the last round's model is offered likewise; per-task metrics and predictions of the chosen rounds
-          (validation and test) and of the last round (test), private to the partner.
+          (validation and test) and of the last round (test), private to the partner; with
+          `training.finetune_epochs`, also a third model: the last round's, trained on alone for that many epochs
+          (its Adam state going on), each kind's epoch chosen by the same rule.
 Both first check the plan against the partner's own agreement (fedchem.algo.guard) and take every setting from it;
 train masks at most once per (plan, round), as recorded in the partner's own node state; when its agreement opts in to
 differential privacy, train clips the trunk update and adds its share of the noise before masking (fedchem.algo.dp).
@@ -185,8 +187,29 @@ def evaluate(inputs, outputs, task_properties):
     _, val_rows, test_rows = _fold_rows(ds, tcfg)
     sel = _selection_of(inputs)
     results = selection.finish(sel, meta["round"], trunk, head, ds, val_rows, test_rows)
-    write_json(outputs["metrics"], {"after_round": meta["round"], "head_from": head_source,
-                                    "agreement": guard.fingerprint, "plan_id": meta["plan_id"],
-                                    **selection.metrics_document(sel, results)})
+    doc = {"after_round": meta["round"], "head_from": head_source, "agreement": guard.fingerprint,
+           "plan_id": meta["plan_id"], **selection.metrics_document(sel, results)}
     for key, res in (("predictions", "test"), ("chosen_validation", "validation"), ("last_test", "last_test")):
         evaluation.save_result_predictions(outputs[key], results[res])
+    tuned = None
+    if tcfg.finetune_epochs and head_source != "new":  # a third model: federated, then alone on its own folds
+        from fedchem.algo import training
+
+        train_rows = _fold_rows(ds, tcfg)[0]
+        opt = training.Optimizer(trunk, head, tcfg)
+        opt_path = _private_state(inputs, "optimizer")
+        if opt_path:
+            training.load_optimizer(opt_path, opt)
+        fsel, tuned = selection.finetune(trunk, head, ds, train_rows, val_rows, test_rows, tcfg, opt,
+                                         lambda k: training.pass_seed(tcfg.seed, guard.me, meta["round"] + k),
+                                         tcfg.finetune_epochs)
+        doc["finetuned"] = {"epochs": tcfg.finetune_epochs, "selected": fsel.chosen(), "selection": fsel.summary(),
+                            "validation": tuned["validation"].as_dict(), "test": tuned["test"].as_dict()}
+    write_json(outputs["metrics"], doc)
+    if tuned is not None:
+        evaluation.save_result_predictions(outputs["finetuned"], tuned["test"])
+    else:  # a declared output is always written: no rows when fine-tuning is off
+        from fedchem.algo.predictions import save_predictions
+
+        save_predictions(outputs["finetuned"], [], [], np.zeros((0, ds.Y_class.shape[1])),
+                         np.zeros((0, ds.Y_regr.shape[1])))

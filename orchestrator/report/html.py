@@ -189,6 +189,13 @@ def selection_section(fig: dict) -> str:
             f"one. Federated: {esc(_chosen(sel.get('federated', {}), 'round'))} of {esc(sel.get('last_round'))}; "
             f"alone: {esc(_chosen(sel.get('alone', {}), 'epoch'))} of {esc(sel.get('epochs_run'))} run. Each kind's "
             "test predictions come from its chosen model.</p>")
+    tuned = fig.get("finetuned")
+    if tuned:
+        text += (f"<h3>Federated, then fine-tuned on your own data ({esc(tuned.get('epochs'))} epochs after the last "
+                 f"round; {esc(_chosen(tuned.get('selected', {}), 'epoch'))}, chosen by the same rule), against the "
+                 "same alone model</h3>")
+        for kind, block in tuned["summary"].items():
+            text += f"<h4>{esc(kind.capitalize())} tasks</h4>" + summary_table(block)
     last = fig.get("last_round")
     if last:
         text += (f"<h3>The last round (round {esc(last.get('round'))}) instead of the chosen one, against the same "

@@ -22,6 +22,7 @@ from fedchem.orchestrator.ledger import Ledger, partner_ledger
 PREDICTIONS = "test_predictions.npz"
 VALIDATION_PREDICTIONS = "validation_predictions.npz"   # the chosen model's, both sides (calibrates the conformal
 LAST_PREDICTIONS = "last_test_predictions.npz"          # figures); the federated last round's test predictions
+FINETUNED_PREDICTIONS = "finetuned_test_predictions.npz"  # federated, then fine-tuned alone (no rows: not done)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ReportInputs:
     federated_validation: Predictions | None = None          # None: made by a fedchem that did not save them
     alone_validation: Predictions | None = None
     federated_last: Predictions | None = None                # the last round's model on the test rows (aligned)
+    federated_finetuned: Predictions | None = None           # the last round's model fine-tuned alone (aligned)
 
     @property
     def training_rows(self) -> np.ndarray:
@@ -203,13 +205,15 @@ def _optional(path: Path, what: str, data: PreparedDataset) -> Predictions | Non
 def _optional_predictions(inp: ReportInputs, pdir: Path, alone_dir: Path, settings: dict) -> None:
     """The chosen models' validation predictions (both sides, for the conformal figures) and the federated last
     round's test predictions, each checked like the test predictions; absent files leave those sections out."""
-    last = _optional(pdir / LAST_PREDICTIONS, "federated last round", inp.data)
-    if last is not None:
-        if sorted(map(int, last.rows)) != sorted(map(int, inp.rows)):
-            raise DataError("the last round's predictions cover other compounds than the run's test predictions",
-                            where=str(pdir / LAST_PREDICTIONS),
-                            fix="re-run the final evaluation (fedchem run --resume)")
-        inp.federated_last = _aligned_to(last, inp.rows)
+    for attr, fname, what in (("federated_last", LAST_PREDICTIONS, "federated last round"),
+                              ("federated_finetuned", FINETUNED_PREDICTIONS, "federated fine-tuned")):
+        p = _optional(pdir / fname, what, inp.data)
+        if p is None or (attr == "federated_finetuned" and np.asarray(p.rows).size == 0):
+            continue
+        if sorted(map(int, p.rows)) != sorted(map(int, inp.rows)):
+            raise DataError(f"the {what} predictions cover other compounds than the run's test predictions",
+                            where=str(pdir / fname), fix="re-run the final evaluation (fedchem run --resume)")
+        setattr(inp, attr, _aligned_to(p, inp.rows))
     fed_val = _optional(pdir / VALIDATION_PREDICTIONS, "federated validation", inp.data)
     alone_val = _optional(alone_dir / VALIDATION_PREDICTIONS, "alone validation", inp.data)
     if fed_val is None or alone_val is None:

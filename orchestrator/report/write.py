@@ -138,6 +138,11 @@ def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) 
     if inp.federated_last is not None:  # the last round instead of the chosen one, against the same alone model
         last = compare(dataclasses.replace(inp, federated=inp.federated_last), cfg)
         raw["last_round"] = {"round": raw["selection"]["last_round"], "summary": last["summary"]["headline"]}
+    if inp.federated_finetuned is not None:  # the third model: federated, then fine-tuned alone
+        tuned = compare(dataclasses.replace(inp, federated=inp.federated_finetuned), cfg)
+        info = (inp.federated_metrics or {}).get("finetuned", {})
+        raw["finetuned"] = {"epochs": info.get("epochs"), "selected": info.get("selected", {}),
+                            "summary": tuned["summary"]["headline"]}
     raw["conformal"] = conformal_figures(inp, cfg.significance)
     figures = _json_ready(raw)
     doc = {

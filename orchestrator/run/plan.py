@@ -169,7 +169,7 @@ def evaluate_task(ctx: PlanContext, partner: str, final_round: int, first_round:
     inputs = list(_data_refs(ctx, partner)) + [trunk_ref(ctx, final_round + 1, first_round)]
     if head_round is not None:
         prev = ctx.task_id(f"train/{partner}/{head_round}")
-        inputs += [Ref("head", prev, "head"), Ref("selection", prev, "selection")]
+        inputs += [Ref("head", prev, "head"), Ref("optimizer", prev, "optimizer"), Ref("selection", prev, "selection")]
     return _task(ctx, f"evaluate/{partner}/{final_round}", "evaluate", ctx.partner_orgs[partner], inputs,
                  final_round)
 

@@ -70,6 +70,8 @@ def final_items(evaluate_task_key: str, trunk_task_key: str, round_: int, head_t
               "identifier": "chosen_validation", "dest": "validation_predictions.npz"},
              {"kind": "predictions", "round": round_, "task_key": evaluate_task_key, "identifier": "last_test",
               "dest": "last_test_predictions.npz"},
+             {"kind": "predictions", "round": round_, "task_key": evaluate_task_key, "identifier": "finetuned",
+              "dest": "finetuned_test_predictions.npz"},
              {"kind": "trunk", "round": round_, "task_key": trunk_task_key, "identifier": "trunk",
               "dest": "trunk.npz"}]
     if head_task_key is not None or head_round is not None:

@@ -26,13 +26,15 @@ from fedchem.orchestrator.run.driver import run_federation, trunk_path
 from fedsetup import build_small_consortium
 
 ROUNDS = 2  # the run keeps the trunks of its last two rounds: both candidates' trunks are there to compare
+FINETUNE = 1  # epochs of the third model (federated, then alone): epoch ROUNDS + k of train-local
 
 
 @pytest.fixture(scope="module")
 def consortium_path(tmp_path_factory):
     return build_small_consortium(tmp_path_factory.mktemp("alone-consortium"), overrides={
         "training": {"epochs": ROUNDS, "epochs_per_round": 1.0, "batch_size": 64, "learning_rate": 0.002,
-                     "early_stopping_patience": 0, "validation_fold": 0, "test_fold": 1, "seed": 7},
+                     "early_stopping_patience": 0, "finetune_epochs": FINETUNE, "validation_fold": 0, "test_fold": 1,
+                     "seed": 7},
         "federation": {"rounds": ROUNDS, "evaluate_every": 1, "aggregator": "aggregator"}})
 
 
@@ -56,11 +58,13 @@ def alone_run(consortium_path, tmp_path_factory):
             f.unlink(missing_ok=True)
     data = load_prepared(partners["partner-1"].prepared_dir)
     local = train_local(data, tmp_path_factory.mktemp("local") / "partner-1", consortium.model, consortium.training)
-    return fed, local
+    longer = train_local(data, tmp_path_factory.mktemp("local") / "partner-1-longer", consortium.model,
+                         consortium.training.model_copy(update={"epochs": ROUNDS + FINETUNE}))
+    return fed, local, longer
 
 
 def test_one_partner_alone_federated_equals_train_local_round_by_round(alone_run):
-    fed, local = alone_run
+    fed, local, longer = alone_run
     pdir = fed.run_dir / "partners" / "partner-1"
     assert fed.ledger.rounds[0].survivors == ["partner-1"] and fed.ledger.completed_rounds == ROUNDS
     logs = [json.loads((pdir / "logs" / f"round_{r:03d}.json").read_text()) for r in range(1, ROUNDS + 1)]
@@ -81,17 +85,23 @@ def test_one_partner_alone_federated_equals_train_local_round_by_round(alone_run
     held = json.loads((local.out_dir / "model.json").read_text())["epoch"]
     a, b = load_params(trunk_path(fed.run_dir, held))[0], load_params(local.out_dir / "trunk.npz")[0]
     assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) < 1e-5
+    # the third model: fine-tuning the last round alone, its Adam going on, is train-local's next epoch
+    tuned = metrics["finetuned"]
+    assert tuned["epochs"] == FINETUNE and tuned["selected"] == {k: 1 for k in local.selected}
+    for kind, value in longer.history[ROUNDS]["validation"]["selection"].items():
+        assert tuned["selection"]["history"][0][kind] == pytest.approx(value, abs=1e-5), kind
 
 
 def test_new_private_outputs_are_owner_only_and_pulled(alone_run):
-    fed, _ = alone_run
+    fed, _, _ = alone_run
     pdir = fed.run_dir / "partners" / "partner-1"
     ck = pdir / "checkpoints" / f"round_{ROUNDS:03d}"
     assert sorted(p.name for p in ck.iterdir()) == ["checkpoint.json", "head.npz", "optimizer.npz", "selection.npz"]
-    for name in ("validation_predictions.npz", "last_test_predictions.npz", "test_predictions.npz"):
+    for name in ("validation_predictions.npz", "last_test_predictions.npz", "test_predictions.npz",
+                 "finetuned_test_predictions.npz"):
         assert (pdir / name).is_file()
     assert readable_by_others(fed.run_dir) == []
     for task in fed.tasks.values():
         for ident, readers in task.outputs:
-            if ident in ("optimizer", "selection", "chosen_validation", "last_test"):
+            if ident in ("optimizer", "selection", "chosen_validation", "last_test", "finetuned"):
                 assert tuple(readers) == (task.worker,), (task.name, ident)
