@@ -51,7 +51,7 @@ def alone_run(consortium_path, tmp_path_factory):
         for f in opt_ins:
             f.write_text("test only\n")
         fed = run_federation(consortium, partners, tmp_path_factory.mktemp("runs") / "alone", secure=False,
-                             console=lambda s: None)
+                             console=lambda s: None, consortium_path=consortium_path)
     finally:
         mp.undo()
         for f in opt_ins:
@@ -105,3 +105,22 @@ def test_new_private_outputs_are_owner_only_and_pulled(alone_run):
         for ident, readers in task.outputs:
             if ident in ("optimizer", "selection", "chosen_validation", "last_test", "finetuned"):
                 assert tuple(readers) == (task.worker,), (task.name, ident)
+
+
+def test_report_of_a_real_run_shows_all_three_models_and_conformal_figures(alone_run, tmp_path):
+    from fedchem.orchestrator.report.compare import CompareSettings
+    from fedchem.orchestrator.report.write import write_report
+
+    fed, local, _ = alone_run
+    html = write_report(fed.run_dir, "partner-1", alone_dir=local.out_dir, out_dir=tmp_path / "report",
+                        settings=CompareSettings(replicates=100))
+    fig = json.loads(html.with_name("report.json").read_text())["figures"]
+    assert fig["selection"]["federated"] == fig["selection"]["alone"] == local.selected
+    assert fig["last_round"]["round"] == ROUNDS and fig["finetuned"]["epochs"] == FINETUNE
+    conf = fig["conformal"]
+    assert conf and {t["kind"] for t in conf["tasks"]} == {"classification", "regression"}
+    # one partner alone: the federated and the alone model are the same model, so are their conformal figures
+    for t in conf["tasks"]:
+        for key in ("efficiency", "width", "validity"):
+            a, b = t["federated"].get(key), t["alone"].get(key)
+            assert (a is None and b is None) or a == pytest.approx(b, abs=0.02), (t["task"], key)
