@@ -21,7 +21,8 @@ from fedchem.algo.train_local import train_local
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.fileio import readable_by_others
 from fedchem.orchestrator.config import load_all
-from fedchem.orchestrator.run.driver import run_federation, trunk_path
+from fedchem.orchestrator.run.context import trunk_path
+from fedchem.orchestrator.run.driver import run_federation
 
 from fedsetup import build_small_consortium
 
