@@ -116,12 +116,13 @@ def load_selection(path) -> Selection:
 
 
 def consider(sel: Selection, index: int, trunk, head, data, validation_rows: np.ndarray,
-             test_rows: np.ndarray) -> tuple[EvalResult, list[str]]:
+             test_rows: np.ndarray, validate=None) -> tuple[EvalResult, list[str]]:
     """Evaluate candidate `index` (trunk + head) on the validation rows and offer it; for each kind it wins, predict
-    the test rows (no test label is read) and keep both predictions. Returns the validation result and the kinds won."""
+    the test rows (no test label is read) and keep both predictions. Returns the validation result and the kinds won.
+    `validate` (default `evaluation.evaluate`) must return the predictions with the figures."""
     from fedchem.algo import evaluation
 
-    val = evaluation.evaluate(trunk, head, data, validation_rows)
+    val = (validate or evaluation.evaluate)(trunk, head, data, validation_rows)
     figs = figures(val)
     won = sel.offer(index, figs)
     if won:

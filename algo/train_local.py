@@ -118,6 +118,11 @@ def _per_task_csv(path: Path, results: dict[str, EvalResult]) -> None:
             w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
+def _validate(trunk: M.Trunk, head: M.Head, data: PreparedDataset, rows: np.ndarray) -> EvalResult:
+    """An epoch's validation: every figure, and the predictions the selection keeps when the epoch wins a kind."""
+    return evaluation.evaluate(trunk, head, data, rows)
+
+
 def _snapshot(trunk: M.Trunk, head: M.Head, into: tuple[dict, dict] | None = None) -> tuple[dict, dict]:
     """Copies of the trunk's and head's tensors (the best epoch so far), without deepcopy's object walk; written
     into the previous snapshot's tensors when given (no new 100 MB allocation per improved epoch)."""
@@ -164,7 +169,8 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
             trunk, head, data, folds.train, train_cfg, epochs=1.0, seed=training.pass_seed(seed, partner, epoch + 1),
             lr=lr, optimizer=opt, source=source,
             progress=lambda done, total, loss: report("step", {"done": done, "steps": total, "loss": loss}))
-        val, won = selection.consider(sel, epoch + 1, trunk, head, data, folds.validation, folds.test)
+        val, won = selection.consider(sel, epoch + 1, trunk, head, data, folds.validation, folds.test,
+                                      validate=_validate)
         state = _snapshot(trunk, head) if won else None  # one copy shared by the kinds it won
         for kind in won:
             snapshots[kind] = state
