@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.max_per_target, args.noise = 2, 60, args.noise[:1]
-    training.use_all_cores()
+    training.set_threads()
     t0 = time.perf_counter()
     consortium, cfgs = load_all(build(args.cache, args.max_per_target))
     mcfg, tcfg = consortium.model, consortium.training
