@@ -205,6 +205,29 @@ def selection_section(fig: dict) -> str:
     return text
 
 
+def tuning_section(tuning: dict | None) -> str:
+    """Equal budgets: the grid both sides searched, each point's validation figure, and the point each chose."""
+    if not tuning:
+        return ""
+    metric = tuning.get("metric")
+    label = stats.METRICS[metric].label if metric in stats.METRICS else str(metric)
+    grid = "; ".join(f"{k} ∈ {{{', '.join(f'{v:g}' for v in vals)}}}" for k, vals in (tuning.get("grid") or {}).items())
+    rows = []
+    for point in (tuning.get("alone") or {}).get("figures", {}):
+        cells = [_cell(esc(point))]
+        for side in ("alone", "federated"):
+            s = tuning.get(side) or {}
+            v = (s.get("figures") or {}).get(point)
+            cells.append(_cell(_fmt(v) + (" (chosen)" if s.get("point") == point else ""), v))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = [("grid point", False), (f"alone: validation {label}", True), (f"federated: validation {label}", True)]
+    return (f"<h3>Equal budgets</h3><p class='note'>Both sides searched the same grid ({esc(grid)}); each chose its "
+            f"point by the same rule on your validation fold ({esc(tuning.get('kind'))} tasks, "
+            f"{'highest' if tuning.get('higher_is_better') else 'lowest'} {esc(label)}). Alone: "
+            f"{esc((tuning.get('alone') or {}).get('point'))}; federated: "
+            f"{esc((tuning.get('federated') or {}).get('point'))}.</p>" + _table(head, rows, sortable=False))
+
+
 def conformal_section(conf: dict | None) -> str:
     """Conformal efficiency per task, federated vs alone, with each model's validity check."""
     if not conf:
@@ -309,7 +332,7 @@ def render(doc: dict, plots: dict[str, str | None]) -> str:
                                "with its 95% bootstrap interval (over test compounds).")
                      + "</div>")
 
-    parts.append("<h2>Which models are compared</h2>" + selection_section(fig))
+    parts.append("<h2>Which models are compared</h2>" + selection_section(fig) + tuning_section(fig.get("tuning")))
 
     parts.append("<h2>Per task</h2><p class='note'>Click a column header to sort. Δ = federated − alone on the same "
                  "test compounds; relative Δ = Δ / |alone|; improvement to perfect = Δ / (1 − alone) (MELLODDY's "

@@ -104,6 +104,11 @@ def summary_sentences(figures: dict) -> list[str]:
         out.append("Both models were chosen by the same rule on your validation fold: federated "
                    + ", ".join(f"{k} round {i}" for k, i in sel["federated"].items()) + "; alone "
                    + ", ".join(f"{k} epoch {i}" for k, i in sel["alone"].items()) + ".")
+    tuning = figures.get("tuning") or {}
+    if tuning.get("alone") and tuning.get("federated"):
+        out.append(f"Both sides had the same budget: {len(tuning['alone'].get('figures') or {})} settings each, "
+                   f"chosen by the same rule on your validation fold: alone {tuning['alone'].get('point')}, "
+                   f"federated {tuning['federated'].get('point')}.")
     conf = (figures.get("conformal") or {}).get("summary", {}).get("classification")
     if conf and conf.get("median_delta") is not None:
         out.append(f"Conformal efficiency (share of single-label predictions at ε = "

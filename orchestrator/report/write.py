@@ -131,9 +131,10 @@ def _json_ready(value):
     return value
 
 
-def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings()) -> dict:
-    """Every figure of the report, JSON-ready (NaN as None)."""
+def build_document(inp: ReportInputs, cfg: CompareSettings = CompareSettings(), tuning: dict | None = None) -> dict:
+    """Every figure of the report, JSON-ready (NaN as None); `tuning` (the demo's equal-budget grid) is recorded."""
     raw = compare(inp, cfg)
+    raw["tuning"] = tuning
     raw["selection"] = selection_facts(inp)
     if inp.federated_last is not None:  # the last round instead of the chosen one, against the same alone model
         last = compare(dataclasses.replace(inp, federated=inp.federated_last), cfg)
@@ -252,12 +253,13 @@ def check_report_out(out_dir: Path, force: bool = False, protected=()) -> None:
 
 
 def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=None,
-                 settings: CompareSettings | None = None, force: bool = False) -> Path:
+                 settings: CompareSettings | None = None, force: bool = False, tuning: dict | None = None) -> Path:
     """Write partner `name`'s report of the run in `run_dir` and return the path of report.html.
 
     alone_dir: its train-local output (default: see `default_alone_dir`); out_dir: where the files go (default:
     RUN_DIR/partners/NAME/report, inside the partner's private folder); prepared_dir: its prepared dataset
-    (default: from the consortium config recorded in the ledger). The folder is written whole, atomically: an
+    (default: from the consortium config recorded in the ledger); tuning: how both models' settings were chosen
+    (`orchestrator.demo.grid.choose_for_partner`), shown in the report. The folder is written whole, atomically: an
     existing one is replaced only if it is a previous report, or with `force`."""
     run_dir = Path(run_dir)
     ledger = partner_ledger(run_dir, name)  # a clear error about the partner before any about its files
@@ -274,7 +276,7 @@ def write_report(run_dir, name: str, alone_dir=None, out_dir=None, prepared_dir=
     check_report_out(out_dir, force, protected)
     inp = load_inputs(run_dir, name, alone_dir, prepared_dir)
     protected += (inp.data_dir,)
-    doc = build_document(inp, settings or CompareSettings())
+    doc = build_document(inp, settings or CompareSettings(), tuning=tuning)
     page = render(doc, make_plots(doc))
     files = {"report.json": json.dumps(doc, indent=2) + "\n", **csv_tables(doc), "report.html": page}
     with os_errors(out_dir), atomic_folder(out_dir) as tmp:
@@ -319,6 +321,8 @@ class ReportJob:
     out_dir: Path | None = None
     prepared_dir: Path | None = None
     force: bool = False
+    run_dir: Path | None = None      # this partner's run, when partners chose different runs (the demo's grid)
+    tuning: dict | None = None       # how the compared models' settings were chosen (demo.grid), shown in the report
 
 
 def write_reports(run_dir, jobs: list[ReportJob], settings: CompareSettings | None = None
@@ -329,13 +333,15 @@ def write_reports(run_dir, jobs: list[ReportJob], settings: CompareSettings | No
     failed: dict[str, FedchemError] = {}
     for job in jobs:
         try:
-            written[job.partner] = write_report(run_dir, job.partner, alone_dir=job.alone_dir, out_dir=job.out_dir,
-                                                prepared_dir=job.prepared_dir, settings=settings, force=job.force)
+            written[job.partner] = write_report(job.run_dir or run_dir, job.partner, alone_dir=job.alone_dir,
+                                                out_dir=job.out_dir, prepared_dir=job.prepared_dir,
+                                                settings=settings, force=job.force, tuning=job.tuning)
         except FedchemError as exc:
             failed[job.partner] = exc
         except Exception as exc:  # a bug, not the partner's files: kept to a file, the others still written
             failed[job.partner] = unexpected_failure(job.partner, exc,
-                                                     job.out_dir or _default_out(Path(run_dir), job.partner))
+                                                     job.out_dir or _default_out(Path(job.run_dir or run_dir),
+                                                                                 job.partner))
     return written, failed
 
 
