@@ -219,7 +219,7 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
     consortium, partners = load_all(cpath)
     say(f"   done in {time.perf_counter() - t:.1f} s")
 
-    from fedchem.orchestrator.report.write import write_reports
+    from fedchem.orchestrator.report.write import ReportJob, write_reports
 
     if not grid:
         t = step("3/5 each partner alone (the baseline)")

@@ -99,3 +99,26 @@ def test_several_failures_are_named_each_with_its_own_error():
     assert err.what == "the reports of partners 'partner-1', 'partner-3' could not be written (1 of 3 written): " \
                        "partner-1: a; partner-3: b"
     assert err.where == "partner-1: w1" and err.fix == "partner-1: f1; partner-3: f3; then write it again with X"
+
+
+def test_demo_refuses_to_mix_splits_in_one_folder(demo_out, capsys):
+    """A folder holding the earlier MoleculeACE demo (its old name) is not silently reused for the Tox21 split: the
+    error says which split it holds and the flag that finishes it; nothing in it is touched."""
+    cpath = demo_out / "raw" / "consortium.yaml"
+    doc = yaml.safe_load(cpath.read_text())
+    cpath.write_text(yaml.safe_dump({**doc, "name": "demo-moleculeace"}))
+    before = sorted(p.relative_to(demo_out) for p in demo_out.rglob("*"))
+    code, stdout, err = _run_demo(demo_out, capsys)
+    assert code != 0 and "Traceback" not in err
+    assert "holds the 'moleculeace-targets' demo" in err and "--split moleculeace-targets" in err
+    assert sorted(p.relative_to(demo_out) for p in demo_out.rglob("*")) == before
+
+
+def test_demo_prints_each_partners_answer(demo_out, capsys):
+    code, stdout, err = _run_demo(demo_out, capsys)
+    assert code == 0, err
+    answer = stdout[stdout.index("Did joining pay?"):]
+    for name in NAMES:
+        doc = __import__("json").loads((demo_out / "reports" / name / "report.json").read_text())
+        assert f"  {name}: {doc['summary'][0]}" in answer
+        assert any(line.startswith(f"  {name}: Median change") for line in answer.splitlines())
