@@ -142,40 +142,10 @@ def evaluate_predictions(data: PreparedDataset, rows: np.ndarray, class_scores: 
     return EvalResult(n_rows=int(rows.size), per_task=per_task, aggregate=aggregate, predictions=pred)
 
 
-def validation_figures(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray, min_pos: int = 1,
-                       min_neg: int = 1, min_n: int = 2) -> EvalResult:
-    """What an epoch's validation needs, cheaply: per classification task only AUC-ROC and AUC-PR
-    (`metrics.ranking_table`, equal to `evaluate`'s figures), regression tasks as `evaluate` does; aggregated the
-    same way, so `headline` and the history row read the same numbers. No predictions kept."""
-    rows = np.asarray(rows, dtype=np.int64)
-    pred = predict(trunk, head, data.X[rows])
-    per_task, aggregate = [], {}
-    if data.Y_class.shape[1]:
-        cnames, cweights = task_columns(data.class_tasks(), data.Y_class.shape[1])
-        Yc = data.Y_class[rows].tocsr()
-        Yc.eliminate_zeros()  # a stored 0 in Y_class means "unknown"
-        table = metrics.ranking_table(Yc, pred.class_scores, task_names=cnames, min_pos=min_pos, min_neg=min_neg)
-        for j, row in enumerate(table):
-            row.update(kind="classification", column=j, auxiliary=bool(cweights[j] == 0))
-        per_task += table
-        aggregate["classification"] = metrics.aggregate(table, weights=cweights)
-    if data.Y_regr.shape[1]:
-        rnames, rweights = task_columns(data.regr_tasks(), data.Y_regr.shape[1])
-        Yr = data.Y_regr.tocsr()
-        C = Yr.copy()
-        C.data = aligned_censor(Yr, data.Y_censor.tocsr())
-        table = metrics.per_task_table(Yr[rows], pred.regr_preds, "regression", censor=C[rows],
-                                       task_names=rnames, min_n=min_n)
-        for j, row in enumerate(table):
-            row.update(kind="regression", column=j, auxiliary=bool(rweights[j] == 0))
-        per_task += table
-        aggregate["regression"] = metrics.aggregate(table, weights=rweights)
-    return EvalResult(n_rows=int(rows.size), per_task=per_task, aggregate=aggregate)
-
-
 def headline(result: EvalResult) -> tuple[str, float, bool]:
-    """The one figure to select a model on: (name, value, higher_is_better) — mean AUC-ROC over the
-    non-auxiliary classification tasks if there is one, else mean censor-aware RMSE of the regression tasks."""
+    """One figure to print for a result: (name, value, higher_is_better) — mean AUC-ROC over the non-auxiliary
+    classification tasks if there is one, else mean censor-aware RMSE of the regression tasks. Models are chosen by
+    `algo.selection`'s per-kind rule, not by this."""
     auc = result.aggregate.get("classification", {}).get("auc_roc", float("nan"))
     if auc == auc:
         return "auc_roc", float(auc), True

@@ -246,25 +246,6 @@ def test_ranking_areas_equal_scikit_learns(seed):
     assert pr == pytest.approx(metrics.auc_pr(y, p), rel=1e-12, abs=1e-15)
 
 
-def test_validation_figures_equal_the_full_evaluation(ds):
-    trunk = M.init_trunk(ds.n_features, MCFG, 0)
-    head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
-    rows = np.flatnonzero(np.asarray(ds.folds) == 0)
-    rows_one_class = rows[:3]  # under the quorum for some tasks: the same NaN and reason as the full table
-    for r in (rows, rows_one_class):
-        full = evaluation.evaluate(trunk, head, ds, r)
-        fast = evaluation.validation_figures(trunk, head, ds, r)
-        assert evaluation.headline(fast)[0] == evaluation.headline(full)[0]
-        np.testing.assert_allclose(evaluation.headline(fast)[1], evaluation.headline(full)[1], rtol=1e-12)
-        for kind in full.aggregate:
-            for key in ("auc_roc", "auc_pr", "rmse", "r2", "pearson"):
-                if key in full.aggregate[kind]:
-                    np.testing.assert_allclose(fast.aggregate[kind][key], full.aggregate[kind][key], rtol=1e-12)
-        by_task = {(t["kind"], t["column"]): t for t in full.per_task}
-        for t in fast.per_task:
-            assert t["reason"] == by_task[(t["kind"], t["column"])]["reason"]
-
-
 def test_rowwise_state_follows_its_formula_and_keeps_one_second_moment_a_row(monkeypatch):
     """state="rowwise" (huge input layers): m per weight, v per row = EMA of the row's mean squared gradient,
     update -lr * m_hat / (sqrt(v_hat) + eps) with decoupled decay; written out in numpy here, chunked there."""
