@@ -75,9 +75,11 @@ def _demo(args) -> int:
     for name in result.partners:
         print(f"  {name}:")
         print(f"    report       {result.reports.get(name, 'not written (the error is below)')}")
-        print(f"    federated    {result.run_dir / 'partners' / name}")
-        print(f"    alone        {result.out / 'alone' / name}")
-    print(f"  run status: fedchem status {result.run_dir}")
+        fed, alone = result.folders.get(name, (result.run_dir / "partners" / name, result.out / "alone" / name))
+        print(f"    federated    {fed}")
+        print(f"    alone        {alone}")
+    for run in sorted({f.parent.parent for f, _ in result.folders.values()} or {result.run_dir}):
+        print(f"  run status: fedchem status {run}")
     print(f"\nDid joining pay? ({result.split}; each partner's own test fold, 95% bootstrap intervals)")
     for name, html in result.reports.items():
         for line in answer_lines(html.parent / "report.json"):

@@ -97,6 +97,7 @@ class DemoResult:
     seconds: float = 0.0
     failed: dict = field(default_factory=dict)  # partner -> FedchemError, for the reports that could not be written
     split: str = DEFAULT_SPLIT
+    folders: dict = field(default_factory=dict)  # partner -> (its federated folder, its alone folder) compared
 
 
 def _quiet_step(title: str) -> float:
@@ -240,4 +241,5 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
         say(f"   {name}: report FAILED (the error is below)")
     say(f"   done in {time.perf_counter() - t:.1f} s")
 
-    return DemoResult(out, run_dir, list(partners), reports, time.perf_counter() - started, failed, split)
+    folders = {j.partner: (Path(j.run_dir or run_dir) / "partners" / j.partner, Path(j.alone_dir)) for j in jobs}
+    return DemoResult(out, run_dir, list(partners), reports, time.perf_counter() - started, failed, split, folders)
