@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job end to end on real public data (what `make demo` runs)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
-    p.add_argument("--split", choices=sorted(SPLITS), default=DEFAULT_SPLIT,
-                   help=f"which public set and how it is dealt to the partners (default: {DEFAULT_SPLIT})")
+    p.add_argument("--split", choices=sorted(SPLITS), default=DEFAULT_SPLIT, metavar="SPLIT",
+                   help=f"which public set and how it is dealt to the partners: {', '.join(SPLITS)} "
+                        f"(default: {DEFAULT_SPLIT})")
     p.add_argument("--max-per-target", type=int, default=300,
                    help="compounds kept per MoleculeACE target, to bound the demo's time (moleculeace splits; default: "
                         "300)")
