@@ -189,7 +189,7 @@ def test_failed_key_setup_leaves_a_ledger_that_says_so_and_no_secret(consortium_
 def _any_file_holds(folder, marker: bytes) -> bool:
     """Whether any file under `folder` contains `marker`; Substra's worker creates and deletes its task folders while
     we look, so a file or folder that vanishes mid-scan is skipped, not an error."""
-    for root, _dirs, files in os.walk(folder):  # os.walk ignores folders that vanish
+    for root, _dirs, files in os.walk(folder, followlinks=True):  # os.walk ignores folders that vanish
         for name in files:
             try:
                 if marker in (Path(root) / name).read_bytes():

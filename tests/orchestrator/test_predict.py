@@ -77,7 +77,11 @@ def _predict(inputs, tmp_path, rows, *extra, partner=ME) -> tuple[int, Path]:
 
 
 def test_scores_valid_smiles_like_the_runs_evaluation_and_reports_bad_ones_per_row(inputs, tmp_path, capsys):
-    pred = np.load(inputs["run_dir"] / "partners" / ME / "test_predictions.npz")
+    # predict scores with the run's final model: the last round's test predictions (test_predictions.npz holds the
+    # round each kind's selection chose, which is the last one only when no earlier round validated better)
+    pdir = inputs["run_dir"] / "partners" / ME
+    pred = np.load(pdir / "last_test_predictions.npz" if (pdir / "last_test_predictions.npz").is_file()
+                   else pdir / "test_predictions.npz")
     test_rows = {int(r): k for k, r in enumerate(pred["rows"])}
     smiles = _raw_smiles(inputs, ME)
     prepared = Path(inputs["prepared"][ME])
