@@ -70,11 +70,10 @@ def build(name: str, root: Path, quick: bool) -> Path:
     return cpath
 
 
-def pooled_predictions(consortium, partners: dict, dest: Path) -> Path:
+def pooled_predictions(consortium, pooled_data, dest: Path) -> Path:
     """Train the pooled-central model into dest (reused when there); its test predictions file."""
     if not (dest / "test_predictions.npz").is_file():
-        data, _ = pool({n: load_prepared(p.prepared_dir) for n, p in partners.items()})
-        train_local(data, dest, consortium.model, consortium.training, where="pooled", overwrite=True)
+        train_local(pooled_data, dest, consortium.model, consortium.training, where="pooled", overwrite=True)
     return dest / "test_predictions.npz"
 
 
@@ -109,10 +108,9 @@ def run_one(name: str, root: Path, quick: bool, say) -> list[dict]:
     _federated(consortium, partners, root / name / "run", cpath, lambda s: None)
     times["federated"] = time.perf_counter() - t
     t = time.perf_counter()
-    pooled_file = pooled_predictions(consortium, partners, root / name / "pooled")
+    pooled_data, layout = pool({n: load_prepared(p.prepared_dir) for n, p in partners.items()})
+    pooled_pred = load_predictions(pooled_predictions(consortium, pooled_data, root / name / "pooled"))
     times["pooled"] = time.perf_counter() - t
-    pooled_pred = load_predictions(pooled_file)
-    _, layout = pool({n: load_prepared(p.prepared_dir, verify=False) for n, p in partners.items()})
     rows = []
     for pname, p in partners.items():
         inp = load_inputs(root / name / "run", pname, root / name / "alone" / pname, p.prepared_dir)
