@@ -28,15 +28,43 @@ as Adam: opt in with `training.input_optimizer_state: rowwise` (default `full`, 
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from dataclasses import dataclass
+from typing import Callable, Literal
 
+import numpy as np
 import torch
 
+COMPILE_MIN_STEPS = 200  # the compiled step costs ~0.5 s a process (numba import, cached kernel load) and saves
+# ~2-5 ms a step on Tox21-sized layers (bench/train_speed.py): worth it from a few hundred steps on
 CHUNK_ELEMENTS = 1 << 17  # weights per chunk of the row-sparse step: 4 arrays x 512 KiB stay in a core's L2 cache
 
 State = Literal["full", "rowwise"]
+_NO_VALUES = np.empty(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RowGradient:
+    """A batch's input-layer gradient, not yet made: the distinct features it uses (sorted), where each feature's
+    run ends in the batch's non-zeros in feature order (`rows`: compound row, `values`: its value, None for all
+    ones), and grad_out (batch x hidden). Feature u's gradient row is sum_j values[j] * grad_out[rows[j]] over
+    its run; `chunk(a, b)` makes those of features[a:b] with torch (embedding_bag, the forward kernel)."""
+
+    features: torch.Tensor
+    ends: torch.Tensor
+    rows: torch.Tensor
+    values: torch.Tensor | None
+    grad_out: torch.Tensor
+
+    def chunk(self, a: int, b: int) -> torch.Tensor:
+        lo = int(self.ends[a - 1]) if a > 0 else 0
+        hi = int(self.ends[b - 1])
+        starts = torch.cat([self.ends.new_zeros(1), self.ends[:-1]])[a:b] - lo
+        return torch.nn.functional.embedding_bag(self.rows[lo:hi], self.grad_out, starts, mode="sum",
+                                                 per_sample_weights=None if self.values is None
+                                                 else self.values[lo:hi])
 
 
 def sparse_rows(grad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -93,9 +121,15 @@ class RowSparseAdam:
             self.exp_avg_sq = param.new_zeros(param.shape[0])
         self.steps = 0
         self._applied = 0  # rows updated since `step` last reported
+        self.compiled = False  # apply_gradient: the compiled one-pass step (True) or torch's chunked one
 
     def zero_grad(self) -> None:
         self.param.grad = None
+
+    @staticmethod
+    def pool() -> ThreadPoolExecutor:
+        """The worker thread its two-thread steps share (the input layer's forward pass uses it too)."""
+        return _pool()
 
     def state_bytes(self) -> int:
         """Bytes the optimiser keeps for this parameter (both moments)."""
@@ -113,7 +147,43 @@ class RowSparseAdam:
         return n
 
     @torch.no_grad()
-    def update_rows(self, idx: torch.Tensor, grad_of) -> None:
+    def apply_gradient(self, grad: RowGradient) -> None:
+        """One Adam step on the rows `grad` names: called by the input layer's backward pass while
+        `training.Optimizer` trains. With `compiled`, each row's gradient is made and applied in one compiled pass
+        (`algo.row_kernels`), else by `update_rows` in torch; the two agree within float rounding. With threads=2
+        each of two threads takes half of the rows (the same result bit for bit)."""
+        n = grad.features.numel()
+        if n == 0:
+            return
+        if not self.compiled:
+            self.update_rows(grad.features, grad.chunk)
+            return
+        from fedchem.algo import row_kernels  # numba: imported (and compiled, or loaded) when first trained
+
+        self.steps += 1
+        b1, b2, t = self.beta1, self.beta2, self.steps
+        if self.state == "full":
+            kernel = row_kernels.adam_rows
+            tail = (self.lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t))
+        else:
+            kernel = row_kernels.rowwise_adam_rows
+            tail = (1 - b1 ** t, 1 - b2 ** t)
+        values = _NO_VALUES if grad.values is None else grad.values.contiguous().numpy()
+        args = (self.param.detach().numpy(), self.exp_avg.numpy(), self.exp_avg_sq.numpy(),
+                grad.grad_out.contiguous().numpy(), grad.features.numpy(), grad.ends.numpy(), grad.rows.numpy(),
+                values)
+        rule = (self.lr, b1, b2, self.eps, self.weight_decay, *tail)
+        if self.threads > 1 and n > 1:  # disjoint rows: the same result as one thread, bit for bit
+            half = n // 2
+            other = _pool().submit(kernel, *args, half, n, *rule)
+            kernel(*args, 0, half, *rule)
+            other.result()
+        else:
+            kernel(*args, 0, n, *rule)
+        self._applied += int(n)
+
+    @torch.no_grad()
+    def update_rows(self, idx: torch.Tensor, grad_of: Callable[[int, int], torch.Tensor]) -> None:
         """One Adam step on rows `idx` (sorted, distinct), whose gradient rows idx[a:b] `grad_of(a, b)` gives:
         called by `step`, or by the input layer's backward pass with the gradient made chunk by chunk."""
         if idx.numel() == 0:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fedchem.algo.adam import RowGradient
 from fedchem.algo.batches import SparseRows, rows_from_csr
 from fedchem.algo.config import ModelConfig
 
@@ -36,8 +37,29 @@ def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | Non
     raise ValueError(f"unknown input transform {transform!r}")
 
 
-# the optimiser's update of some rows, given their sorted ids and a function giving the gradient of rows [a, b)
-RowUpdate = Callable[[torch.Tensor, Callable[[int, int], torch.Tensor]], None]
+# the optimiser's step on the rows a batch used, given their gradient not yet made (algo.adam.RowGradient)
+RowUpdate = Callable[[RowGradient], None]
+
+
+SPLIT_ROWS = 256  # a batch of at least this many compounds is summed on two threads when the optimiser has two
+
+
+def _bags(weight, indices, offsets, values, n_rows: int, optimizer) -> torch.Tensor:
+    """embedding_bag(sum) of the batch; with a two-thread optimiser (algo.adam.RowSparseAdam, threads=2) and a
+    large batch, each of two threads sums half of the compounds (rows are independent: the same bits)."""
+    if getattr(optimizer, "threads", 1) < 2 or n_rows < SPLIT_ROWS:
+        return F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
+    half = n_rows // 2
+    cut = int(offsets[half])
+
+    def second() -> torch.Tensor:
+        with torch.no_grad():  # grad mode is per thread; forward of a Function runs without it
+            return F.embedding_bag(indices[cut:], weight, offsets[half:] - cut, mode="sum",
+                                   per_sample_weights=None if values is None else values[cut:])
+    other = optimizer.pool().submit(second)
+    first = F.embedding_bag(indices[:cut], weight, offsets[:half], mode="sum",
+                            per_sample_weights=None if values is None else values[:cut])
+    return torch.cat([first, other.result()])
 
 
 class _RowSparseEmbeddingBag(torch.autograd.Function):
@@ -50,12 +72,13 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
     `algo.reference.ReferenceRowSparseEmbeddingBag` (a sparse matrix product) is what it is tested against.
 
     With an `update` (training.Optimizer sets one while it trains), the gradient is never stored: the optimiser
-    asks for it chunk by chunk of rows and applies its step there, while the chunk is in cache (as FBGEMM's
-    embedding tables fuse their optimiser into the backward pass); weight.grad stays None."""
+    gets it as a RowGradient (the batch's non-zeros in feature order and grad_out) and makes each row's gradient
+    where it applies its step, row by row in cache (as FBGEMM's embedding tables fuse their optimiser into the
+    backward pass); weight.grad stays None."""
 
     @staticmethod
     def forward(ctx, weight, indices, offsets, values, n_rows, update):
-        out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
+        out = _bags(weight, indices, offsets, values, n_rows, getattr(update, "__self__", None))
         ctx.save_for_backward(indices, offsets, values)
         ctx.n_rows = n_rows
         ctx.weight_shape = weight.shape
@@ -70,21 +93,15 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
         counts = torch.diff(offsets, append=offsets.new_tensor([indices.numel()]))
         rows = torch.repeat_interleave(torch.arange(ctx.n_rows), counts)[order]
         bounds = torch.cumsum(per_feature, 0)
-        starts = bounds - per_feature
         w = values[order] if values is not None else None
         g = grad_out.contiguous()
         if ctx.update is None:
+            starts = bounds - per_feature
             grad_rows = F.embedding_bag(rows, g, starts, mode="sum", per_sample_weights=w)
             grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
                                            check_invariants=False)
             return grad, None, None, None, None, None
-        ends = bounds.tolist()
-
-        def grad_of(a: int, b: int) -> torch.Tensor:  # gradient rows of uniq[a:b]
-            lo, hi = ends[a] - int(per_feature[a]), ends[b - 1]
-            return F.embedding_bag(rows[lo:hi], g, starts[a:b] - lo, mode="sum",
-                                   per_sample_weights=None if w is None else w[lo:hi])
-        ctx.update(uniq, grad_of)
+        ctx.update(RowGradient(uniq, bounds, rows, w, g))
         return None, None, None, None, None, None
 
 

@@ -156,8 +156,8 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     head = M.init_head(model_cfg, data.Y_class.shape[1], data.Y_regr.shape[1], training.head_seed(seed, partner),
                        regr_bias=training.regression_means(data, folds.train))
     source = BatchSource(data, folds.train)
-    opt = training.Optimizer(trunk, head, train_cfg)
     n_steps = math.ceil(folds.train.size / train_cfg.batch_size)
+    opt = training.Optimizer(trunk, head, train_cfg, expected_steps=n_steps * train_cfg.epochs)
     history: list[dict] = []
     sel = selection.Selection()
     snapshots: dict[str, tuple[dict, dict]] = {}  # kind -> (trunk state, head state) of its chosen epoch

@@ -22,7 +22,7 @@ from fedchem.algo.batches import BatchSource
 from fedchem.algo.config import TrainingConfig
 from fedchem.algo.losses import batch_loss
 from fedchem.algo.model import Head, Trunk
-from fedchem.algo.adam import DenseAdamW, RowSparseAdam
+from fedchem.algo.adam import COMPILE_MIN_STEPS, DenseAdamW, RowSparseAdam
 from fedchem.algo.task_io import derived_seed
 from fedchem.opener.dataset import PreparedDataset
 from fedchem.opener.fileio import atomic_write
@@ -94,13 +94,22 @@ def labelled_counts(data: PreparedDataset, rows: np.ndarray) -> int:
     return int(np.count_nonzero(data.Y_class[rows].data)) + int(data.Y_regr[rows].nnz)
 
 
+def steps_for(n_rows: int, cfg: TrainingConfig, epochs: float) -> int:
+    """How many steps `epochs` passes over `n_rows` training rows take (what train_epochs runs)."""
+    return math.ceil(max(1, int(round(epochs * n_rows))) / cfg.batch_size) if n_rows else 0
+
+
 class Optimizer:
     """Row-sparse Adam on the input layer's weight, AdamW on everything else; one learning rate for both."""
 
-    def __init__(self, trunk: Trunk, head: Head, cfg: TrainingConfig, lr: float | None = None):
+    def __init__(self, trunk: Trunk, head: Head, cfg: TrainingConfig, lr: float | None = None,
+                 expected_steps: int = 0):
+        """`expected_steps`: how many steps the caller plans; from COMPILE_MIN_STEPS on the input layer's step
+        is the compiled one (algo.row_kernels), whose ~0.5 s start a short run would not pay back."""
         lr = float(cfg.learning_rate if lr is None else lr)
         self.sparse = RowSparseAdam(trunk.input.weight, lr=lr, weight_decay=cfg.weight_decay,
                                     state=cfg.input_optimizer_state, threads=step_threads())
+        self.sparse.compiled = expected_steps >= COMPILE_MIN_STEPS
         dense = [p for n, p in trunk.named_parameters() if n != "input.weight"] + list(head.parameters())
         self.dense = DenseAdamW(dense, lr=lr, weight_decay=cfg.weight_decay)
         self.rows_touched = 0
@@ -121,7 +130,7 @@ class Optimizer:
     def fused_into(self, trunk: Trunk) -> Iterator[None]:
         """Within the block, the input layer's backward pass applies the row-sparse step itself (its gradient is
         never stored: algo/model.py); `step` then counts those rows and steps the other parameters."""
-        trunk.input.fused_update = self.sparse.update_rows
+        trunk.input.fused_update = self.sparse.apply_gradient
         try:
             yield
         finally:
@@ -234,13 +243,13 @@ def train_epochs(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarr
     if epochs <= 0:
         raise ValueError("epochs must be > 0")
     source = source if source is not None else BatchSource(data, rows)
-    opt = optimizer if optimizer is not None else Optimizer(trunk, head, cfg, lr)
+    order = epoch_order(len(source), epochs, seed)
+    n_steps = math.ceil(order.size / cfg.batch_size)
+    opt = optimizer if optimizer is not None else Optimizer(trunk, head, cfg, lr, expected_steps=n_steps)
     if lr is not None:
         opt.set_lr(lr)
     wc, wr = task_weights(data)
     wc_t, wr_t = torch.from_numpy(wc), torch.from_numpy(wr)
-    order = epoch_order(len(source), epochs, seed)
-    n_steps = math.ceil(order.size / cfg.batch_size)
     trunk.train()
     head.train()
     losses, c_parts, r_parts = [], [], []

@@ -114,14 +114,14 @@ def main() -> int:
     shared = np.shares_memory(source.X.indices, ds.X.indices)
     trunk = M.init_trunk(args.features, mcfg, 0)
     head = M.init_head(mcfg, ds.Y_class.shape[1], 0, 1)
-    opt = training.Optimizer(trunk, head, tcfg)
+    epochs = 0.1 if args.quick else 1.0
+    opt = training.Optimizer(trunk, head, tcfg, expected_steps=training.steps_for(args.n, tcfg, epochs))
     param_bytes = sum(p.numel() * p.element_size() for p in (*trunk.parameters(), *head.parameters()))
     state_bytes = opt.sparse.state_bytes() + sum(m.numel() * m.element_size() * 2 for m in opt.dense.exp_avg)
     layer = args.features * args.hidden * 4
     print(f"  parameters {gib(param_bytes)} (input layer {gib(layer)}); optimiser state {gib(state_bytes)} "
           f"= {state_bytes / layer:.2f}x the input layer (full Adam: 2.00x); the training rows "
           f"{'share X (all rows, in order: no copy)' if shared else 'are a copy of X'}", flush=True)
-    epochs = 0.1 if args.quick else 1.0
     t = time.perf_counter()
     stats = training.train_epochs(trunk, head, ds, rows, tcfg, epochs=epochs, seed=0, optimizer=opt, source=source)
     seconds = time.perf_counter() - t

@@ -172,7 +172,8 @@ def case_step(prepared: Path, quick: bool) -> None:
         with ctx:
             trunk = M.init_trunk(ds.n_features, mcfg, 0)
             head = M.init_head(mcfg, ds.Y_class.shape[1], 0, 1)
-            opt = training.Optimizer(trunk, head, TrainingConfig(batch_size=BATCH))
+            # train-local's 20 epochs of 32 steps: the compiled input-layer step (algo.row_kernels)
+            opt = training.Optimizer(trunk, head, TrainingConfig(batch_size=BATCH), expected_steps=640)
 
             def step(b):
                 opt.zero_grad()

@@ -129,7 +129,8 @@ def train(inputs, outputs, task_properties):
     log["cpu_seconds"]["validate"] = time.process_time() - c
 
     t, c = time.perf_counter(), time.process_time()
-    opt = training.Optimizer(trunk, head, tcfg)
+    opt = training.Optimizer(trunk, head, tcfg, expected_steps=training.steps_for(train_rows.size, tcfg,
+                                                                                  tcfg.epochs_per_round))
     opt_path = _private_state(inputs, "optimizer")
     if opt_path:
         training.load_optimizer(opt_path, opt)
@@ -196,7 +197,8 @@ def evaluate(inputs, outputs, task_properties):
         from fedchem.algo import training
 
         train_rows = _fold_rows(ds, tcfg)[0]
-        opt = training.Optimizer(trunk, head, tcfg)
+        opt = training.Optimizer(trunk, head, tcfg, expected_steps=training.steps_for(train_rows.size, tcfg,
+                                                                                      tcfg.finetune_epochs))
         opt_path = _private_state(inputs, "optimizer")
         if opt_path:
             training.load_optimizer(opt_path, opt)

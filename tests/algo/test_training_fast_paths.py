@@ -147,7 +147,7 @@ def test_step_fused_into_the_backward_pass_equals_the_step_on_the_stored_gradien
         opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, weight_decay=0.1)
         for k in range(3):
             if fused:
-                trunk.input.fused_update = opt.update_rows
+                trunk.input.fused_update = opt.apply_gradient
             y = trunk(X)
             (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
             if fused:
@@ -158,6 +158,64 @@ def test_step_fused_into_the_backward_pass_equals_the_step_on_the_stored_gradien
         out[fused] = (trunk.input.weight.detach().clone(), opt.exp_avg.clone(), opt.exp_avg_sq.clone())
     for a, b in zip(out[True], out[False]):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def _fused_steps(state: str, transform: str, compiled: bool, threads: int, steps: int = 3):
+    """Three fused steps of the input layer on a small sparse batch (a column used by every compound, empty ones)."""
+    rng = np.random.default_rng(6)
+    dense = rng.integers(0, 3, size=(40, 200)) * (rng.random((40, 200)) < 0.1)
+    dense[:, 7] = 2  # every compound: a long run in the gradient
+    dense[3] = 0
+    X = sp.csr_matrix(dense.astype(np.float32))
+    trunk = M.init_trunk(200, ModelConfig(hidden_sizes=(24,), dropout=0.0, input_transform=transform), 0)
+    opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, weight_decay=0.1, state=state, threads=threads)
+    opt.compiled = compiled
+    trunk.input.fused_update = opt.apply_gradient
+    for k in range(steps):
+        y = trunk(X)
+        (y * torch.linspace(-1, 1 + k, y.numel()).reshape(y.shape)).sum().backward()
+        assert trunk.input.weight.grad is None
+        assert opt.step() == np.unique(X.indices).size
+    return trunk.input.weight.detach().clone(), opt.exp_avg.clone(), opt.exp_avg_sq.clone()
+
+
+@pytest.mark.parametrize("state", ["full", "rowwise"])
+@pytest.mark.parametrize("transform", ["none", "binarize"])
+def test_compiled_step_equals_the_torch_step(state, transform):
+    torch_step = _fused_steps(state, transform, compiled=False, threads=1)
+    compiled = _fused_steps(state, transform, compiled=True, threads=1)
+    assert not torch.equal(torch_step[0], M.init_trunk(200, ModelConfig(hidden_sizes=(24,)), 0).input.weight)
+    for a, b in zip(compiled, torch_step):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("state", ["full", "rowwise"])
+def test_compiled_step_on_two_threads_is_the_one_thread_step_bit_for_bit(state):
+    for a, b in zip(_fused_steps(state, "none", True, 1), _fused_steps(state, "none", True, 2)):
+        assert torch.equal(a, b)
+
+
+def test_the_compiled_step_is_taken_for_long_runs_only(ds):
+    trunk = M.init_trunk(ds.n_features, MCFG, 0)
+    head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
+    short = training.Optimizer(trunk, head, TCFG, expected_steps=adam.COMPILE_MIN_STEPS - 1)
+    long = training.Optimizer(trunk, head, TCFG, expected_steps=adam.COMPILE_MIN_STEPS)
+    assert not short.sparse.compiled and long.sparse.compiled
+    assert training.steps_for(100, TCFG, 2.0) == len(list(BatchSource(ds, np.arange(100)).batches(
+        training.epoch_order(100, 2.0, 0), TCFG.batch_size)))
+
+
+def test_two_thread_forward_is_the_one_thread_forward_bit_for_bit(monkeypatch):
+    monkeypatch.setattr(M, "SPLIT_ROWS", 4)
+    rng = np.random.default_rng(7)
+    X = sp.csr_matrix((rng.integers(0, 3, size=(33, 90)) * (rng.random((33, 90)) < 0.2)).astype(np.float32))
+    outs = []
+    for threads in (1, 2):
+        trunk = M.init_trunk(90, ModelConfig(hidden_sizes=(8,), dropout=0.0, input_transform="none"), 0)
+        opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, threads=threads)
+        trunk.input.fused_update = opt.apply_gradient
+        outs.append(trunk.input(rows_from_csr(X)).detach())
+    assert torch.equal(outs[0], outs[1])
 
 
 def test_block_batches_are_the_per_batch_batches_bit_for_bit(ds, monkeypatch):
