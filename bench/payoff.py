@@ -37,7 +37,7 @@ from fedchem.opener.fileio import atomic_write_text  # noqa: E402
 from fedchem.orchestrator.config import load_all  # noqa: E402
 from fedchem.orchestrator.demo import public_data as pd  # noqa: E402
 from fedchem.orchestrator.demo.consortium import prepare_consortium  # noqa: E402
-from fedchem.orchestrator.demo.pipeline import DEMO_SETTINGS, _alone, _federated  # noqa: E402
+from fedchem.orchestrator.demo.pipeline import DEMO_SETTINGS, run_federated, train_alone  # noqa: E402
 from fedchem.orchestrator.demo.pooled import cut, pool  # noqa: E402
 from fedchem.orchestrator.report import stats  # noqa: E402
 from fedchem.orchestrator.report.compare import compare  # noqa: E402
@@ -102,10 +102,10 @@ def run_one(name: str, root: Path, quick: bool, say) -> list[dict]:
     consortium, partners = load_all(cpath)
     times = {"prepare": time.perf_counter() - t0}
     t = time.perf_counter()
-    _alone(consortium, partners, root / name / "alone", say)
+    train_alone(consortium, partners, root / name / "alone", say)
     times["alone"] = time.perf_counter() - t
     t = time.perf_counter()
-    _federated(consortium, partners, root / name / "run", cpath, lambda s: None)
+    run_federated(consortium, partners, root / name / "run", cpath, lambda s: None)
     times["federated"] = time.perf_counter() - t
     t = time.perf_counter()
     pooled_data, layout = pool({n: load_prepared(p.prepared_dir) for n, p in partners.items()})

@@ -104,7 +104,7 @@ def _quiet_step(title: str) -> float:
     return time.perf_counter()
 
 
-def _alone(consortium, partners: dict, root: Path, say) -> None:
+def train_alone(consortium, partners: dict, root: Path, say) -> None:
     """Train each partner alone into root/<partner> (a finished one is reused)."""
     from fedchem.algo.evaluation import headline
     from fedchem.algo.train_local import train_local
@@ -122,7 +122,7 @@ def _alone(consortium, partners: dict, root: Path, say) -> None:
             f"({res.seconds:.0f} s)")
 
 
-def _federated(consortium, partners: dict, run_dir: Path, cpath: Path, say) -> None:
+def run_federated(consortium, partners: dict, run_dir: Path, cpath: Path, say) -> None:
     """Run the consortium federated into run_dir (resumed when unfinished, reused when completed)."""
     from fedchem.orchestrator.ledger import Ledger
     from fedchem.orchestrator.run.driver import run_federation
@@ -155,9 +155,9 @@ def _grid(cpath: Path, out: Path, step, say) -> tuple[Path, list]:
         for p in partners.values():  # each partner's own copy of this point's agreement, as `fedchem agree` writes
             sign_agreement(consortium, p)
         say(f"   point {k}/{len(pts)} {point.label}: alone")
-        _alone(consortium, partners, folder / "alone", say)
+        train_alone(consortium, partners, folder / "alone", say)
         say(f"   point {k}/{len(pts)} {point.label}: federated")
-        _federated(consortium, partners, folder / "run", pcpath, say)
+        run_federated(consortium, partners, folder / "run", pcpath, say)
         folders[point.label] = folder
     say(f"   done in {time.perf_counter() - t:.1f} s")
     _, partners = load_all(cpath)
@@ -224,11 +224,11 @@ def run_demo(out: Path, max_per_target: int = 300, rounds: int | None = None, fr
 
     if not grid:
         t = step("3/5 each partner alone (the baseline)")
-        _alone(consortium, partners, out / "alone", say)
+        train_alone(consortium, partners, out / "alone", say)
         say(f"   done in {time.perf_counter() - t:.1f} s")
         t = step("4/5 federated training with secure aggregation (Substra, subprocess backend)")
         run_dir = out / "run"
-        _federated(consortium, partners, run_dir, cpath, say)
+        run_federated(consortium, partners, run_dir, cpath, say)
         say(f"   done in {time.perf_counter() - t:.1f} s")
         jobs = [ReportJob(name, alone_dir=out / "alone" / name, out_dir=out / "reports" / name,
                           prepared_dir=p.prepared_dir) for name, p in partners.items()]
