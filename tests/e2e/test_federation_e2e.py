@@ -216,13 +216,19 @@ def test_ctrl_c_removes_the_secret_bundles_and_leaves_a_resumable_ledger(consort
 
     marker = SecretBundle.FORMAT.encode()
     deadline = time.time() + 600
+    found = False
     try:
         while time.time() < deadline:  # until a secret-key bundle exists
-            if _any_file_holds(work, marker):
-                break
             assert proc.poll() is None, proc.stdout.read()
+            os.killpg(proc.pid, signal.SIGSTOP)  # the run waits while we look: it cannot finish during a slow scan
+            found = _any_file_holds(work, marker)
+            if found:
+                os.killpg(proc.pid, signal.SIGINT)  # delivered when the group continues
+            os.killpg(proc.pid, signal.SIGCONT)
+            if found:
+                break
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)
+        assert found, "no secret-key bundle appeared in Substra's work folder within 10 minutes"
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
