@@ -32,6 +32,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Literal
 
 import numpy as np
@@ -58,12 +59,20 @@ class RowGradient:
     values: torch.Tensor | None
     grad_out: torch.Tensor
 
+    @cached_property
+    def _starts(self) -> torch.Tensor:
+        """Where each feature's run starts (made once: `chunk` is called for every chunk of a step)."""
+        return torch.cat([self.ends.new_zeros(1), self.ends[:-1]])
+
+    @cached_property
+    def _ends(self) -> list[int]:
+        return self.ends.tolist()
+
     def chunk(self, a: int, b: int) -> torch.Tensor:
-        lo = int(self.ends[a - 1]) if a > 0 else 0
-        hi = int(self.ends[b - 1])
-        starts = torch.cat([self.ends.new_zeros(1), self.ends[:-1]])[a:b] - lo
-        return torch.nn.functional.embedding_bag(self.rows[lo:hi], self.grad_out, starts, mode="sum",
-                                                 per_sample_weights=None if self.values is None
+        lo = self._ends[a - 1] if a > 0 else 0
+        hi = self._ends[b - 1]
+        return torch.nn.functional.embedding_bag(self.rows[lo:hi], self.grad_out, self._starts[a:b] - lo,
+                                                 mode="sum", per_sample_weights=None if self.values is None
                                                  else self.values[lo:hi])
 
 

@@ -91,4 +91,3 @@ def rowwise_adam_rows(W, M, V, G, features, ends, rows, values, lo, hi, lr, beta
             m = M[u, h] + one_minus_b1 * (g[h] - M[u, h])
             M[u, h] = m
             W[u, h] = W[u, h] * decay + m * scale
-

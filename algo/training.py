@@ -96,7 +96,7 @@ def labelled_counts(data: PreparedDataset, rows: np.ndarray) -> int:
 
 def steps_for(n_rows: int, cfg: TrainingConfig, epochs: float) -> int:
     """How many steps `epochs` passes over `n_rows` training rows take (what train_epochs runs)."""
-    return math.ceil(max(1, int(round(epochs * n_rows))) / cfg.batch_size) if n_rows else 0
+    return math.ceil(_rows_drawn(n_rows, epochs) / cfg.batch_size) if n_rows else 0
 
 
 class Optimizer:
@@ -214,11 +214,16 @@ class TrainStats:
         return asdict(self)
 
 
+def _rows_drawn(n_rows: int, epochs: float) -> int:
+    """How many positions `epochs` passes over n_rows draw (at least one)."""
+    return max(1, int(round(epochs * n_rows)))
+
+
 def epoch_order(n_rows: int, epochs: float, seed: int) -> np.ndarray:
     """Positions 0..n_rows-1 in training order: whole shuffled passes, then the first part of one more for a
     fractional epoch (at least one row)."""
     rng = np.random.default_rng(int(seed) % (1 << 63))
-    total = max(1, int(round(epochs * n_rows)))
+    total = _rows_drawn(n_rows, epochs)
     parts, left = [], total
     while left > 0:
         perm = rng.permutation(n_rows)
