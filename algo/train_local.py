@@ -136,6 +136,13 @@ def _snapshot(trunk: M.Trunk, head: M.Head, into: tuple[dict, dict] | None = Non
     return into
 
 
+def _reusable(snapshots: dict[str, tuple[dict, dict]], won: list[str]) -> tuple[dict, dict] | None:
+    """A snapshot that only kinds in `won` hold (so it may be overwritten by the new best epoch), or None: reusing
+    it spares a fresh allocation of the whole trunk per improved epoch (page faults: ~0.15 s at 32k x 1000)."""
+    kept = {id(s) for k, s in snapshots.items() if k not in won}
+    return next((s for k, s in snapshots.items() if k in won and id(s) not in kept), None)
+
+
 def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
                 report: Reporter | None = None, where: str = "", overwrite: bool = False,
                 protected: tuple = ()) -> LocalRun:
@@ -171,9 +178,10 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
             progress=lambda done, total, loss: report("step", {"done": done, "steps": total, "loss": loss}))
         val, won = selection.consider(sel, epoch + 1, trunk, head, data, folds.validation, folds.test,
                                       validate=_validate)
-        state = _snapshot(trunk, head) if won else None  # one copy shared by the kinds it won
-        for kind in won:
-            snapshots[kind] = state
+        if won:  # one copy shared by the kinds it won
+            state = _snapshot(trunk, head, into=_reusable(snapshots, won))
+            for kind in won:
+                snapshots[kind] = state
         improved = any(sel.best[k].value is not None and sel.best[k].index == epoch + 1 for k in won)
         since_best = 0 if improved else since_best + 1
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats.mean_loss, "train_seconds": stats.seconds,

@@ -290,6 +290,34 @@ def test_snapshot_is_a_copy_not_a_view(ds):
     assert not torch.equal(t_state["input.weight"], trunk.input.weight)
 
 
+def test_a_snapshot_is_reused_only_when_no_other_kind_holds_it():
+    a, b = ({}, {}), ({}, {})
+    assert TL._reusable({}, ["classification"]) is None
+    shared = {"classification": a, "regression": a}  # one epoch won both kinds
+    assert TL._reusable(shared, ["classification"]) is None  # regression still needs it
+    assert TL._reusable(shared, ["classification", "regression"]) is a
+    apart = {"classification": a, "regression": b}
+    assert TL._reusable(apart, ["regression"]) is b and TL._reusable(apart, ["classification"]) is a
+
+
+def test_the_saved_model_is_the_chosen_epochs_after_reused_snapshots(ds, tmp_path):
+    """Classification's best epoch comes early and regression keeps improving alone afterwards (reusing its own
+    snapshots): the saved model (classification's) must still be that early epoch's, the same as a run stopped
+    there (the same seeds draw the same batches and masks)."""
+    mcfg = ModelConfig(hidden_sizes=(128,), dropout=0.1)
+    cfg = TCFG.model_copy(update={"epochs": 8, "early_stopping_patience": 0, "learning_rate": 3e-2})
+    long = TL.train_local(ds, tmp_path / "long", mcfg, cfg)
+    alone = [h["epoch"] for h in long.history if h["best_for"] == ["regression"]]
+    assert long.selected["classification"] < long.selected["regression"] and len(alone) >= 2, long.history
+    short = TL.train_local(ds, tmp_path / "short", mcfg, cfg.model_copy(update={"epochs": long.best_epoch}))
+    assert short.best_epoch == long.best_epoch
+    for name in ("trunk.npz", "head.npz"):
+        with np.load(tmp_path / "long" / name) as x, np.load(tmp_path / "short" / name) as y:
+            assert sorted(x.files) == sorted(y.files)
+            for k in x.files:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}:{k}")
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_ranking_areas_equal_scikit_learns(seed):
     rng = np.random.default_rng(seed)
