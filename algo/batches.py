@@ -134,6 +134,16 @@ class BatchSource:
 BLOCK_ROWS = 1 << 14  # compounds gathered at once by BatchSource.batches
 
 
+def batch_sizes(n_positions: int, batch_size: int) -> list[int]:
+    """The number of compounds of each batch `BatchSource.batches` makes from n_positions positions."""
+    per_block = batch_size * max(1, BLOCK_ROWS // batch_size)
+    out = []
+    for a in range(0, n_positions, per_block):
+        part = min(per_block, n_positions - a)
+        out += [min(batch_size, part - lo) for lo in range(0, part, batch_size)]
+    return out
+
+
 def _slice(X: sp.csr_matrix, Yc: sp.csr_matrix, Yr: sp.csr_matrix, C: sp.csr_matrix, lo: int, hi: int) -> Batch:
     """Rows lo..hi of the four matrices as a Batch (torch tensors over the CSR arrays, no densifying)."""
     a, b = int(X.indptr[lo]), int(X.indptr[hi])

@@ -145,14 +145,30 @@ class Trunk(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.act = _ACTIVATIONS[cfg.activation]()
         self.drop = nn.Dropout(cfg.dropout)
+        # this step's dropout noise, one tensor a layer (algo.dropout.MaskStream, set by training for each step):
+        # the same bits as self.drop would draw; None: self.drop draws them
+        self.dropout_masks: list[torch.Tensor] | None = None
+
+    @property
+    def dropout_widths(self) -> list[int]:
+        """The width of each dropout layer, in forward order."""
+        return [layer.in_features for layer in self.hidden] + [self.n_out]
+
+    def _drop(self, h: torch.Tensor, layer: int) -> torch.Tensor:
+        if self.dropout_masks is None or not self.training:
+            return self.drop(h)
+        noise = self.dropout_masks[layer]
+        if noise.shape != h.shape:
+            raise RuntimeError(f"dropout mask {tuple(noise.shape)} for a layer output {tuple(h.shape)}")
+        return h * noise  # torch's CPU dropout: input * (bernoulli(1 - p) / (1 - p))
 
     def forward(self, x: SparseRows | sp.spmatrix) -> torch.Tensor:
         if sp.issparse(x):
             x = rows_from_csr(x)
         h = self.input(x)
-        for layer in self.hidden:
-            h = layer(self.drop(self.act(h)))
-        return self.drop(self.act(h))
+        for i, layer in enumerate(self.hidden):
+            h = layer(self._drop(self.act(h), i))
+        return self._drop(self.act(h), len(self.hidden))
 
 
 class Head(nn.Module):

@@ -18,11 +18,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from fedchem.algo.batches import BatchSource
+from fedchem.algo.batches import BatchSource, batch_sizes
 from fedchem.algo.config import TrainingConfig
 from fedchem.algo.losses import batch_loss
 from fedchem.algo.model import Head, Trunk
 from fedchem.algo.adam import COMPILE_MIN_STEPS, DenseAdamW, RowSparseAdam
+from fedchem.algo.dropout import MaskStream
 from fedchem.algo.task_io import derived_seed
 from fedchem.opener.dataset import PreparedDataset
 from fedchem.opener.fileio import atomic_write
@@ -232,6 +233,23 @@ def epoch_order(n_rows: int, epochs: float, seed: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+@contextlib.contextmanager
+def _masks_ahead(trunk: Trunk, opt: Optimizer, seed: int, n_positions: int,
+                 batch_size: int) -> Iterator[MaskStream | None]:
+    """Dropout's masks drawn a step ahead on the optimiser's worker thread (algo.dropout), when there is a second
+    thread and dropout draws anything; the same bits as drawing them in the step."""
+    p = float(trunk.drop.p)
+    if getattr(opt.sparse, "threads", 1) < 2 or not 0.0 < p < 1.0:  # today's path (algo.reference) has none
+        yield None
+        return
+    stream = MaskStream(seed, p, trunk.dropout_widths, batch_sizes(n_positions, batch_size), opt.sparse.pool())
+    try:
+        yield stream
+    finally:
+        trunk.dropout_masks = None
+        stream.close()
+
+
 def train_epochs(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarray, cfg: TrainingConfig,
                  epochs: float, seed: int, progress: Progress | None = None, lr: float | None = None,
                  optimizer: Optimizer | None = None, source: BatchSource | None = None) -> TrainStats:
@@ -260,9 +278,12 @@ def train_epochs(trunk: Trunk, head: Head, data: PreparedDataset, rows: np.ndarr
     losses, c_parts, r_parts = [], [], []
     touched0 = opt.rows_touched
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]), opt.fused_into(trunk):
+    with torch.random.fork_rng(devices=[]), opt.fused_into(trunk), _masks_ahead(trunk, opt, seed, order.size,
+                                                                                cfg.batch_size) as masks:
         torch.manual_seed(int(seed) % (1 << 63))
         for step, batch in enumerate(source.batches(order, cfg.batch_size), start=1):
+            if masks is not None:
+                trunk.dropout_masks = masks.next_step()
             opt.zero_grad()
             logits, regr = head(trunk(batch.x))
             loss, c_part, r_part = batch_loss(logits, regr, batch.y_class, batch.y_regr, wc_t, wr_t, batch.n_rows)

@@ -5,13 +5,15 @@ gradient round differently), the same batches bit for bit, the same per-epoch fi
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
 from algo_synthetic import synthetic_dataset
-from fedchem.algo import adam, batches, evaluation, model as M, reference, train_local as TL, training
+from fedchem.algo import adam, batches, dropout, evaluation, model as M, reference, train_local as TL, training
 from fedchem.algo.batches import BatchSource, rows_from_csr
 from fedchem.algo.config import ModelConfig, TrainingConfig
 from fedchem import metrics
@@ -288,6 +290,56 @@ def test_snapshot_is_a_copy_not_a_view(ds):
     with torch.no_grad():
         trunk.input.weight.add_(1.0)
     assert not torch.equal(t_state["input.weight"], trunk.input.weight)
+
+
+def test_masks_drawn_ahead_are_torchs_dropout_noise_bit_for_bit():
+    x = torch.rand(7, 5) + 0.5
+    torch.manual_seed(3)
+    want = [torch.dropout(x[:n], 0.3, True) for n in (7, 7, 4)]  # three steps, one layer
+    stream = dropout.MaskStream(3, 0.3, [5], [7, 7, 4], adam.RowSparseAdam.pool())
+    got = [x[:n] * stream.next_step()[0] for n in (7, 7, 4)]
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="no more steps"):
+        stream.next_step()
+    with pytest.raises(ValueError):
+        dropout.MaskStream(3, 0.0, [5], [7], adam.RowSparseAdam.pool())
+
+
+@pytest.mark.parametrize("n,batch", [(100, 32), (96, 32), (1, 32), ((1 << 14) + 5, 121)])
+def test_batch_sizes_are_the_batches_made(ds, n, batch):
+    src = BatchSource(ds, np.arange(ds.n_compounds))
+    order = np.resize(np.arange(len(src)), n)
+    assert batches.batch_sizes(n, batch) == [b.n_rows for b in src.batches(order, batch)]
+
+
+@pytest.mark.parametrize("hidden", [(32,), (32, 16)])
+def test_masks_drawn_ahead_give_the_same_weights_bit_for_bit(ds, monkeypatch, hidden):
+    mcfg = MCFG.model_copy(update={"hidden_sizes": hidden})
+    made = []
+    real = training.MaskStream
+
+    def counted(*a, **k):
+        made.append(1)
+        return real(*a, **k)
+
+    def run():
+        train = np.flatnonzero(np.asarray(ds.folds) >= 2)
+        trunk = M.init_trunk(ds.n_features, mcfg, 0)
+        head = M.init_head(mcfg, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
+        opt = training.Optimizer(trunk, head, TCFG)
+        opt.sparse.threads = 2
+        for e in range(2):
+            training.train_epochs(trunk, head, ds, train, TCFG, epochs=1.5, seed=e, optimizer=opt)
+        assert trunk.dropout_masks is None
+        return {**M.trunk_to_arrays(trunk), **M.head_to_arrays(head)}
+    monkeypatch.setattr(training, "MaskStream", counted)
+    ahead = run()
+    assert len(made) == 2
+    monkeypatch.setattr(training, "_masks_ahead", lambda *a: contextlib.nullcontext())
+    drawn_in_step = run()
+    for k in drawn_in_step:
+        np.testing.assert_array_equal(ahead[k], drawn_in_step[k], err_msg=k)
 
 
 def test_a_snapshot_is_reused_only_when_no_other_kind_holds_it():
