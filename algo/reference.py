@@ -4,7 +4,7 @@ against (tests/algo) and the same-process baseline of bench/train_speed.py ("tod
 `todays_path()` swaps them into fedchem.algo for the duration of a `with` block: the optimiser step of
 algo/adam.py written as whole-array tensor operations, the sparse-matrix-product gradient of the input layer,
 one scipy fancy index per batch, full scikit-learn metrics at every validation, `copy.deepcopy` of the best
-model, and torch on every core. Never used by the product itself.
+model, dropout's masks drawn in the step, and torch on every core. Never used by the product itself.
 """
 
 from __future__ import annotations
@@ -82,22 +82,28 @@ def reference_snapshot(trunk, head, into=None):
     return copy.deepcopy(trunk.state_dict()), copy.deepcopy(head.state_dict())
 
 
+def reference_masks_in_step(*args) -> contextlib.AbstractContextManager[None]:
+    """Dropout's masks drawn inside each step by nn.Dropout, as first written (no MaskStream)."""
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def todays_path(threads: int | None = None) -> Iterator[None]:
     """Within the block, fedchem.algo trains the way it did before issue 17 (see the module docstring);
     `threads` (default: every core, as `use_all_cores`, now `set_threads`, did) is torch's thread count meanwhile."""
     from fedchem.algo import train_local
     saved = (training.RowSparseAdam, model._RowSparseEmbeddingBag, batches.BatchSource.batches,
-             train_local._validate, train_local._snapshot, torch.get_num_threads())
+             train_local._validate, train_local._snapshot, training._masks_ahead, torch.get_num_threads())
     training.RowSparseAdam = ReferenceRowSparseAdam
     model._RowSparseEmbeddingBag = ReferenceRowSparseEmbeddingBag
     batches.BatchSource.batches = reference_batches
     train_local._validate = reference_validate
     train_local._snapshot = reference_snapshot
+    training._masks_ahead = reference_masks_in_step
     torch.set_num_threads(threads or training.all_cores())
     try:
         yield
     finally:
         (training.RowSparseAdam, model._RowSparseEmbeddingBag, batches.BatchSource.batches,
-         train_local._validate, train_local._snapshot, n) = saved
+         train_local._validate, train_local._snapshot, training._masks_ahead, n) = saved
         torch.set_num_threads(n)
