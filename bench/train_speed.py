@@ -8,7 +8,7 @@ Setting (issue 17): Tox21 prepared by the project's pipeline (bench/public_prepa
 1000 hidden, dropout 0.2, binarize, batch 121, 20 epochs, validation every epoch (patience 0: all 20 run).
 "today's path" is `fedchem.algo.reference.todays_path()`: the code before issue 17 (whole-array row-sparse Adam,
 sparse-product input gradient, one scipy fancy index per batch, scikit-learn's full metrics at every validation,
-deepcopy of the best epoch, torch on every core), swapped in within the same code base.
+deepcopy of the best epoch, dropout drawn in the step, torch on every core), swapped in within the same code base.
 
 Cases:
   e2e        the real command in fresh processes, alternately: today's path on every core (what `train-local` did),
