@@ -15,6 +15,7 @@ most N / (2 S) * max_weight per coordinate (half a quantisation step per partner
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -61,12 +62,8 @@ def scales(clip: float, n_parties: int, ring_bits: int) -> tuple[float, float]:
     return fixed_point_scale(clip, n_parties, ring_bits), fixed_point_scale(1.0, n_parties, ring_bits)
 
 
-def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray, work: np.ndarray) -> int:
-    """Clip `values` to [-clip, clip], multiply by `factor` (= w * S), round, and write ring elements into `out`.
-
-    `work` is a float64 scratch buffer of the same length. Returns how many coordinates were clipped.
-    Non-finite values are a ProtocolError (a diverged update must not be sent). Chunks needing no clipping skip it.
-    """
+def _check_finite(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of `values`; a ProtocolError when any is NaN or infinite (a diverged update must not be sent)."""
     lo, hi = float(values.min()), float(values.max())  # NaN propagates through min/max
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ProtocolError(
@@ -74,14 +71,56 @@ def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray
             "mask_update",
             "check the local training (learning rate, loss) before sending an update",
         )
+    return lo, hi
+
+
+def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray, work: np.ndarray) -> int:
+    """Clip `values` to [-clip, clip], multiply by `factor` (= w * S), round, and write ring elements into `out`.
+
+    `work` is a float64 scratch buffer of the same length. Returns how many coordinates were clipped.
+    Non-finite values are a ProtocolError. Chunks needing no clipping skip it. The arithmetic is float64 whatever
+    the update's dtype (a float32 update is widened exactly first), so the clip bound and the overflow proof of the
+    module docstring hold as written.
+    """
+    lo, hi = _check_finite(values)
     n_clipped = 0
     if lo < -clip or hi > clip:
-        np.clip(values, -clip, clip, out=work)
+        np.clip(values, -clip, clip, out=work, dtype=np.float64)
         n_clipped = int(np.count_nonzero(work != values))
         np.multiply(work, factor, out=work)
     else:
-        np.multiply(values, factor, out=work)
+        np.multiply(values, factor, out=work, dtype=np.float64)
     np.rint(work, out=out.view(signed_dtype(8 * out.itemsize)), casting="unsafe")  # |work| < 2^(k-1): exact
+    return n_clipped
+
+
+# Whether encode_add_chunk uses the compiled kernel (algo.secagg.ring_kernels): None decides by whether numba is
+# already loaded (by the compiled training step), True/False force it (benchmarks and tests).
+COMPILED: bool | None = None
+
+
+def compiled_encoding(dtype: np.dtype):
+    """The compiled encode-and-add kernel for ring `dtype`, or None when it is not to be used (see COMPILED)."""
+    use = ("numba" in sys.modules) if COMPILED is None else COMPILED
+    if not use:
+        return None
+    from fedchem.algo.secagg import ring_kernels
+
+    return ring_kernels.add_encoded_u8 if np.dtype(dtype).itemsize == 8 else ring_kernels.add_encoded_u4
+
+
+def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.ndarray, work: np.ndarray,
+                     ring_work: np.ndarray, kernel=None) -> int:
+    """acc += encode_chunk's words for `values` (mod 2^k), the same words bit for bit; returns the clipped count.
+
+    `work` (float64) and `ring_work` (acc's dtype) are scratch buffers at least as long as `values`. With `kernel`
+    (from compiled_encoding) the chunk is clipped, encoded and added in one compiled pass."""
+    if kernel is not None:
+        _check_finite(values)
+        return int(kernel(values, float(clip), float(factor), acc))
+    n = values.shape[0]
+    n_clipped = encode_chunk(values, clip, factor, ring_work[:n], work[:n])
+    np.add(acc, ring_work[:n], out=acc)
     return n_clipped
 
 

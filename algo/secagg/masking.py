@@ -3,7 +3,8 @@
 A mask is the ChaCha20 keystream of a 32-byte key (nonce 0: every key is used for one mask only) read as
 little-endian k-bit words. Keystreams are generated straight into a small reusable buffer (update_into on zeros)
 and added with numpy's wrapping unsigned arithmetic while the chunk is still in cache, so masking never holds a
-full-length mask in memory.
+full-length mask in memory. A partner's chunk starts as its first (self) mask, generated in place, and the encoding
+is added to it (`encoding.encode_add_chunk`, compiled when numba is loaded): one buffer fewer to write and add.
 
 Why two threads. The work is keystream generation and numpy's additions and encoding, and on the project's 2-core
 machine two threads of it run side by side (measured by bench/secagg.py: two threads generate raw keystream 1.6 to
@@ -51,6 +52,12 @@ class KeystreamMask:
     def at(self, start_byte: int) -> KeystreamMask:
         """The same mask, read from byte `start_byte` of its keystream on (a multiple of 64)."""
         return KeystreamMask(self._key, self.sign, start_byte)
+
+    def write(self, acc: np.ndarray, zeros: memoryview) -> None:
+        """acc = sign * next len(acc) words of the keystream (mod 2^k), generated straight into `acc` (contiguous)."""
+        self._encryptor.update_into(zeros[: acc.nbytes], memoryview(acc).cast("B"))
+        if self.sign < 0:
+            np.negative(acc, out=acc)
 
     def apply(self, acc: np.ndarray, scratch: np.ndarray, zeros: memoryview) -> None:
         """acc += sign * next len(acc) words of the keystream (mod 2^k), using `scratch` (same dtype, >= len(acc))."""
@@ -102,6 +109,7 @@ class ChunkWorkspace:
         self.step = max(1, CHUNK_BYTES // self.dtype.itemsize)
         self.keystream = np.empty(self.step, dtype=self.dtype)
         self.floats = np.empty(self.step, dtype=np.float64)
+        self.encoded = np.empty(self.step, dtype=self.dtype)
         self.zeros = memoryview(bytes(self.step * self.dtype.itemsize))
 
     def apply_all(self, acc: np.ndarray, masks: Sequence[KeystreamMask]) -> None:

@@ -14,7 +14,14 @@ import numpy as np
 
 from fedchem.algo.config import SecAggConfig
 from fedchem.algo.secagg.bundles import MaskedUpdate, PublicBundle, ReleasedShares, SecretBundle
-from fedchem.algo.secagg.encoding import decode_chunk, encode_chunk, ring_dtype, scales
+from fedchem.algo.secagg.encoding import (
+    compiled_encoding,
+    decode_chunk,
+    encode_add_chunk,
+    ring_dtype,
+    scales,
+    signed_dtype,
+)
 from fedchem.algo.secagg.keys import pairwise_mask_key, public_key_of, seed_commitment, self_mask_key
 from fedchem.algo.secagg.keysetup import check_public_bundles, check_secret_bundle
 from fedchem.algo.secagg.masking import ChunkWorkspace, KeystreamMask, chunks, over_ranges
@@ -93,20 +100,27 @@ def mask_update(
     d = update.shape[0]
     out = np.empty(d + 1, dtype=dtype)
 
+    weight_word = np.array([int(np.rint(w * weight_scale))], dtype=signed_dtype(config.ring_bits)).view(dtype)
+    kernel = compiled_encoding(dtype)
+
     def mask_range(lo: int, hi: int) -> int:
-        """Encode and mask out[lo:hi] (one thread's share); returns the coordinates it clipped."""
+        """Encode and mask out[lo:hi] (one thread's share); returns the coordinates it clipped.
+
+        Each chunk starts as the first mask's keystream, generated in place, and the encoding is added to it: in
+        the ring that is the same word as encoding first and adding every mask after."""
         work = ChunkWorkspace(dtype)
         mine = [m.at(lo * dtype.itemsize) for m in masks]
         n_clipped = 0
         for start, stop in chunks(hi, dtype.itemsize, lo):
+            acc = out[start:stop]
+            mine[0].write(acc, work.zeros)
             end = min(stop, d)
             if start < end:
-                n_clipped += encode_chunk(
-                    update[start:end], config.clip, w * value_scale, out[start:end], work.floats[: end - start]
-                )
+                n_clipped += encode_add_chunk(update[start:end], config.clip, w * value_scale, acc[: end - start],
+                                              work.floats, work.encoded, kernel)
             if stop == d + 1:
-                out[d] = int(np.rint(w * weight_scale))
-            work.apply_all(out[start:stop], mine)
+                np.add(acc[-1:], weight_word, out=acc[-1:])
+            work.apply_all(acc, mine[1:])
         return n_clipped
 
     n_clipped = sum(over_ranges(d + 1, dtype.itemsize, mask_range))

@@ -162,6 +162,50 @@ def test_sum_at_the_overflow_bound_decodes_exactly(ring_bits, n):
     assert n * math.ceil(clip * 2 * s) > 2 ** (ring_bits - 1) - 1
 
 
+@pytest.mark.parametrize("update_dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ring_bits", [32, 64])
+def test_float32_updates_at_the_bound_decode_exactly(ring_bits, update_dtype):
+    """A float32 update (what a trunk's delta is) is clipped at the float64 bound: float32(0.3) > 0.3, and clipping
+    at it would let n partners at the extreme wrap the ring at the tight scale."""
+    clip, n = 0.3, 1000
+    s = encoding.fixed_point_scale(clip, n, ring_bits)
+    update = np.array([0.7, -0.7, 0.3, -0.3, 1e-3], dtype=update_dtype)
+    word = np.empty(update.shape, dtype=encoding.ring_dtype(ring_bits))
+    encoding.encode_chunk(update, clip, s, word, np.empty(update.shape))
+    signed = word.view(encoding.signed_dtype(ring_bits)).astype(object)
+    assert all(abs(v) <= math.ceil(clip * s) for v in signed)
+    assert abs(signed[0]) == abs(signed[1]) == round(clip * s)  # clipped to the float64 bound exactly
+    factor = 0.37 * s  # a weight below the maximum: the product is not exact in float32
+    encoding.encode_chunk(update[4:], clip, factor, word[4:], np.empty(1))  # a chunk needing no clipping
+    assert word.view(encoding.signed_dtype(ring_bits))[4] == round(float(update[4]) * factor)
+
+
+@pytest.mark.parametrize("ring_bits", [32, 64])
+def test_compiled_encode_add_gives_numpys_words(ring_bits):
+    """encode_add_chunk's compiled pass and numpy's encode_chunk + add agree word for word: float32 and float64,
+    halves (round half to even), negative words, wrap-around, clipped chunks; and it refuses NaN the same way."""
+    dtype = encoding.ring_dtype(ring_bits)
+    from fedchem.algo.secagg import ring_kernels
+
+    kernel = ring_kernels.add_encoded_u8 if ring_bits == 64 else ring_kernels.add_encoded_u4
+    rng = np.random.default_rng(5)  # test data only, never a mask
+    s = encoding.fixed_point_scale(1.0, 7, ring_bits)
+    for values in (rng.normal(0, 0.3, 5000), rng.normal(0, 0.3, 5000).astype(np.float32),
+                   np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.0, -0.0]) / s, rng.uniform(-3, 3, 100)):
+        acc = rng.integers(0, np.iinfo(dtype).max, values.shape[0], dtype=dtype, endpoint=True)
+        plain = np.empty_like(acc)
+        n_ref = encoding.encode_chunk(values, 1.0, 0.37 * s, plain, np.empty(values.shape[0]))
+        expected = acc + plain
+        got = acc.copy()
+        n = encoding.encode_add_chunk(values, 1.0, 0.37 * s, got, np.empty(values.shape[0]),
+                                      np.empty_like(acc), kernel)
+        np.testing.assert_array_equal(got, expected)
+        assert n == n_ref
+    with pytest.raises(ProtocolError, match="NaN"):
+        encoding.encode_add_chunk(np.array([0.0, np.inf]), 1.0, 4.0, np.zeros(2, dtype), np.empty(2),
+                                  np.empty(2, dtype), kernel)
+
+
 def test_encoding_counts_clipping_and_refuses_nan():
     vals = np.array([0.5, -2.0, 1.0, 3.0, -1.0], dtype=np.float32)
     out = np.empty(5, dtype=np.uint64)

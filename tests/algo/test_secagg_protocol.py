@@ -233,18 +233,25 @@ def test_single_masked_update_looks_uniform_and_shares_nothing_with_the_encoding
     assert stats.kstest(m.vector[:-1].astype(np.float64) / 2.0**ring_bits, "uniform").pvalue > 1e-4
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+@pytest.mark.parametrize("update_dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("ring_bits", [32, 64])
-def test_two_thread_masking_is_bit_identical_to_one_pass(ring_bits, monkeypatch):
+def test_two_thread_masking_is_bit_identical_to_one_pass(ring_bits, update_dtype, compiled, monkeypatch):
     """mask_update and unmask_sum split the vector over two threads: the masked words must equal the single-pass
     definition y = enc(w * clip(u)) ++ enc(w) + self mask + sum of signed pairwise masks, and the decoded sum the
-    single-pass decoding, word for word."""
+    single-pass decoding, word for word; with numpy's encoding and with the compiled one (some chunks clip, most
+    do not)."""
     monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)  # many chunks, so both threads get several, odd tail
+    monkeypatch.setattr(encoding, "COMPILED", compiled)
+    assert (encoding.compiled_encoding(encoding.ring_dtype(ring_bits)) is None) is not compiled
     config = SecAggConfig(ring_bits=ring_bits, clip=0.5)
     world = World.make(4)
     d = 10_007
     assert len(masking.split(d + 1, ring_bits // 8)) == 2
     rng = np.random.default_rng(3)  # test data only, never a mask
-    updates = {p: rng.normal(0, 0.4, d) for p in world.ids}
+    updates = {p: rng.normal(0, 0.1, d).astype(update_dtype) for p in world.ids}
+    for u in updates.values():
+        u[::3000] = 0.9  # a clipped coordinate in every few chunks; the others need no clipping
     masked = {p: world.mask(1, p, updates[p], 0.5, config) for p in world.ids}
     dtype = encoding.ring_dtype(ring_bits)
     s, sw = sa.scales(config.clip, 4, ring_bits)

@@ -1,0 +1,41 @@
+"""Compiled fixed-point encoding fused with a ring addition: acc += rint(clip(values) * factor) mod 2^k, in one pass.
+
+Why: numpy clips and encodes a chunk in five or six passes (clip, count, multiply, rint, cast to the ring) and adds
+it in another; measured on one core per 512 KiB chunk, that is ~150 µs when the chunk needs clipping (~60 µs when
+not), against ~17 µs for this loop. The arithmetic is `encoding.encode_chunk`'s (float64 clip and multiply, round
+half to even, two's complement in the ring), so the words are the same bit for bit (tested). numba is imported only
+when the process already holds it (`encoding.compiled_encoding`): its ~0.4 s start would cost a short task more
+than the kernel saves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def add_encoded_u8(values, clip, factor, acc):
+    """acc (uint64) += the 64-bit ring encoding of clip(values) * factor, wrapping; returns how many were clipped.
+    `values` must be finite (the caller checks)."""
+    n_clipped = 0
+    for i in range(values.shape[0]):
+        x = np.float64(values[i])
+        y = x if x < clip else clip
+        y = y if y > -clip else -clip
+        n_clipped += np.int64(y != x)
+        acc[i] += np.uint64(np.int64(np.rint(y * factor)))
+    return n_clipped
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def add_encoded_u4(values, clip, factor, acc):
+    """acc (uint32) += the 32-bit ring encoding of clip(values) * factor, wrapping; returns how many were clipped."""
+    n_clipped = 0
+    for i in range(values.shape[0]):
+        x = np.float64(values[i])
+        y = x if x < clip else clip
+        y = y if y > -clip else -clip
+        n_clipped += np.int64(y != x)
+        acc[i] += np.uint32(np.int64(np.rint(y * factor)))
+    return n_clipped
