@@ -234,8 +234,10 @@ def init_head(cfg: ModelConfig, n_class_tasks: int, n_regr_tasks: int, seed: int
     return head
 
 
-def _to_arrays(module: nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in module.state_dict().items()}
+def _to_arrays(module: nn.Module, copy: bool = True) -> dict[str, np.ndarray]:
+    """float32 arrays of the parameters; copy=False gives views of the module's memory (to write at once: a copy
+    of a 32k x 1000 input layer is ~0.3 s of fresh-page faults)."""
+    return {k: v.detach().cpu().numpy().astype(np.float32, copy=copy) for k, v in module.state_dict().items()}
 
 
 def _load_arrays(module: nn.Module, arrays: dict[str, np.ndarray], what: str) -> None:
@@ -254,9 +256,10 @@ def _load_arrays(module: nn.Module, arrays: dict[str, np.ndarray], what: str) ->
             v.copy_(torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.float32)))
 
 
-def trunk_to_arrays(trunk: Trunk) -> dict[str, np.ndarray]:
-    """The trunk's parameters as an ordered dict of float32 arrays (input.weight first: n_features x hidden)."""
-    return _to_arrays(trunk)
+def trunk_to_arrays(trunk: Trunk, copy: bool = True) -> dict[str, np.ndarray]:
+    """The trunk's parameters as an ordered dict of float32 arrays (input.weight first: n_features x hidden);
+    copy=False: views of the trunk's own memory, valid until it trains again."""
+    return _to_arrays(trunk, copy)
 
 
 def load_trunk_arrays(trunk: Trunk, arrays: dict[str, np.ndarray]) -> None:
@@ -264,9 +267,9 @@ def load_trunk_arrays(trunk: Trunk, arrays: dict[str, np.ndarray]) -> None:
     _load_arrays(trunk, arrays, "trunk")
 
 
-def head_to_arrays(head: Head) -> dict[str, np.ndarray]:
-    """The head's parameters: classification.weight/bias, regression.weight/bias."""
-    return _to_arrays(head)
+def head_to_arrays(head: Head, copy: bool = True) -> dict[str, np.ndarray]:
+    """The head's parameters: classification.weight/bias, regression.weight/bias (copy=False: views)."""
+    return _to_arrays(head, copy)
 
 
 def load_head_arrays(head: Head, arrays: dict[str, np.ndarray]) -> None:

@@ -204,8 +204,8 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     best_epoch = chosen.get(primary, len(history))
 
     with os_errors(out_dir), atomic_folder(out_dir) as tmp:
-        save_params(tmp / "trunk.npz", M.trunk_to_arrays(trunk))
-        save_params(tmp / "head.npz", M.head_to_arrays(head))
+        save_params(tmp / "trunk.npz", M.trunk_to_arrays(trunk, copy=False))  # written at once: no copy needed
+        save_params(tmp / "head.npz", M.head_to_arrays(head, copy=False))
         (tmp / "model.json").write_text(json.dumps({
             "n_features": data.n_features, "n_class_tasks": int(data.Y_class.shape[1]),
             "n_regr_tasks": int(data.Y_regr.shape[1]), "model": model_cfg.model_dump(mode="json"),
