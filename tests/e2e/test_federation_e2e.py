@@ -312,8 +312,17 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
     import sys
     import time
 
+    from fedchem.algo.secagg.bundles import SecretBundle
+
     res, _ = secure_run
     run_dir = tmp_path / "killed"
+    work = run_dir / "substra-work"
+
+    def secret_in_work() -> bool:
+        """A secret-key bundle (small file with the bundle's format marker) is in Substra's work folder."""
+        files = [p for p in work.rglob("*") if p.is_file()] if work.exists() else []
+        return any(p.stat().st_size < 1 << 20 and SecretBundle.FORMAT.encode() in p.read_bytes() for p in files)
+
     cmd = [sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", str(consortium_path), "--run-dir", str(run_dir)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
@@ -325,16 +334,16 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.2)
         time.sleep(1.0)  # into round 2
+        while not secret_in_work() and time.time() < deadline:  # a loaded machine may not have reached its keys
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     ledger = Ledger.load(run_dir)
     assert ledger.status == "running" and ledger.completed_rounds == 1
     # kill -9 runs no cleanup: the secret-key bundles are still in Substra's work folder; `status` removes it
-    from fedchem.algo.secagg.bundles import SecretBundle
-
-    work = run_dir / "substra-work"
-    assert any(SecretBundle.FORMAT.encode() in p.read_bytes() for p in work.rglob("*") if p.is_file())
+    assert secret_in_work()
     status = subprocess.run([sys.executable, "-m", "fedchem.orchestrator.cli.main", "status", str(run_dir)],
                             capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and "killed" in status.stdout and "removed the Substra work folder" in status.stdout
