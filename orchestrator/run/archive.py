@@ -52,12 +52,18 @@ ENTRYPOINT ["python3", "function.py", "--function-name", "{name}"]
 
 SCRIPT = """\
 \"\"\"Substra task script for fedchem function `{name}`: {description}\"\"\"
-import os
-import sys
+import signal
 
-import substratools as tools
+# Ctrl-C reaches the task with the CLI (one process group): end quietly, the CLI reports the interruption and
+# leaves a resumable run. First, so that no import is under Python's KeyboardInterrupt handler.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-import {module}  # noqa: F401  (registers `{name}`)
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import substratools as tools  # noqa: E402
+
+import {module}  # noqa: F401,E402  (registers `{name}`)
 
 if __name__ == "__main__":
     tools.execute(sys.argv[1:] + ["--log-level", "warning"])  # the task's own log is a private output
