@@ -142,6 +142,23 @@ def load_partner_model(run_dir: Path, partner: str, prepared_dir: Path | None = 
                         fingerprint=fingerprint, dropout=mcfg.dropout)
 
 
+def selection_note(run_dir: Path, partner: str) -> str:
+    """"" when the final model (what predict scores with) is the one the run's selection chose for every kind of
+    task; else a line naming the rounds the run's own figures (metrics.json, the report) come from."""
+    path = Path(run_dir) / "partners" / partner / "metrics.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""  # no figures to be consistent with
+    final, selected = doc.get("after_round"), doc.get("selected") or {}
+    earlier = {kind: r for kind, r in sorted(selected.items()) if r != final}
+    if final is None or not earlier:
+        return ""
+    chosen = ", ".join(f"{kind}: round {r}" for kind, r in earlier.items())
+    return (f"note: these are the final model's scores (after round {final}); the run's own figures (metrics.json, "
+            f"the report) are of the round chosen on validation ({chosen}), whose model is not kept")
+
+
 def read_smiles_file(path: Path, smiles_column: str = "smiles", id_column: str | None = None
                      ) -> tuple[list[str], list[str] | None, str | None]:
     """SMILES (and ids) from a CSV/TSV with a header, or a .smi/.txt file (SMILES, then an optional id, per line).

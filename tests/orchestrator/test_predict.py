@@ -5,6 +5,7 @@ SMILES reported per row without stopping the others, clear errors. Real data and
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import scipy.sparse as sp
 
 from fedchem.orchestrator.cli.main import main as cli_main
 from fedchem.orchestrator.config import load_consortium
-from fedchem.orchestrator.predict import featurise_smiles
+from fedchem.orchestrator.predict import featurise_smiles, selection_note
 
 from reportsetup import shared_report_inputs
 
@@ -92,6 +93,9 @@ def test_scores_valid_smiles_like_the_runs_evaluation_and_reports_bad_ones_per_r
     assert code == 0
     printed = capsys.readouterr().out
     assert f"scored {len(picked)} of {len(rows)}" in printed and "3 row(s) could not be scored" in printed
+    metrics = json.loads((pdir / "metrics.json").read_text())
+    chose_earlier = any(r != metrics["after_round"] for r in metrics["selected"].values())
+    assert ("note: these are the final model's scores" in printed) == chose_earlier
     with open(out, newline="") as fh:
         lines = list(csv.DictReader(fh))
     assert [r["compound"] for r in lines] == [r[0] for r in rows]
@@ -179,3 +183,17 @@ def test_the_wrong_consortium_secret_or_another_partners_data_is_refused(inputs,
     # the right secret and the partner's own folder still score (the refusals above are about the mismatch)
     assert cli_main(["predict", "--consortium", str(consortium), "--partner", str(me), *run, "--mc-samples", "0"]) == 0
     assert out.is_file() and oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_selection_of_an_earlier_round_is_named(tmp_path):
+    """predict scores with the final model: when the run's figures come from an earlier round, it says which."""
+    pdir = tmp_path / "partners" / ME
+    pdir.mkdir(parents=True)
+    assert selection_note(tmp_path, ME) == ""  # no metrics.json: nothing to be consistent with
+    (pdir / "metrics.json").write_text(json.dumps({"after_round": 12, "selected": {"classification": 12,
+                                                                                   "regression": 12}}))
+    assert selection_note(tmp_path, ME) == ""
+    (pdir / "metrics.json").write_text(json.dumps({"after_round": 12, "selected": {"classification": 7,
+                                                                                   "regression": 12}}))
+    note = selection_note(tmp_path, ME)
+    assert "after round 12" in note and "classification: round 7" in note and "regression" not in note
