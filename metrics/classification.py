@@ -35,7 +35,11 @@ def _binary_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _precision_recall(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall as scikit-learn's `precision_recall_curve` returns them (recall decreasing, ending at
     precision 1, recall 0)."""
-    fps, tps = _binary_curve(y, p)
+    return _precision_recall_of(*_binary_curve(y, p))
+
+
+def _precision_recall_of(fps: np.ndarray, tps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_precision_recall` from a curve already made."""
     ps = tps + fps
     precision = np.zeros_like(tps)
     np.divide(tps, ps, out=precision, where=ps != 0)
@@ -75,7 +79,11 @@ def auc_roc(y_true, y_score) -> float:
     y, p = classification_inputs(y_true, y_score)
     if not _has_both_classes(y):
         return float("nan")
-    fps, tps = _binary_curve(y, p)
+    return _roc_area(*_binary_curve(y, p))
+
+
+def _roc_area(fps: np.ndarray, tps: np.ndarray) -> float:
+    """AUC-ROC from a curve of both classes."""
     if fps.size > 2:  # scikit-learn's drop_intermediate: collinear points add no area
         keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
         fps, tps = fps[keep], tps[keep]
@@ -126,7 +134,10 @@ def average_precision(y_true, y_score) -> float:
     y, p = classification_inputs(y_true, y_score)
     if not _has_both_classes(y):
         return float("nan")
-    precision, recall = _precision_recall(y, p)
+    return _average_precision_of(*_precision_recall(y, p))
+
+
+def _average_precision_of(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
@@ -172,10 +183,28 @@ def f1_max(y_true, y_score) -> float:
     y, p = classification_inputs(y_true, y_score)
     if not y.any():
         return float("nan")
-    precision, recall = _precision_recall(y, p)
+    return _f1_max_of(*_precision_recall(y, p))
+
+
+def _f1_max_of(precision: np.ndarray, recall: np.ndarray) -> float:
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
     return float(f1.max())
+
+
+def curve_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """auc_roc, auc_pr, avg_precision and f1_max of labels `y` (1/0 ints) and finite scores `p` already checked
+    (`classification_inputs`), from one sort: the same values as the four functions (tests compare them exactly);
+    per-task tables use it at every validation."""
+    if not y.any():
+        return dict.fromkeys(("auc_roc", "auc_pr", "avg_precision", "f1_max"), float("nan"))
+    fps, tps = _binary_curve(y, p)
+    precision, recall = _precision_recall_of(fps, tps)
+    both = _has_both_classes(y)
+    return {"auc_roc": _roc_area(fps, tps) if both else float("nan"),
+            "auc_pr": _trapezoid_area(recall, precision) if both else float("nan"),
+            "avg_precision": _average_precision_of(precision, recall) if both else float("nan"),
+            "f1_max": _f1_max_of(precision, recall)}
 
 
 def kappa(y_true, y_score, threshold: float = 0.5) -> float:

@@ -213,6 +213,32 @@ def test_numpy_metrics_equal_sklearn_to_1e12_with_ties_and_extremes(seed):
     assert fm.brier(y, p) == exact(skm.brier_score_loss(y01, p, labels=[0, 1]), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_one_curve_gives_the_four_functions_values_exactly(seed):
+    """The per-task table's curve metrics come from one sort (classification.curve_metrics): the very values of
+    auc_roc, auc_pr, average_precision and f1_max, tied scores and one-class tasks included."""
+    from fedchem.metrics import classification
+    from fedchem.metrics.inputs import classification_inputs
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    y = rng.choice([-1, 1], size=n, p=[0.8, 0.2])
+    if seed == 4:
+        y[:] = 1  # positives only: the areas are NaN, f1_max is not
+    if seed == 5:
+        y[:] = -1  # no positive: all four NaN
+    p = np.round(rng.uniform(0, 1, n), int(rng.integers(1, 4)))
+    got = classification.curve_metrics(*classification_inputs(y, p))
+    want = {"auc_roc": fm.auc_roc(y, p), "auc_pr": fm.auc_pr(y, p), "avg_precision": fm.average_precision(y, p),
+            "f1_max": fm.f1_max(y, p)}
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])), k
+    table = fm.classification_task_metrics(y, p) if 0 < (y == 1).sum() < n else None
+    if table is not None:
+        assert all(table[k] == want[k] for k in want)
+
+
 def test_metrics_import_neither_sklearn_nor_scipy_stats():
     code = "import sys, fedchem.metrics; print([m for m in ('sklearn', 'scipy.stats') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
