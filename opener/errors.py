@@ -96,6 +96,19 @@ _OS_PROBLEMS = {
 }
 
 
+def interrupted_by(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (KeyboardInterrupt, SIGTERM's Terminated included) behind `exc`, itself or one its handling led
+    to: an interrupt that lands inside a library's cleanup can surface as another error (CPython's shutil.rmtree
+    closes a file descriptor twice when interrupted between its close and its bookkeeping, raising EBADF)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__ or exc.__cause__
+    return None
+
+
 def from_os_error(exc: BaseException, where: object = None) -> FedchemError | None:
     """The user-facing form of an operating-system or encoding error, or None when it is not one the user can fix
     (then it stays a bug with a traceback). `where` names the file or folder being read or written when the error

@@ -21,7 +21,7 @@ import sys
 import textwrap
 from importlib.metadata import PackageNotFoundError, version
 
-from fedchem.opener.errors import EXIT_CODES_HELP, FedchemError, os_errors
+from fedchem.opener.errors import EXIT_CODES_HELP, FedchemError, interrupted_by, os_errors
 from fedchem.orchestrator.cli.helpformat import Formatter
 
 # The order here is the order in `fedchem --help`.
@@ -147,13 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with os_errors():
             return int(args.func(args) or 0)
-    except FedchemError as exc:
-        print(exc.message(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept; re-run (or `fedchem run --resume`) to continue",
-              file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Exception) as exc:
+        if interrupted_by(exc) is not None:  # Ctrl-C, also when it broke a library's cleanup into another error
+            print("interrupted: nothing half-written was kept; re-run (or `fedchem run --resume`) to continue",
+                  file=sys.stderr)
+            return 130
+        if isinstance(exc, FedchemError):
+            print(exc.message(), file=sys.stderr)
+            return exc.exit_code
+        raise
 
 
 if __name__ == "__main__":

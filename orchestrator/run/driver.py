@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedchem.opener.errors import FedchemError, RunStopped
+from fedchem.opener.errors import FedchemError, RunStopped, interrupted_by
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger
 from fedchem.orchestrator.run import backend as sb
@@ -86,8 +86,10 @@ def _record_failure(run_dir: Path, exc: BaseException) -> None:
         return  # nothing was started
     if ledger.status != "running":
         return
-    if isinstance(exc, (KeyboardInterrupt, workdir.Terminated)):
-        ledger.status, ledger.message = "stopped", f"interrupted ({type(exc).__name__} {exc})".replace(" )", ")")
+    interrupt = interrupted_by(exc)  # Ctrl-C or SIGTERM, also when it broke a cleanup into another error
+    if interrupt is not None:
+        ledger.status = "stopped"
+        ledger.message = f"interrupted ({type(interrupt).__name__} {interrupt})".replace(" )", ")")
     elif isinstance(exc, RunStopped):  # e.g. the backend could not be reached: resumable
         ledger.status, ledger.message = "stopped", exc.what
     else:

@@ -326,9 +326,8 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
     work = run_dir / "substra-work"
 
     def secret_in_work() -> bool:
-        """A secret-key bundle (small file with the bundle's format marker) is in Substra's work folder."""
-        files = [p for p in work.rglob("*") if p.is_file()] if work.exists() else []
-        return any(p.stat().st_size < 1 << 20 and SecretBundle.FORMAT.encode() in p.read_bytes() for p in files)
+        """A secret-key bundle is in Substra's work folder (files that vanish while we look are skipped)."""
+        return _any_file_holds(work, SecretBundle.FORMAT.encode())
 
     cmd = [sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", str(consortium_path), "--run-dir", str(run_dir)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
