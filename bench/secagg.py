@@ -256,9 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     from fedchem.algo.secagg import ring_kernels  # numba's start and the kernel's load or first compile: not timed
 
-    ring = encoding.ring_dtype(config.ring_bits)
-    kernel = ring_kernels.add_encoded_u8 if ring.itemsize == 8 else ring_kernels.add_encoded_u4
-    kernel(np.zeros(1, np.float32), 1.0, 1.0, np.zeros(1, ring))
+    ring_kernels.add_encoded(np.zeros(1, np.float32), 1.0, 1.0,
+                             np.zeros(1, encoding.signed_dtype(config.ring_bits)))
     print(f"compiled encoding loaded in {time.perf_counter() - t0:.2f} s (numba import + kernel)", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory(prefix="fedchem-secagg-bench-") as tmp:

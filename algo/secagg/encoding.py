@@ -99,14 +99,15 @@ def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray
 COMPILED: bool | None = None
 
 
-def compiled_encoding(dtype: np.dtype):
-    """The compiled encode-and-add kernel for ring `dtype`, or None when it is not to be used (see COMPILED)."""
+def compiled_encoding():
+    """The compiled encode-and-add kernel (`ring_kernels.add_encoded`), or None when it is not to be used (see
+    COMPILED)."""
     use = ("numba" in sys.modules) if COMPILED is None else COMPILED
     if not use:
         return None
     from fedchem.algo.secagg import ring_kernels
 
-    return ring_kernels.add_encoded_u8 if np.dtype(dtype).itemsize == 8 else ring_kernels.add_encoded_u4
+    return ring_kernels.add_encoded
 
 
 def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.ndarray, work: np.ndarray,
@@ -117,7 +118,7 @@ def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.nda
     (from compiled_encoding) the chunk is clipped, encoded and added in one compiled pass."""
     if kernel is not None:
         _check_finite(values)
-        return int(kernel(values, float(clip), float(factor), acc))
+        return int(kernel(values, float(clip), float(factor), acc.view(signed_dtype(8 * acc.itemsize))))
     n = values.shape[0]
     n_clipped = encode_chunk(values, clip, factor, ring_work[:n], work[:n])
     np.add(acc, ring_work[:n], out=acc)

@@ -101,7 +101,7 @@ def mask_update(
     out = np.empty(d + 1, dtype=dtype)
 
     weight_word = np.array([int(np.rint(w * weight_scale))], dtype=signed_dtype(config.ring_bits)).view(dtype)
-    kernel = compiled_encoding(dtype)
+    kernel = compiled_encoding()
 
     def mask_range(lo: int, hi: int) -> int:
         """Encode and mask out[lo:hi] (one thread's share); returns the coordinates it clipped.

@@ -14,32 +14,18 @@ import numpy as np
 from numba import njit
 
 
-@njit(nogil=True, cache=True, boundscheck=False, inline="always")
-def _clipped_word(x, clip, factor):
-    """(the signed ring word of clip(x) * factor, 1 if x was clipped else 0): encode_chunk's float64 arithmetic."""
-    y = x if x < clip else clip
-    y = y if y > -clip else -clip
-    return np.int64(np.rint(y * factor)), np.int64(y != x)
-
-
 @njit(nogil=True, cache=True, boundscheck=False)
-def add_encoded_u8(values, clip, factor, acc):
-    """acc (uint64) += the 64-bit ring encoding of clip(values) * factor, wrapping; returns how many were clipped.
-    `values` must be finite (the caller checks)."""
+def add_encoded(values, clip, factor, acc):
+    """acc += the ring encoding of clip(values) * factor, wrapping; returns how many were clipped.
+
+    `acc` is the ring vector read as signed words (int64 for the 64-bit ring, int32 for the 32-bit one, the
+    caller's view): numba's integer addition wraps in two's complement, and a 32-bit word keeps the low 32 bits,
+    which is the ring arithmetic. `values` must be finite (the caller checks)."""
     n_clipped = 0
     for i in range(values.shape[0]):
-        word, clipped = _clipped_word(np.float64(values[i]), clip, factor)
-        acc[i] += np.uint64(word)
-        n_clipped += clipped
-    return n_clipped
-
-
-@njit(nogil=True, cache=True, boundscheck=False)
-def add_encoded_u4(values, clip, factor, acc):
-    """The same for a uint32 ring: its words are the low 32 bits of the signed encoding."""
-    n_clipped = 0
-    for i in range(values.shape[0]):
-        word, clipped = _clipped_word(np.float64(values[i]), clip, factor)
-        acc[i] += np.uint32(word)
-        n_clipped += clipped
+        x = np.float64(values[i])
+        y = x if x < clip else clip
+        y = y if y > -clip else -clip
+        n_clipped += np.int64(y != x)
+        acc[i] += np.int64(np.rint(y * factor))
     return n_clipped

@@ -187,7 +187,7 @@ def test_compiled_encode_add_gives_numpys_words(ring_bits):
     dtype = encoding.ring_dtype(ring_bits)
     from fedchem.algo.secagg import ring_kernels
 
-    kernel = ring_kernels.add_encoded_u8 if ring_bits == 64 else ring_kernels.add_encoded_u4
+    kernel = ring_kernels.add_encoded
     rng = np.random.default_rng(5)  # test data only, never a mask
     s = encoding.fixed_point_scale(1.0, 7, ring_bits)
     for values in (rng.normal(0, 0.3, 5000), rng.normal(0, 0.3, 5000).astype(np.float32),

@@ -243,7 +243,7 @@ def test_two_thread_masking_is_bit_identical_to_one_pass(ring_bits, update_dtype
     do not)."""
     monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)  # many chunks, so both threads get several, odd tail
     monkeypatch.setattr(encoding, "COMPILED", compiled)
-    assert (encoding.compiled_encoding(encoding.ring_dtype(ring_bits)) is None) is not compiled
+    assert (encoding.compiled_encoding() is None) is not compiled
     config = SecAggConfig(ring_bits=ring_bits, clip=0.5)
     world = World.make(4)
     d = 10_007
