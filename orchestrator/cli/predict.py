@@ -21,9 +21,9 @@ SMILES syntax error) and, per task, the prediction and its uncertainty: for a cl
 of "active" (the task's threshold and direction, see the partner's prep report), for a regression task the
 predicted value on the task's log scale (e.g. pIC50). The uncertainty is the standard deviation over
 --mc-samples passes with dropout on (MC dropout); empty with --mc-samples 0 or a model without dropout.
---layout long writes one line per row and task instead. When the run's own figures (metrics.json, the report) are of
-an earlier round chosen on validation, it says so: only the final model is kept. --out must not be a folder or one of the inputs; an
-existing file there is replaced. A bad SMILES never stops the others from being scored;
+--layout long writes one line per row and task instead. When the run's own figures (metrics.json, the report)
+are of an earlier round chosen on validation, it says so: only the final model is kept. --out must not be a folder
+or one of the inputs; an existing file there is replaced. A bad SMILES never stops the others from being scored;
 nothing printed here contains a SMILES.
 
 example:
