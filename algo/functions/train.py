@@ -142,9 +142,11 @@ def train(inputs, outputs, task_properties):
     log["cpu_seconds"]["train"] = time.process_time() - c
 
     t, c = time.perf_counter(), time.process_time()
-    # float64 difference of the float32 vectors (exact widening, as astype then subtract), with two fewer full-size
-    # temporaries: fresh pages are slow to fault on these machines
-    delta = np.subtract(flatten(M.trunk_to_arrays(trunk, copy=False))[0], flatten(before_arrays)[0], dtype=np.float64)
+    # float64 difference of the float32 vectors (exact widening, as astype then subtract), with no full-size
+    # temporary, into a buffer the masking can overwrite word for word: fresh pages are slow to fault on these machines
+    after, before = flatten(M.trunk_to_arrays(trunk, copy=False))[0], flatten(before_arrays)[0]
+    buffer = secagg.in_place_buffer(after.shape[0])
+    delta = np.subtract(after, before, out=buffer[:-1], dtype=np.float64)
     weight = train_rows.size / WEIGHT_UNIT
     if agreement.differential_privacy is not None:  # the agreement's DP, never the plan's: clip, noise share
         try:
@@ -155,8 +157,9 @@ def train(inputs, outputs, task_properties):
         log["dp"] = {**dp_log.as_dict(), "noise_multiplier": agreement.differential_privacy.noise_multiplier,
                      "delta": agreement.differential_privacy.delta}  # what this partner applied (its report's source)
     if not plain:
+        in_place = delta.base is buffer and scfg.ring_bits == 64  # not after DP's noise, a new vector
         masked = secagg.mask_update(meta["plan_id"], round_, me, sorted(publics), secret, publics, delta, weight,
-                                    scfg)
+                                    scfg, out=buffer.view(np.uint64) if in_place else None)
         secagg.save_masked_update(outputs["masked_update"], masked)
         log["clipped"] = int(masked.n_clipped)
     else:  # test-only, opted in by this partner itself: the same update in the clear (aggregator only)

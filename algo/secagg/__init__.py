@@ -22,7 +22,7 @@ from fedchem.algo.secagg.files import (
     save_shares_bundle,
 )
 from fedchem.algo.secagg.keysetup import deal_shares, default_threshold, keygen, threshold_for
-from fedchem.algo.secagg.protocol import mask_update, unmask_sum
+from fedchem.algo.secagg.protocol import in_place_buffer, mask_update, unmask_sum
 from fedchem.algo.secagg.release import release_shares
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "default_threshold",
     "threshold_for",
     "mask_update",
+    "in_place_buffer",
     "release_shares",
     "unmask_sum",
     "fixed_point_scale",

@@ -111,17 +111,22 @@ def compiled_encoding():
 
 
 def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.ndarray, work: np.ndarray,
-                     ring_work: np.ndarray, kernel=None) -> int:
-    """acc += encode_chunk's words for `values` (mod 2^k), the same words bit for bit; returns the clipped count.
+                     ring_work: np.ndarray, kernel=None, base: np.ndarray | None = None) -> int:
+    """acc = base + encode_chunk's words for `values` (mod 2^k; base defaults to acc itself), the same words bit for
+    bit; returns the clipped count.
 
     `work` (float64) and `ring_work` (acc's dtype) are scratch buffers at least as long as `values`. With `kernel`
-    (from compiled_encoding) the chunk is clipped, encoded and added in one compiled pass."""
+    (from compiled_encoding) the chunk is clipped, encoded and added in one compiled pass. `acc` may share memory
+    with `values` (a float64 update masked in place, `base` then a separate buffer): every value is read before
+    its word is written. NaN or infinite values are a ProtocolError, before `acc` is written."""
+    base = acc if base is None else base
     if kernel is not None:
         _check_finite(values)
-        return int(kernel(values, float(clip), float(factor), acc.view(signed_dtype(8 * acc.itemsize))))
+        signed = signed_dtype(8 * acc.itemsize)
+        return int(kernel(values, float(clip), float(factor), base.view(signed), acc.view(signed)))
     n = values.shape[0]
     n_clipped = encode_chunk(values, clip, factor, ring_work[:n], work[:n])
-    np.add(acc, ring_work[:n], out=acc)
+    np.add(base, ring_work[:n], out=acc)
     return n_clipped
 
 

@@ -66,11 +66,15 @@ def mask_update(
     update: np.ndarray,
     weight: float,
     config: SecAggConfig,
+    out: np.ndarray | None = None,
 ) -> MaskedUpdate:
     """Encode [weight * clip(update)..., weight] in Z/2^k and add the pairwise and self masks of this round.
 
     `update`: 1-D float32/float64; `weight` in (0, config.max_weight]. The result's n_clipped counts the clipped
-    coordinates (for the partner's own log; it is not saved with the masked vector).
+    coordinates (for the partner's own log; it is not saved with the masked vector). `out`, if given, receives the
+    d + 1 masked words (a fresh vector otherwise). It may be the very memory of a float64 `update` on the 64-bit
+    ring, one word longer (`in_place_buffer`): the update is then masked in place, which spares a train task a
+    second trunk-sized array, whose first write is slow on these machines (README, secure aggregation).
     """
     where = f"masking of {party_id}, round {round}"
     roster = _check_roster(roster, public_bundles, plan_id, where)
@@ -98,7 +102,7 @@ def mask_update(
     value_scale, weight_scale = scales(config.clip, len(roster), config.ring_bits)
     dtype = ring_dtype(config.ring_bits)
     d = update.shape[0]
-    out = np.empty(d + 1, dtype=dtype)
+    out, in_place = _output_for(update, out, dtype, where)
 
     weight_word = np.array([int(np.rint(w * weight_scale))], dtype=signed_dtype(config.ring_bits)).view(dtype)
     kernel = compiled_encoding()
@@ -113,18 +117,45 @@ def mask_update(
         n_clipped = 0
         for start, stop in chunks(hi, dtype.itemsize, lo):
             acc = out[start:stop]
-            mine[0].write(acc, work.zeros)
             end = min(stop, d)
+            # in place, the chunk's floats must be read before its words are written: the self mask goes to scratch
+            first = work.keystream[: stop - start] if in_place else acc
+            mine[0].write(first, work.zeros)
             if start < end:
                 n_clipped += encode_add_chunk(update[start:end], config.clip, w * value_scale, acc[: end - start],
-                                              work.floats, work.encoded, kernel)
+                                              work.floats, work.encoded, kernel, base=first[: end - start])
             if stop == d + 1:
-                np.add(acc[-1:], weight_word, out=acc[-1:])
+                np.add(first[-1:], weight_word, out=acc[-1:])
             work.apply_all(acc, mine[1:])
         return n_clipped
 
     n_clipped = sum(over_ranges(d + 1, dtype.itemsize, mask_range))
     return MaskedUpdate(plan_id, round, party_id, config.ring_bits, len(roster), out, n_clipped)
+
+
+def in_place_buffer(d: int) -> np.ndarray:
+    """A float64 vector of d + 1 values: write an update of d coordinates into its first d, and mask_update can mask
+    it in place on the 64-bit ring (out=buffer.view(np.uint64)): the masked words take the same memory."""
+    return np.empty(d + 1, dtype=np.float64)
+
+
+def _output_for(update: np.ndarray, out: np.ndarray | None, dtype: np.dtype, where: str) -> tuple[np.ndarray, bool]:
+    """(the vector the masked words go to, whether it is the update's own memory); a ProtocolError for an `out`
+    of the wrong type or length, or one that overlaps the update other than exactly (in_place_buffer's layout)."""
+    d = update.shape[0]
+    if out is None:
+        return np.empty(d + 1, dtype=dtype), False
+    if out.dtype != dtype or out.shape != (d + 1,) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ProtocolError(f"the output vector must be d + 1 = {d + 1} writeable contiguous {dtype} words, got "
+                            f"{out.dtype} {out.shape}", where, "pass in_place_buffer(d).view(np.uint64) or none")
+    if not np.may_share_memory(update, out):
+        return out, False
+    exact = (update.dtype == np.float64 and out.itemsize == 8 and update.flags.c_contiguous
+             and update.__array_interface__["data"][0] == out.__array_interface__["data"][0])
+    if not exact:
+        raise ProtocolError("the output vector overlaps the update other than word for word", where,
+                            "mask in place only a float64 update held in in_place_buffer(d), on the 64-bit ring")
+    return out, True
 
 
 def _check_releases(

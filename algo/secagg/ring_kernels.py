@@ -15,17 +15,20 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def add_encoded(values, clip, factor, acc):
-    """acc += the ring encoding of clip(values) * factor, wrapping; returns how many were clipped.
+def add_encoded(values, clip, factor, base, out):
+    """out = base + the ring encoding of clip(values) * factor, wrapping; returns how many were clipped.
 
-    `acc` is the ring vector read as signed words (int64 for the 64-bit ring, int32 for the 32-bit one, the
-    caller's view): numba's integer addition wraps in two's complement, and a 32-bit word keeps the low 32 bits,
-    which is the ring arithmetic. `values` must be finite (the caller checks)."""
+    `base` and `out` are ring vectors read as signed words (int64 for the 64-bit ring, int32 for the 32-bit one,
+    the caller's views): numba's integer addition wraps in two's complement, and a 32-bit word keeps the low 32
+    bits, which is the ring arithmetic. `out` may be `base` (acc += encoding) or share memory with `values` (a
+    float64 update masked in place, word i written after value i is read). `values` must be finite: the caller
+    checks, with a min/max pass that also brings the chunk into cache (counting here instead made this loop,
+    reading from memory, slower than both passes together: measured)."""
     n_clipped = 0
     for i in range(values.shape[0]):
         x = np.float64(values[i])
         y = x if x < clip else clip
         y = y if y > -clip else -clip
         n_clipped += np.int64(y != x)
-        acc[i] += np.int64(np.rint(y * factor))
+        out[i] = base[i] + np.int64(np.rint(y * factor))
     return n_clipped

@@ -201,9 +201,11 @@ def test_compiled_encode_add_gives_numpys_words(ring_bits):
                                       np.empty_like(acc), kernel)
         np.testing.assert_array_equal(got, expected)
         assert n == n_ref
-    with pytest.raises(ProtocolError, match="NaN"):
-        encoding.encode_add_chunk(np.array([0.0, np.inf]), 1.0, 4.0, np.zeros(2, dtype), np.empty(2),
-                                  np.empty(2, dtype), kernel)
+    for bad in (np.inf, -np.inf, np.nan):  # the compiled pass counts them itself, in the same loop
+        for values in (np.array([0.0, bad, 0.5]), np.array([0.0, bad, 0.5], np.float32)):
+            with pytest.raises(ProtocolError, match="NaN"):
+                encoding.encode_add_chunk(values, 1.0, 4.0, np.zeros(3, dtype), np.empty(3), np.empty(3, dtype),
+                                          kernel)
 
 
 def test_encoding_counts_clipping_and_refuses_nan():

@@ -277,6 +277,51 @@ def test_two_thread_masking_is_bit_identical_to_one_pass(ring_bits, update_dtype
     assert weight == float(plain[d:].view(encoding.signed_dtype(ring_bits))[0]) * config.max_weight / sw
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "compiled"])
+def test_masking_in_place_gives_the_same_words(compiled, monkeypatch):
+    """A float64 update held in in_place_buffer and masked into that same memory (what the train task does) gives
+    the words of masking into a fresh vector, on two threads, with either encoding; the update's own memory is
+    the masked vector afterwards."""
+    monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)  # many chunks on both threads, an odd tail
+    monkeypatch.setattr(encoding, "COMPILED", compiled)
+    config = SecAggConfig(clip=0.5)
+    world = World.make(4)
+    d = 10_007
+    rng = np.random.default_rng(8)  # test data only, never a mask
+    update = rng.normal(0, 0.1, d)
+    update[::2500] = 0.9  # some chunks clip
+    fresh = world.mask(1, world.ids[2], update, 0.5, config)
+    buffer = sa.in_place_buffer(d)
+    buffer[:d] = update
+    words = buffer.view(np.uint64)
+    got = sa.mask_update(world.plan, 1, world.ids[2], world.ids, world.secret[world.ids[2]], world.public,
+                         buffer[:d], 0.5, config, out=words)
+    assert np.shares_memory(got.vector, buffer)
+    np.testing.assert_array_equal(got.vector, fresh.vector)
+    assert got.n_clipped == fresh.n_clipped == 5
+
+
+def test_masking_refuses_an_output_that_overlaps_the_update_otherwise():
+    """An output vector that shares the update's memory shifted by a word, of another dtype (a float32 update, a
+    32-bit ring) or of the wrong length is refused before a word is written."""
+    world = World.make(3)
+    d = 1000
+    buffer = sa.in_place_buffer(d + 1)
+    buffer[:] = 0.25
+    mask = lambda update, out, config=SecAggConfig(): sa.mask_update(  # noqa: E731
+        world.plan, 0, world.ids[0], world.ids, world.secret[world.ids[0]], world.public, update, 0.5, config, out=out)
+    with pytest.raises(ProtocolError, match="overlaps the update"):
+        mask(buffer[1 : d + 1], buffer[: d + 1].view(np.uint64))
+    with pytest.raises(ProtocolError, match="overlaps the update"):
+        f32 = buffer.view(np.float32)
+        mask(f32[:d], buffer[: d + 1].view(np.uint64))
+    with pytest.raises(ProtocolError, match="d \\+ 1 = 1001"):
+        mask(buffer[:d], buffer.view(np.uint64))
+    with pytest.raises(ProtocolError, match="overlaps the update"):  # 32-bit words would overtake the floats
+        mask(buffer[:d], buffer.view(np.uint32)[: d + 1], SecAggConfig(ring_bits=32))
+    np.testing.assert_array_equal(buffer, 0.25)  # nothing was written
+
+
 def test_late_update_stays_hidden_when_its_mask_key_is_revealed():
     """Double masking: after the aggregator rebuilds a dropped partner's mask key and strips every pairwise mask from
     its late update, the self mask still hides it."""
