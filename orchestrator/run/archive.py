@@ -43,9 +43,9 @@ DOCKERFILE = """\
 FROM {base}
 WORKDIR /workspace
 COPY {wheel} constraints.txt /workspace/
-RUN python -m pip install --no-cache-dir --index-url {torch_index} torch=={torch} \\
+{env}RUN python -m pip install --no-cache-dir --index-url {torch_index} torch=={torch} \\
  && python -m pip install --no-cache-dir --constraint /workspace/constraints.txt /workspace/{wheel} \\
- && python -c "import {module}"
+ && python -c "import {module}"{warm}
 COPY function.py /workspace/
 ENTRYPOINT ["python3", "function.py", "--function-name", "{name}"]
 """
@@ -228,9 +228,19 @@ def pinned_constraints() -> str:
     return "".join(f"{k}=={v}\n" for k, v in sorted(seen.items()))
 
 
+# modules whose tasks run numba kernels (the compiled training step, the compiled masking): their image compiles
+# them while it is built, into a cache folder any task user can read and write (fedchem.algo.kernel_cache)
+KERNEL_MODULES = {"fedchem.algo.functions.train"}
+NUMBA_CACHE_DIR = "/workspace/numba-cache"
+
+
 def dockerfile(fdef: FunctionDef, wheel_name: str) -> str:
+    warms = fdef.module in KERNEL_MODULES
+    env = f"ENV NUMBA_CACHE_DIR={NUMBA_CACHE_DIR}\n" if warms else ""
+    warm = (f" \\\n && python -m fedchem.algo.kernel_cache \\\n && chmod -R a+rwX {NUMBA_CACHE_DIR}" if warms
+            else "")
     return DOCKERFILE.format(name=fdef.name, module=fdef.module, wheel=wheel_name, base=BASE_IMAGE,
-                             torch_index=TORCH_INDEX, torch=TORCH_VERSION)
+                             torch_index=TORCH_INDEX, torch=TORCH_VERSION, env=env, warm=warm)
 
 
 def function_archive(fdef: FunctionDef, folder: Path, wheel: Wheel, constraints: str) -> Path:

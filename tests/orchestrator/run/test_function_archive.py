@@ -58,6 +58,12 @@ def test_every_registered_archive_carries_the_wheel_and_a_strict_dockerfile(regi
         assert f"COPY {reg.wheel.path.name} constraints.txt /workspace/" in text
         assert f"torch=={archive.TORCH_VERSION}" in text and archive.TORCH_INDEX in text
         assert f'python -c "import {FUNCTIONS[name].module}"' in text  # the build fails if the module cannot import
+        if FUNCTIONS[name].module in archive.KERNEL_MODULES:  # numba's kernels compiled into the image, readable
+            assert f"ENV NUMBA_CACHE_DIR={archive.NUMBA_CACHE_DIR}\n" in text
+            assert (f" && python -m fedchem.algo.kernel_cache \\\n && chmod -R a+rwX {archive.NUMBA_CACHE_DIR}"
+                    in text)
+        else:
+            assert "NUMBA" not in text and "kernel_cache" not in text
         entry = [ln for ln in text.splitlines() if ln.startswith("ENTRYPOINT")]
         assert json.loads(entry[0].split(" ", 1)[1]) == ["python3", "function.py", "--function-name", name]
         pins = dict(ln.split("==") for ln in (folder / "constraints.txt").read_text().split())
@@ -82,6 +88,12 @@ def test_the_wheel_from_an_archive_installs_and_every_function_module_imports(re
                              env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().startswith(str(target)), (module, out.stdout)  # the wheel's copy, not the checkout
+    # the train image's warm step, from the wheel's copy (numba and torch from this environment)
+    warm_env = {**env, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    warm = subprocess.run([sys.executable, "-m", "fedchem.algo.kernel_cache"], cwd=tmp_path, env=warm_env,
+                          capture_output=True, text=True)
+    assert warm.returncode == 0, warm.stderr
+    assert "row_kernels.adam_rows" in warm.stdout and any((tmp_path / "numba").rglob("*.nbi"))
 
 
 def test_the_wheel_is_built_once_per_source_hash(tmp_path):
