@@ -1,15 +1,19 @@
 """Compiled kernels of the input layer's training step: each builds a row's gradient and applies Adam to it in one pass.
 
-Why compiled: the row-sparse step is memory-bound, and in torch it is a dozen small kernels per chunk of rows
-(gather weights and moments, the gradient's embedding_bag, the update, scatter back), each a pass over the chunk.
-Here each touched row is read once and written once: its gradient (the sum of the grad_out rows of the batch's
-compounds that use the feature, a few KB that stay in L1) is made, then Adam updates the weight and moment rows
-in place. Measured by bench/scale.py and bench/train_speed.py (README, Figures).
+Why compiled: in torch the row-sparse step is a dozen small kernels per chunk of rows (gather weights and moments,
+the gradient's embedding_bag, the update, scatter back), each a pass over the chunk. Here each touched row is read
+once and written once: its gradient (the sum of the grad_out rows of the batch's compounds that use the feature, a
+few KB that stay in L1) is made, then Adam updates the weight and moment rows in place. Measured by bench/scale.py
+and bench/train_speed.py (README, Figures).
 
 numba compiles them on first use (`cache=True`: once per machine, then loaded from __pycache__ in ~0.5 s).
 They release the GIL, so two Python threads can each take a disjoint half of the rows: the result is the same bit
-for bit. Arithmetic is float32 and follows torch._fused_adamw_ (what torch.optim.AdamW(fused=True) runs on the
-CPU), and the rowwise rule of `algo.adam`; tests compare them with torch within float rounding.
+for bit. `error_model="numpy"`: numba's default ("python") guards every float division with a zero test that
+raises ZeroDivisionError, and that branch stops LLVM from vectorising the row loop. Without it Adam's loop runs on
+SIMD lanes: 3.4x faster per weight (2.3 -> 0.7 ns on Tox21-sized rows, measured), the same results bit for bit
+(tested; no denominator here can be 0, each has eps > 0 added). Arithmetic is float32 and follows
+torch._fused_adamw_ (what torch.optim.AdamW(fused=True) runs on the CPU), and the rowwise rule of `algo.adam`;
+tests compare them with torch within float rounding.
 
 Arguments, shared by both kernels: W (n_features x hidden) weights, M the first moment (same shape), V the second
 moment (same shape, or one value a row), G grad_out (batch x hidden); `features` the sorted distinct feature ids
@@ -25,7 +29,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(nogil=True, cache=True, boundscheck=False, inline="always")
+@njit(nogil=True, cache=True, boundscheck=False, error_model="numpy", inline="always")
 def _gradient_row(g, G, rows, values, start, stop):
     """g = sum over j in [start, stop) of values[j] * G[rows[j]] (values empty: all ones)."""
     H = g.shape[0]
@@ -44,7 +48,7 @@ def _gradient_row(g, G, rows, values, start, stop):
                 g[h] += G[r, h]
 
 
-@njit(nogil=True, cache=True, boundscheck=False)
+@njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
 def adam_rows(W, M, V, G, features, ends, rows, values, lo, hi, lr, beta1, beta2, eps, weight_decay, step_size,
               bias_correction2_sqrt):
     """AdamW on rows features[lo:hi], their gradient made from G: torch._fused_adamw_'s arithmetic per weight."""
@@ -69,7 +73,7 @@ def adam_rows(W, M, V, G, features, ends, rows, values, lo, hi, lr, beta1, beta2
             W[u, h] = p - ss * m / (math.sqrt(v) / bc2 + e)
 
 
-@njit(nogil=True, cache=True, boundscheck=False)
+@njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
 def rowwise_adam_rows(W, M, V, G, features, ends, rows, values, lo, hi, lr, beta1, beta2, eps, weight_decay,
                       bias_correction1, bias_correction2):
     """Partial-rowwise Adam on rows features[lo:hi]: a first moment per weight, one second moment per row (the

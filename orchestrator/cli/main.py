@@ -158,5 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+# commands whose process ends right after their files are written and closed: their interpreter teardown (module
+# cleanup of torch and numba, freeing the model's arrays) is skipped, ~0.5 s after train-local on Tox21 (measured)
+FAST_EXIT = {"train-local", "predict"}
+
+
+def entry() -> None:
+    """The `fedchem` console script: `main`, then exit; after a successful FAST_EXIT command without Python's
+    teardown (nothing of it is left to do: every output was written atomically and closed, stdout is flushed)."""
+    argv = sys.argv[1:]
+    rc = main(argv)
+    if rc == 0 and argv[:1] and argv[0] in FAST_EXIT and "torch" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -197,6 +197,26 @@ def test_compiled_step_on_two_threads_is_the_one_thread_step_bit_for_bit(state):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("state", ["full", "rowwise"])
+def test_vectorised_kernels_give_the_guarded_kernels_bits(monkeypatch, state):
+    """row_kernels compile with error_model="numpy" (no zero test on divisions, so the row loop vectorises): the
+    same kernels compiled with numba's default "python" model give the same weights and moments bit for bit."""
+    from numba import njit
+
+    from fedchem.algo import row_kernels
+
+    fast = _fused_steps(state, "none", True, 1)
+    guarded_row = njit(boundscheck=False, inline="always")(row_kernels._gradient_row.py_func)
+    monkeypatch.setattr(row_kernels, "_gradient_row", guarded_row)  # the kernels below resolve it when compiled
+    for name in ("adam_rows", "rowwise_adam_rows"):
+        guarded = njit(nogil=True, boundscheck=False)(getattr(row_kernels, name).py_func)
+        assert guarded.targetoptions.get("error_model", "python") == "python"
+        monkeypatch.setattr(row_kernels, name, guarded)
+    slow = _fused_steps(state, "none", True, 1)
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)
+
+
 def test_the_compiled_step_is_taken_for_long_runs_only(ds):
     trunk = M.init_trunk(ds.n_features, MCFG, 0)
     head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)

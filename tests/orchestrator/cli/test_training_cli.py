@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +47,21 @@ def test_train_local_writes_every_output_and_returns_0(prepared, tmp_path, capsy
     csv_lines = (out / "metrics_per_task.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + 2 * len(ds.tasks)
     assert "test" in capsys.readouterr().out
+
+
+def test_the_console_script_skips_teardown_only_after_success(prepared, tmp_path):
+    """The installed `fedchem` script ends train-local without Python's teardown (os._exit after flushing): the
+    summary still reaches a pipe whole and every output is there; a failing command keeps its exit code."""
+    exe = Path(sys.executable).with_name("fedchem")
+    out = tmp_path / "alone"
+    done = subprocess.run([str(exe), "train-local", str(prepared), "--out", str(out), "--seed", "3", *FAST],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    assert done.stdout.rstrip().endswith(f"output     {out}")  # the last line, flushed before the exit
+    failed = subprocess.run([str(exe), "train-local", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
+                             *FAST], capture_output=True, text=True, timeout=600)
+    assert failed.returncode == 2 and failed.stderr.startswith("error:") and "Traceback" not in failed.stderr
 
 
 def _expect_error(argv, capsys, *needles):
