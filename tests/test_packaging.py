@@ -29,7 +29,7 @@ def test_wheel_claims_only_the_fedchem_namespace(tmp_path):
     for name in [*shipped, "SHA256SUMS", "README.md", "LICENSES.md"]:  # the public sets and their provenance
         assert f"fedchem/opener/public/data/{name}" in names, name
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "fedchem = fedchem.orchestrator.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "fedchem = fedchem.orchestrator.cli.main:entry" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_every_subcommand_module_exists_and_has_help(capsys):
