@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,14 +37,22 @@ def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | Non
     raise ValueError(f"unknown input transform {transform!r}")
 
 
-# the optimiser's step on the rows a batch used, given their gradient not yet made (algo.adam.RowGradient)
-RowUpdate = Callable[[RowGradient], None]
+class RowOptimizer(Protocol):
+    """What the input layer needs of an optimiser that takes its step inside the backward pass
+    (algo.adam.RowSparseAdam): the step on the rows a batch used, given their gradient not yet made, and the
+    threads (and worker pool) it runs on, which the forward sum shares."""
+
+    threads: int
+
+    def apply_gradient(self, grad: RowGradient) -> None: ...
+
+    def pool(self): ...
 
 
 SPLIT_ROWS = 256  # a batch of at least this many compounds is summed on two threads when the optimiser has two
 
 
-def _bags(weight, indices, offsets, values, n_rows: int, optimizer) -> torch.Tensor:
+def _bags(weight, indices, offsets, values, n_rows: int, optimizer: RowOptimizer | None) -> torch.Tensor:
     """embedding_bag(sum) of the batch; with a two-thread optimiser (algo.adam.RowSparseAdam, threads=2) and a
     large batch, each of two threads sums half of the compounds (rows are independent: the same bits)."""
     if getattr(optimizer, "threads", 1) < 2 or n_rows < SPLIT_ROWS:
@@ -71,18 +79,18 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
     grad_out with the batch's non-zeros sorted by feature (its CSC order), the same kernel as the forward pass.
     `algo.reference.ReferenceRowSparseEmbeddingBag` (a sparse matrix product) is what it is tested against.
 
-    With an `update` (training.Optimizer sets one while it trains), the gradient is never stored: the optimiser
+    With an `optimizer` (training.Optimizer sets one while it trains), the gradient is never stored: the optimiser
     gets it as a RowGradient (the batch's non-zeros in feature order and grad_out) and makes each row's gradient
     where it applies its step, row by row in cache (as FBGEMM's embedding tables fuse their optimiser into the
     backward pass); weight.grad stays None."""
 
     @staticmethod
-    def forward(ctx, weight, indices, offsets, values, n_rows, update):
-        out = _bags(weight, indices, offsets, values, n_rows, getattr(update, "__self__", None))
+    def forward(ctx, weight, indices, offsets, values, n_rows, optimizer):
+        out = _bags(weight, indices, offsets, values, n_rows, optimizer)
         ctx.save_for_backward(indices, offsets, values)
         ctx.n_rows = n_rows
         ctx.weight_shape = weight.shape
-        ctx.update = update
+        ctx.optimizer = optimizer
         return out
 
     @staticmethod
@@ -95,34 +103,34 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
         bounds = torch.cumsum(per_feature, 0)
         w = values[order] if values is not None else None
         g = grad_out.contiguous()
-        if ctx.update is None:
+        if ctx.optimizer is None:
             starts = bounds - per_feature
             grad_rows = F.embedding_bag(rows, g, starts, mode="sum", per_sample_weights=w)
             grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
                                            check_invariants=False)
             return grad, None, None, None, None, None
-        ctx.update(RowGradient(uniq, bounds, rows, w, g))
+        ctx.optimizer.apply_gradient(RowGradient(uniq, bounds, rows, w, g))
         return None, None, None, None, None, None
 
 
 class SparseInput(nn.Module):
     """Linear layer on sparse rows: out[i] = sum_j value_ij * weight[j] + bias, touching only the stored j.
-    Its weight gradient is row-sparse: only the fingerprint columns the batch uses. `fused_update` (None, or the
-    optimiser's row update while it trains) makes the backward pass apply the step itself."""
+    Its weight gradient is row-sparse: only the fingerprint columns the batch uses. `fused_optimizer` (None, or
+    the row-sparse optimiser while it trains) makes the backward pass apply the step itself."""
 
     def __init__(self, n_features: int, n_out: int, transform: str):
         super().__init__()
         self.transform = transform
         self.weight = nn.Parameter(torch.empty(n_features, n_out))  # rows = input features, as in SparseChem
         self.bias = nn.Parameter(torch.empty(n_out))
-        self.fused_update: RowUpdate | None = None
+        self.fused_optimizer: RowOptimizer | None = None
 
     def forward(self, x: SparseRows) -> torch.Tensor:
         w = transform_values(x.values, self.transform)
         if x.indices.numel() == 0:  # embedding_bag rejects an empty bag list with per-sample weights
             out = self.weight.new_zeros(x.n_rows, self.weight.shape[1])
         elif torch.is_grad_enabled() and self.weight.requires_grad:
-            out = _RowSparseEmbeddingBag.apply(self.weight, x.indices, x.offsets, w, x.n_rows, self.fused_update)
+            out = _RowSparseEmbeddingBag.apply(self.weight, x.indices, x.offsets, w, x.n_rows, self.fused_optimizer)
         else:
             out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=w)
         return out + self.bias

@@ -131,11 +131,11 @@ class Optimizer:
     def fused_into(self, trunk: Trunk) -> Iterator[None]:
         """Within the block, the input layer's backward pass applies the row-sparse step itself (its gradient is
         never stored: algo/model.py); `step` then counts those rows and steps the other parameters."""
-        trunk.input.fused_update = self.sparse.apply_gradient
+        trunk.input.fused_optimizer = self.sparse
         try:
             yield
         finally:
-            trunk.input.fused_update = None
+            trunk.input.fused_optimizer = None
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Adam's moments and step counts, as named arrays (what `load_state_arrays` restores bit for bit)."""

@@ -149,7 +149,7 @@ def test_step_fused_into_the_backward_pass_equals_the_step_on_the_stored_gradien
         opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, weight_decay=0.1)
         for k in range(3):
             if fused:
-                trunk.input.fused_update = opt.apply_gradient
+                trunk.input.fused_optimizer = opt
             y = trunk(X)
             (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
             if fused:
@@ -172,7 +172,7 @@ def _fused_steps(state: str, transform: str, compiled: bool, threads: int, steps
     trunk = M.init_trunk(200, ModelConfig(hidden_sizes=(24,), dropout=0.0, input_transform=transform), 0)
     opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, weight_decay=0.1, state=state, threads=threads)
     opt.compiled = compiled
-    trunk.input.fused_update = opt.apply_gradient
+    trunk.input.fused_optimizer = opt
     for k in range(steps):
         y = trunk(X)
         (y * torch.linspace(-1, 1 + k, y.numel()).reshape(y.shape)).sum().backward()
@@ -235,7 +235,7 @@ def test_two_thread_forward_is_the_one_thread_forward_bit_for_bit(monkeypatch):
     for threads in (1, 2):
         trunk = M.init_trunk(90, ModelConfig(hidden_sizes=(8,), dropout=0.0, input_transform="none"), 0)
         opt = adam.RowSparseAdam(trunk.input.weight, lr=0.01, threads=threads)
-        trunk.input.fused_update = opt.apply_gradient
+        trunk.input.fused_optimizer = opt
         outs.append(trunk.input(rows_from_csr(X)).detach())
     assert torch.equal(outs[0], outs[1])
 
