@@ -21,7 +21,6 @@ import numpy as np
 def warm() -> dict[str, tuple[int, int]]:
     """Run each compiled kernel once on tiny inputs: {kernel: (signatures loaded from the cache, compiled now)}."""
     import scipy.sparse as sp
-    import torch
 
     from fedchem.algo import model as M, row_kernels, training
     from fedchem.algo.adam import COMPILE_MIN_STEPS
@@ -41,7 +40,6 @@ def warm() -> dict[str, tuple[int, int]]:
                 logits, _ = head(trunk(x))
                 logits.sum().backward()
                 opt.step()
-    del torch
     for ring_bits in (32, 64):  # the signed views mask_update hands the kernel; float64 (a task's delta) and float32
         word = np.zeros(2, encoding.signed_dtype(ring_bits)).view(encoding.ring_dtype(ring_bits))
         for dtype in (np.float64, np.float32):
