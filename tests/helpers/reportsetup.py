@@ -28,9 +28,11 @@ def _json(path: Path, doc: dict) -> None:
     path.write_text(json.dumps(json_ready(doc), indent=2) + "\n")
 
 
-def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, dropped: dict | None = None) -> dict:
+def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, dropped: dict | None = None,
+                        consortium_overrides: dict | None = None) -> dict:
     """Consortium + prepared partners, `root/alone/<name>` from train_local, `root/run` in the run layout.
-    `dropped` = {partner: round} leaves that partner out from that round on (as a dropout would).
+    `dropped` = {partner: round} leaves that partner out from that round on (as a dropout would);
+    `consortium_overrides` replaces top-level sections of the small consortium (fedsetup.build_small_consortium).
     Returns {"consortium": path, "run_dir": path, "alone": {name: path}, "prepared": {name: path}}."""
     from fedchem.algo import evaluation, model as M, selection, training
     from fedchem.algo.task_io import derived_seed
@@ -43,7 +45,7 @@ def build_report_inputs(root: Path, rounds: int = 4, max_per_target: int = 60, d
     from fedchem.orchestrator.ledger import Ledger, RoundRecord, settings_hash
 
     dropped = dict(dropped or {})
-    cpath = build_small_consortium(root, max_per_target=max_per_target)
+    cpath = build_small_consortium(root, max_per_target=max_per_target, overrides=consortium_overrides)
     consortium, partners = load_all(cpath)
     mcfg, tcfg = consortium.model, consortium.training
     names = [p.name for p in consortium.partners]

@@ -82,10 +82,13 @@ def test_make_help_prints_target_names():
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory) -> Path:
     """The folder the examples assume, with a finished run at runs/first."""
+    from fedsetup import SMALL
     from reportsetup import build_report_inputs
 
     root = tmp_path_factory.mktemp("examples")
-    build_report_inputs(root, rounds=2, max_per_target=30)
+    # its agreement allows the 3 rounds `fedchem run --help`'s example asks for (a run may not exceed the agreement)
+    build_report_inputs(root, rounds=2, max_per_target=30,
+                        consortium_overrides={"federation": {**SMALL["federation"], "rounds": 3}})
     (root / "runs").mkdir()
     (root / "run").rename(root / "runs" / "first")
     (root / "demo-output").mkdir()
