@@ -114,12 +114,14 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
     raw1_s = raw2_s = mask_s = fresh_s = mask_np_s = mask1_s = float("inf")
     buffer = sa.in_place_buffer(d) if config.ring_bits == 64 else None  # the train task's float64 delta buffer
 
-    def mask_with(compiled: bool, threads: int) -> tuple[float, sa.MaskedUpdate]:
+    def mask_with(compiled: bool, threads: int, update: np.ndarray = base,
+                  out: np.ndarray | None = None) -> tuple[float, sa.MaskedUpdate]:
         """One partner's masking, timed, with the compiled or numpy encoding on `threads` threads."""
         saved = encoding.COMPILED, masking.THREADS
         encoding.COMPILED, masking.THREADS = compiled, threads
         try:
-            return timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, base, weights[0], config)
+            return timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, update, weights[0], config,
+                         out=out)
         finally:
             encoding.COMPILED, masking.THREADS = saved
 
@@ -129,13 +131,7 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
         if buffer is None:
             return mask_with(True, masking.THREADS)
         buffer[:d] = base  # the task's delta, written before masking (not timed)
-        saved = encoding.COMPILED
-        encoding.COMPILED = True
-        try:
-            return timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, buffer[:d], weights[0],
-                         config, out=buffer.view(np.uint64))
-        finally:
-            encoding.COMPILED = saved
+        return mask_with(True, masking.THREADS, buffer[:d], buffer.view(np.uint64))
 
     for _ in range(rep):  # alternate, so that load from other jobs hits baseline and masking alike
         raw1_s = min(raw1_s, raw_keystream_seconds(raw_bytes, 1))
