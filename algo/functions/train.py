@@ -157,9 +157,9 @@ def train(inputs, outputs, task_properties):
         log["dp"] = {**dp_log.as_dict(), "noise_multiplier": agreement.differential_privacy.noise_multiplier,
                      "delta": agreement.differential_privacy.delta}  # what this partner applied (its report's source)
     if not plain:
-        in_place = delta.base is buffer and scfg.ring_bits == 64  # not after DP's noise, a new vector
+        # the words go into the delta's own buffer: in place, or after DP's noise (a new vector) over the delta
         masked = secagg.mask_update(meta["plan_id"], round_, me, sorted(publics), secret, publics, delta, weight,
-                                    scfg, out=buffer.view(np.uint64) if in_place else None)
+                                    scfg, out=buffer.view(np.uint64) if scfg.ring_bits == 64 else None)
         secagg.save_masked_update(outputs["masked_update"], masked)
         log["clipped"] = int(masked.n_clipped)
     else:  # test-only, opted in by this partner itself: the same update in the clear (aggregator only)
