@@ -1,8 +1,10 @@
 """Wall time of one federated round on Substra's subprocess backend, secure vs plain, for 3 and 10 partners.
 
 For each N, one consortium is built from MoleculeACE (real data) with the demo's model and training settings, and
-two runs of R rounds are made in this process: secure aggregation on, then off (the test-only switch). The last
-round of each is reported (the first round also pays for Python's first imports), split into:
+three runs of R rounds are made in this process: secure aggregation on, then off (the test-only switch), both with
+the warm task server a local run starts (fedchem.algo.functions.warmstart), then secure again with every task
+started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves. The last round of each is reported
+(the first round also pays for Python's first imports), split into:
   train tasks    wall time of the partners' train tasks (submitted one after another in local mode)
     of which     in-task load / validation / local training / masking (from each partner's private round log)
     substra+proc the rest: Substra's bookkeeping and each task's Python start and imports
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import subprocess
@@ -53,6 +56,7 @@ from fedchem.orchestrator.run.driver import run_federation  # noqa: E402
 from fedchem.orchestrator.run.pull import partner_dir  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
 from fedchem.orchestrator.demo.public_data import build_moleculeace  # noqa: E402
+from fedchem.algo.functions import warmstart  # noqa: E402
 from fedchem.algo.functions.specs import FUNCTIONS  # noqa: E402
 
 GROUPS = ("torch", "numpy", "scipy", "sklearn", "rdkit", "matplotlib", "pydantic", "cryptography", "substratools",
@@ -106,6 +110,10 @@ def startup_breakdown(repeat: int = 3) -> list[dict]:
                                 for _ in range(repeat)), key=lambda x: x[0])
             rows.append({"module": "train + sklearn.metrics + scipy.stats", "functions": "before: the metrics' "
                          "imports", "interpreter": interp, "wall": wall, **groups})
+    wall, groups = min((_import_times(["fedchem.algo.functions.warmstart"]) for _ in range(repeat)),
+                       key=lambda x: x[0])  # what a task script imports before it hands the task to a warm server
+    rows.append({"module": "warm hand-off", "functions": "any task, with a warm server", "interpreter": interp,
+                 "wall": wall, **groups})
     return rows
 
 
@@ -178,10 +186,14 @@ def build(root: Path, n: int, max_per_target: int) -> Path:
 
 
 def cpu_now() -> float:
-    """CPU seconds of this process (the driver, Substra's bookkeeping) and of its finished children (every task)."""
+    """CPU seconds of this process (the driver, Substra's bookkeeping), of its finished children (every cold task,
+    every task script) and of the tasks a warm server ran (its children: they reach RUSAGE_CHILDREN only when the
+    server ends, so they are read from its log)."""
     import resource
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    socket_path = os.environ.get(warmstart.ENV)
+    warm = warmstart.WarmServer(os.path.dirname(socket_path)).cpu_seconds() if socket_path else 0.0
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + warm
 
 
 class RoundCpu:
@@ -224,6 +236,25 @@ def round_breakdown(run_dir: Path, r: int) -> dict:
     }
 
 
+# secure and plain with the warm task server (the default of a local run), then secure with every task started
+# cold (FEDCHEM_WARM=0: what a round cost before the server), the same-run baseline of the server's gain
+MODES = (("secure", True), ("plain", False), ("secure-cold", True))
+
+
+@contextlib.contextmanager
+def cold_tasks(cold: bool):
+    old = os.environ.get(warmstart.DISABLE_ENV)
+    if cold:
+        os.environ[warmstart.DISABLE_ENV] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(warmstart.DISABLE_ENV, None)
+        else:
+            os.environ[warmstart.DISABLE_ENV] = old
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--partners", type=int, nargs="+", default=[3, 10])
@@ -243,14 +274,15 @@ def main() -> int:
             print(f"[{n} partners] data built and prepared in {time.perf_counter() - t:.0f} s", flush=True)
             consortium, partners = load_all(cpath)
             figures = {}
-            for mode, secure in (("secure", True), ("plain", False)):
+            for mode, secure in MODES:
                 if not secure:  # the test-only plain mode: each (throw-away) partner opts in on its own node
                     for p in partners.values():
                         (node_dir_of(p) / PLAIN_OPT_IN).write_text("bench only\n")
                 run_dir = tmp / f"run-{n}-{mode}"
                 t = time.perf_counter()
                 clock = RoundCpu()
-                run_federation(consortium, partners, run_dir, rounds=args.rounds, secure=secure, console=clock)
+                with cold_tasks(mode.endswith("cold")):
+                    run_federation(consortium, partners, run_dir, rounds=args.rounds, secure=secure, console=clock)
                 figures[mode] = round_breakdown(run_dir, args.rounds)
                 figures[mode]["cpu_round_total"] = clock.of_round(args.rounds, args.rounds)
                 figures[mode]["aggregation_math"], figures[mode]["cpu_aggregation_math"] = aggregation_math_seconds(
@@ -263,31 +295,33 @@ def main() -> int:
           f"local epoch per round; subprocess backend, tasks run one after another")
     keys = ["round_total", "train_tasks", "in_load", "in_validate", "in_local_training", "in_masking",
             "substra_and_process", "release", "aggregate", "aggregation_math", "download"]
-    print(f"{'partners':>8} {'mode':>6} " + " ".join(f"{k:>19}" for k in keys))
+    print(f"{'partners':>8} {'mode':>11} " + " ".join(f"{k:>19}" for k in keys))
     for n, fig in rows:
-        for mode in ("secure", "plain"):
-            print(f"{n:>8} {mode:>6} " + " ".join(f"{fig[mode][k]:>19.2f}" for k in keys))
-        for mode in ("secure", "plain"):
+        for mode, _ in MODES:
+            print(f"{n:>8} {mode:>11} " + " ".join(f"{fig[mode][k]:>19.2f}" for k in keys))
+        for mode, _ in MODES:
             f = fig[mode]
             math = f["in_local_training"] + f["in_masking"] + f["aggregation_math"]
-            print(f"{n:>8} {mode:>6} fixed-cost share (not training, masking or aggregation math): "
+            print(f"{n:>8} {mode:>11} fixed-cost share (not training, masking or aggregation math): "
                   f"{1 - math / f['round_total']:.1%} (goal <= 25% for 3 partners; validation alone "
                   f"{f['in_validate'] / f['round_total']:.1%}, Substra + task start-up of the train tasks "
                   f"{f['substra_and_process'] / f['round_total']:.1%})")
         ratio = fig["secure"]["round_total"] / fig["plain"]["round_total"]
         print(f"{n:>8} ratio secure/plain round time: {ratio:.3f} (goal <= 1.05 at 10 partners)")
+        gain = fig["secure-cold"]["round_total"] / fig["secure"]["round_total"]
+        print(f"{n:>8} secure round, every task cold / warm task server: {gain:.2f}x")
     print("\nthe same round in CPU seconds (this process and every task process; on a loaded machine wall time "
           "mostly measures the others' jobs, CPU time what the round itself costs)")
     ckeys = ["cpu_round_total", "cpu_in_train_tasks", "cpu_in_load", "cpu_in_validate", "cpu_in_local_training",
              "cpu_in_masking", "cpu_aggregation_math"]
-    print(f"{'partners':>8} {'mode':>6} " + " ".join(f"{k.removeprefix('cpu_'):>19}" for k in ckeys))
+    print(f"{'partners':>8} {'mode':>11} " + " ".join(f"{k.removeprefix('cpu_'):>19}" for k in ckeys))
     for n, fig in rows:
-        for mode in ("secure", "plain"):
-            print(f"{n:>8} {mode:>6} " + " ".join(f"{fig[mode][k]:>19.2f}" for k in ckeys))
-        for mode in ("secure", "plain"):
+        for mode, _ in MODES:
+            print(f"{n:>8} {mode:>11} " + " ".join(f"{fig[mode][k]:>19.2f}" for k in ckeys))
+        for mode, _ in MODES:
             f = fig[mode]
             math = f["cpu_in_local_training"] + f["cpu_in_masking"] + f["cpu_aggregation_math"]
-            print(f"{n:>8} {mode:>6} fixed-cost share in CPU time: {1 - math / f['cpu_round_total']:.1%} "
+            print(f"{n:>8} {mode:>11} fixed-cost share in CPU time: {1 - math / f['cpu_round_total']:.1%} "
                   f"(task start-up and Substra outside the train tasks' own work: "
                   f"{1 - f['cpu_in_train_tasks'] / f['cpu_round_total']:.1%})")
         ratio = fig["secure"]["cpu_round_total"] / fig["plain"]["cpu_round_total"]

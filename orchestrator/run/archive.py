@@ -61,6 +61,11 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 import os  # noqa: E402
 import sys  # noqa: E402
 
+if os.environ.get("FEDCHEM_WARM_SOCKET"):  # a local run's warm server (fedchem.algo.functions.warmstart)
+    from fedchem.algo.functions.warmstart import run_warm
+
+    run_warm(sys.argv, "{module}")  # exits with the task's status once a warm child ran it; else runs it here
+
 import substratools as tools  # noqa: E402
 
 import {module}  # noqa: F401,E402  (registers `{name}`)

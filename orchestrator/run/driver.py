@@ -13,12 +13,14 @@ same trunk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedchem.algo.functions import warmstart
 from fedchem.opener.errors import FedchemError, RunStopped, interrupted_by
 from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger
@@ -38,6 +40,7 @@ class RunResult:
     ledger: Ledger
     network: sb.Network | None = None
     tasks: dict[str, planner.TaskPlan] = field(default_factory=dict)
+    warm_tasks: int = 0  # tasks a warm server ran (local mode, algo.functions.warmstart); the others started cold
 
 
 def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig], run_dir: Path, *,
@@ -62,7 +65,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                 return result
             plan_id = str(uuid.uuid4())
             work = run_dir / "substra-work" / plan_id[:8]
-            with sb.working_directory(work):
+            local = network is None or network.local
+            with sb.working_directory(work), (warmstart.serving() if local else contextlib.nullcontext()) as warm:
                 run = start_plan(consortium, partners, run_dir, opened, network, plan_id, work, say)
                 result.network, result.tasks = run.net, run.known
                 try:
@@ -72,6 +76,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                     final_evaluation(run)
                 except TaskTimedOut as exc:
                     raise stopped(run.ledger, run_dir, say, exc.what) from None
+                finally:
+                    result.warm_tasks = len(warm.served()) if warm is not None else 0
             return result
         except BaseException as exc:
             _record_failure(run_dir, exc)

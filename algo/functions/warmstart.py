@@ -1,0 +1,338 @@
+"""Warm task processes for Substra's local backend: a server that has imported the task modules forks one child per
+task, so a task no longer pays the interpreter's start and torch's import (~1.5 s a train task, README).
+
+Why. Substra's subprocess backend starts `python function.py @args` for every task; a 3-partner round runs 10 such
+processes and one torch import costs more than the round's local training. The backend passes this process's
+environment to every task, so a local run (`orchestrator.run.driver`) starts `serve()` in a child process, sets
+FEDCHEM_WARM_SOCKET for the time of the run, and each task script calls `run_warm()` first: it hands its argv,
+working folder, environment, umask and standard streams (as file descriptors, SCM_RIGHTS) to the server, which
+forks; the child takes them over and runs the same `substratools.execute` the script would have run. The script
+then waits and exits with the child's status; a SIGTERM, SIGINT or SIGHUP it gets goes to the child and ends the
+script too. When no server answers, the script runs the task itself (cold), as before.
+
+What a child shares with its server: the imported modules and nothing else. The server imports code only (no data,
+no keys, no torch operation: its thread pools are not started) and serves only its own user (SO_PEERCRED; the
+socket sits in an owner-only folder). numba is not preloaded, so a task takes the same path, with the same bits, as
+a cold one (tested). numpy's global generator, which a fork would copy, is reseeded from the OS in each child.
+Remote mode never uses it: a real node runs each task in its own pod.
+
+    python -m fedchem.algo.functions.warmstart SOCKET MODULE [MODULE ...]   (what serving() starts)
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+
+ENV = "FEDCHEM_WARM_SOCKET"  # the server's socket, set by the local run for its tasks
+DISABLE_ENV = "FEDCHEM_WARM"  # "0": every task starts its own interpreter (cold), as Substra does it
+LOG_NAME = "served.log"  # beside the socket: a line per task started and ended (its CPU seconds)
+_HEADER = struct.Struct("!I")
+_STREAMS = 3  # stdin, stdout, stderr
+
+
+# ---------------------------------------------------------------------------------------------------- messages
+
+
+def _send(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
+    """One length-prefixed JSON message, with file descriptors riding on its first byte when given."""
+    data = json.dumps(message).encode()
+    frame = _HEADER.pack(len(data)) + data
+    if fds:
+        socket.send_fds(sock, [frame[:1]], fds)
+        frame = frame[1:]
+    sock.sendall(frame)
+
+
+def _recv_exact(sock: socket.socket, n: int, fds: list[int]) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        if not buf and not fds:  # the first byte may carry descriptors
+            chunk, got, _flags, _addr = socket.recv_fds(sock, n, _STREAMS)
+            fds.extend(got)
+        else:
+            chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the peer closed the connection")
+        buf += chunk
+    return buf
+
+
+def _recv(sock: socket.socket) -> tuple[dict, list[int]]:
+    """The next message and any descriptors sent with it; ConnectionError when the peer is gone."""
+    fds: list[int] = []
+    (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, fds))
+    return json.loads(_recv_exact(sock, length, fds)), fds
+
+
+# ------------------------------------------------------------------------------------------------------ client
+
+
+def run_warm(argv: list[str], module: str) -> None:
+    """Run this task in a warm child and exit with its status; return (do nothing) when no server takes it.
+
+    Called by the task script before its imports. Once the server has said it forked, this never returns: the
+    task's outcome is the child's, never a second, cold run of the same task."""
+    path = os.environ.get(ENV)
+    if not path or os.environ.get(DISABLE_ENV) == "0":
+        return
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        umask = os.umask(0o077)
+        os.umask(umask)
+        request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
+                   "path": list(sys.path), "module": module}
+        _send(sock, request, list(range(_STREAMS)))
+        started, _ = _recv(sock)
+        pid = int(started["pid"])
+    except (OSError, ValueError, KeyError):  # no server, or it refused before forking: nothing ran
+        sock.close()
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: _die_with(pid, signum))
+    try:
+        status = int(_recv(sock)[0]["status"])
+    except (OSError, ValueError, KeyError):
+        _forward(pid, signal.SIGKILL)
+        sys.stderr.write("fedchem: the warm task server went away while task process %d ran; the task is stopped "
+                         "(rerun with FEDCHEM_WARM=0 to start every task cold)\n" % pid)
+        os._exit(1)
+    if status < 0:  # the child died of a signal: so does this script, as a cold task would have
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+        os._exit(128 - status)
+    os._exit(status)
+
+
+def _die_with(pid: int, signum: int) -> None:
+    """A signal for this script: the child gets it too, and the script ends by it, as a cold task would."""
+    _forward(pid, signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _forward(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+# ------------------------------------------------------------------------------------------------------ server
+
+
+def serve(path: str, modules: list[str]) -> None:
+    """Import `modules`, listen on `path` (owner-only folder), and fork a child per task until told to stop
+    (SIGTERM) or the process that started it is gone."""
+    import importlib
+    import selectors
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole process group: end with the run
+    parent = os.getppid()
+    for name in modules:
+        importlib.import_module(name)
+    folder = os.path.dirname(path)
+    if os.stat(folder).st_mode & 0o077:
+        raise SystemExit(f"fedchem warm server: {folder} must be owner-only")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)  # a client that connects before listen() is refused, and runs its task cold
+    listener.listen(16)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, ("accept", None))
+    running: dict[int, tuple[socket.socket, int]] = {}  # pid -> (its client's connection, its pidfd)
+    stop = []
+    wake_r, wake_w = socket.socketpair()  # a SIGTERM wakes select at once (signal.set_wakeup_fd)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
+    sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    with open(os.path.join(folder, LOG_NAME), "a", buffering=1) as log:
+        while not stop and os.getppid() == parent:
+            for key, _ in sel.select(timeout=1.0):
+                kind, pid = key.data
+                if kind == "accept":
+                    _accept(listener, sel, running, (log, wake_r, wake_w))
+                elif kind == "client":  # the task script is gone (or broke the protocol): so is its task
+                    _forward(pid, signal.SIGKILL)
+                    sel.unregister(key.fileobj)
+                elif kind == "exit":
+                    _reap(pid, sel, running, log)
+                elif kind == "wake":
+                    wake_r.recv(64)
+    for pid in list(running):
+        _forward(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _accept(listener, sel, running, own) -> None:
+    """Take one request, fork its child, and watch both the client's connection and the child's exit."""
+    import selectors
+
+    conn, _ = listener.accept()
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        if uid != os.getuid():
+            raise ConnectionError(f"uid {uid} is not this server's")
+        conn.settimeout(10)
+        request, fds = _recv(conn)
+        conn.settimeout(None)
+        if len(fds) != _STREAMS:
+            raise ConnectionError("a request must carry stdin, stdout and stderr")
+    except (OSError, ValueError):
+        conn.close()
+        return
+    pid = os.fork()
+    if pid == 0:  # the task: keep none of the server's descriptors
+        signal.set_wakeup_fd(-1)
+        sel.close()
+        listener.close()
+        conn.close()
+        for obj in own:  # the served log and the wake-up pair
+            obj.close()
+        for other, pidfd in running.values():
+            other.close()
+            os.close(pidfd)
+        _run_child(request, fds)  # never returns
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    running[pid] = (conn, pidfd)
+    sel.register(conn, selectors.EVENT_READ, ("client", pid))
+    sel.register(pidfd, selectors.EVENT_READ, ("exit", pid))
+    own[0].write(json.dumps({"pid": pid, "argv": request["argv"][:3]}) + "\n")  # a task started
+    try:
+        _send(conn, {"pid": pid})
+    except OSError:
+        _forward(pid, signal.SIGKILL)
+
+
+def _reap(pid: int, sel, running, log) -> None:
+    """The child ended: tell its client how, log its CPU seconds (a grandchild's CPU reaches the run's own clock
+    only when the server ends), and forget it."""
+    conn, pidfd = running.pop(pid)
+    _, wait_status, usage = os.wait4(pid, 0)
+    log.write(json.dumps({"pid": pid, "cpu_seconds": usage.ru_utime + usage.ru_stime}) + "\n")
+    status = -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
+    for obj in (conn, pidfd):
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(obj)
+    with contextlib.suppress(OSError):
+        _send(conn, {"status": status})
+    conn.close()
+    os.close(pidfd)
+
+
+def _run_child(request: dict, fds: list[int]) -> None:
+    """Become the task: its streams, folder, environment, umask and arguments; run it; exit as the script would."""
+    code = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.umask(int(request["umask"]))
+        sys.argv = list(request["argv"])
+        sys.path[:] = list(request["path"])
+        if "numpy" in sys.modules:  # a fork copies the global generator's state: give each task its own
+            sys.modules["numpy"].random.seed()
+        import importlib
+
+        import substratools as tools
+
+        importlib.import_module(request["module"])
+        tools.execute(sys.argv[1:] + ["--log-level", "warning"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # what the interpreter prints for an uncaught exception, and its exit status
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+# ----------------------------------------------------------------------------------------------- for the driver
+
+
+# what a task imports, function-level imports included (tests/algo/test_task_imports.py lists them); no numba
+PRELOAD = ("fedchem.algo.functions.train", "fedchem.algo.functions.aggregate", "fedchem.algo.functions.keys",
+           "fedchem.algo.model", "fedchem.algo.training", "fedchem.algo.evaluation", "fedchem.opener.substra_opener")
+
+
+class WarmServer:
+    """A running server (see serving()): where its socket is, and which tasks it ran."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.socket = os.path.join(where, "tasks.sock")
+
+    def served(self) -> list[dict]:
+        """The tasks it started so far, one dict each (child pid, first arguments)."""
+        return [e for e in _read_log(self.where) if "argv" in e]
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the tasks it ran that have ended (benchmarks add them to their own clock)."""
+        return sum(e["cpu_seconds"] for e in _read_log(self.where) if "cpu_seconds" in e)
+
+
+def _read_log(where: str) -> list[dict]:
+    try:
+        with open(os.path.join(where, LOG_NAME)) as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def serving(modules=PRELOAD):
+    """Start a warm server for the tasks this process runs through Substra's local backend and point
+    FEDCHEM_WARM_SOCKET at it; yield it (None when FEDCHEM_WARM=0). Stopped and removed on every exit path.
+
+    The first tasks of a run may still start cold: the socket appears once the server has imported `modules`."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.environ.get(DISABLE_ENV) == "0":
+        yield None
+        return
+    server = WarmServer(tempfile.mkdtemp(prefix="fedchem-warm-"))  # owner-only; short enough for AF_UNIX
+    proc = subprocess.Popen([sys.executable, "-m", __name__, server.socket, *modules], stdin=subprocess.DEVNULL)
+    old = os.environ.get(ENV)
+    os.environ[ENV] = server.socket
+    try:
+        yield server
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(server.where, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2:])

@@ -1,0 +1,149 @@
+"""The warm task server (fedchem.algo.functions.warmstart), on real processes: the real task script
+(orchestrator.run.archive.SCRIPT) run warm and cold must be indistinguishable to Substra's subprocess backend
+(streams, exit status, folder, environment, umask, arguments), a task must not outlive its script, and a script
+without a server runs the task itself. That a whole federated run gives the same bits warm and cold is
+tests/e2e/test_federation_e2e.py::test_warm_task_processes_give_the_cold_ones_bits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fedchem.algo.functions import warmstart
+from fedchem.orchestrator.run.archive import SCRIPT
+
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
+    path = tmp_path / "function" / "function.py"
+    path.parent.mkdir()
+    path.write_text(SCRIPT.format(name="probe", module="warmprobe", description="the warm-server probe"))
+    return path
+
+
+@pytest.fixture
+def server(script):
+    with warmstart.serving(modules=["warmprobe"]) as srv:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(srv.socket):  # it binds once its imports are done
+            assert time.monotonic() < deadline, "the warm server did not start"
+            time.sleep(0.05)
+        yield srv
+    assert not os.path.exists(srv.where)  # stopped and removed
+
+
+def launch(script: Path, tmp_path: Path, name: str, action: str = "ok", **env) -> tuple[subprocess.Popen, Path]:
+    """Start the task script as Substra's spawner does (this process's environment, cwd = the function folder)."""
+    out = tmp_path / f"{name}.json"
+    cwd = tmp_path / name
+    cwd.mkdir()
+    full = {**os.environ, "PROBE_OUT": str(out), "PROBE_ACTION": action, "PROBE_VALUE": name, **env}
+    proc = subprocess.Popen([sys.executable, str(script), "--function-name", "probe"], cwd=cwd, env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: os.umask(0o027))
+    return proc, out
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    stdout, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stdout, stderr
+
+
+def wait_for(path: Path) -> dict:
+    deadline = time.monotonic() + 60
+    while not (path.exists() and path.stat().st_size):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return json.loads(path.read_text())
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_warm_task_is_a_cold_task_to_its_caller(script, server, tmp_path, monkeypatch):
+    warm, out_w = launch(script, tmp_path, "warm")
+    rc_w, so_w, se_w = finish(warm)
+    monkeypatch.setenv(warmstart.DISABLE_ENV, "0")
+    cold, out_c = launch(script, tmp_path, "cold")
+    rc_c, so_c, se_c = finish(cold)
+    w, c = json.loads(out_w.read_text()), json.loads(out_c.read_text())
+    assert rc_w == rc_c == 0
+    assert w["pid"] != warm.pid and c["pid"] == cold.pid  # it really ran elsewhere, and the control did not
+    assert len(server.served()) == 1
+    assert w["cwd"] == str(tmp_path / "warm") and c["cwd"] == str(tmp_path / "cold")
+    assert w["umask"] == c["umask"] == 0o027 and (w["value"], c["value"]) == ("warm", "cold")
+    assert w["argv"][1:] == c["argv"][1:] == ["--function-name", "probe"]
+    assert "probe says hello on stdout" in so_w and "probe says hello on stderr" in se_w  # its own streams
+    assert so_w == so_c and se_w == se_c
+
+
+def test_failures_keep_their_exit_status_and_message(script, server, tmp_path, monkeypatch):
+    codes = {}
+    for mode in ("warm", "cold"):
+        if mode == "cold":
+            monkeypatch.setenv(warmstart.DISABLE_ENV, "0")
+        for action in ("fail", "exit3"):
+            rc, _, err = finish(launch(script, tmp_path, f"{mode}-{action}", action)[0])
+            codes[mode, action] = rc
+            if action == "fail":
+                assert "ValueError: probe failed on purpose" in err
+    assert codes == {("warm", "fail"): 1, ("warm", "exit3"): 3, ("cold", "fail"): 1, ("cold", "exit3"): 3}
+    assert len(server.served()) == 2
+
+
+def test_each_child_draws_its_own_numpy_randomness(script, server, tmp_path):
+    draws = []
+    for name in ("one", "two"):
+        proc, out = launch(script, tmp_path, name)
+        assert finish(proc)[0] == 0
+        draws.append(json.loads(out.read_text())["draw"])
+    assert draws[0] != draws[1]  # a fork copies the global generator: without the reseed both would be equal
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_task_does_not_outlive_its_script(script, server, tmp_path, sig):
+    proc, out = launch(script, tmp_path, "sleeper", "sleep")
+    child = wait_for(out)["pid"]
+    assert child != proc.pid
+    proc.send_signal(sig)
+    assert finish(proc)[0] == -sig  # the script ends as a cold task would
+    assert gone(child)
+
+
+def test_without_a_server_the_script_runs_the_task_itself(script, tmp_path, monkeypatch):
+    monkeypatch.setenv(warmstart.ENV, str(tmp_path / "no-such.sock"))
+    proc, out = launch(script, tmp_path, "alone")
+    assert finish(proc)[0] == 0
+    assert json.loads(out.read_text())["pid"] == proc.pid
+
+
+def test_the_socket_is_owner_only_and_the_server_stops_with_the_run(script, tmp_path):
+    with warmstart.serving(modules=["warmprobe"]) as srv:
+        assert os.stat(srv.where).st_mode & 0o077 == 0
+        assert os.environ[warmstart.ENV] == srv.socket
+    assert warmstart.ENV not in os.environ and not os.path.exists(srv.where)
+
+
+def test_the_server_logs_each_task_and_its_cpu_time(script, server, tmp_path):
+    proc, _ = launch(script, tmp_path, "counted")
+    assert finish(proc)[0] == 0
+    assert [e["argv"][1:] for e in server.served()] == [["--function-name", "probe"]]
+    assert server.cpu_seconds() > 0  # the child imported substratools' CLI and ran: it used the CPU
