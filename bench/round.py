@@ -6,7 +6,8 @@ the warm task server a local run starts (fedchem.algo.functions.warmstart), then
 started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves. The last round of each is reported
 (the first round also pays for Python's first imports), split into:
   train tasks    wall time of the partners' train tasks (submitted one after another in local mode)
-    of which     in-task load / validation / local training / masking (from each partner's private round log)
+    of which     in-task load / validation / local training / masking / saving its private state for the next
+                 round (head, optimizer, selection; from each partner's private round log)
     substra+proc the rest: Substra's bookkeeping and each task's Python start and imports
   release        the survivors' confirmation and share-release tasks (secure only)
   aggregate      the aggregator's task (process start included)
@@ -216,7 +217,7 @@ class RoundCpu:
 def round_breakdown(run_dir: Path, r: int) -> dict:
     ledger = Ledger.load(run_dir)
     rec = next(x for x in ledger.rounds if x.round == r)
-    inside = {"load": 0.0, "validate": 0.0, "train": 0.0, "mask": 0.0, "total": 0.0}
+    inside = {"load": 0.0, "validate": 0.0, "train": 0.0, "mask": 0.0, "save": 0.0, "total": 0.0}
     cpu = dict.fromkeys(inside, 0.0)
     for name in rec.survivors:
         log = json.loads((partner_dir(run_dir, name) / "logs" / f"round_{r:03d}.json").read_text())
@@ -228,7 +229,7 @@ def round_breakdown(run_dir: Path, r: int) -> dict:
         "n_survivors": len(rec.survivors),
         "round_total": sum(s.values()),
         "train_tasks": s["train"], "in_load": inside["load"], "in_validate": inside["validate"],
-        "in_local_training": inside["train"], "in_masking": inside["mask"],
+        "in_local_training": inside["train"], "in_masking": inside["mask"], "in_saving_state": inside["save"],
         "substra_and_process": s["train"] - inside["total"],
         "release": s.get("release", 0.0), "aggregate": s["aggregate"], "download": s.get("download", 0.0),
         "cpu_in_load": cpu["load"], "cpu_in_validate": cpu["validate"], "cpu_in_local_training": cpu["train"],
@@ -294,7 +295,7 @@ def main() -> int:
           f"hidden on {DEMO_SETTINGS['fingerprint']['size']} features, {DEMO_SETTINGS['training']['epochs_per_round']} "
           f"local epoch per round; subprocess backend, tasks run one after another")
     keys = ["round_total", "train_tasks", "in_load", "in_validate", "in_local_training", "in_masking",
-            "substra_and_process", "release", "aggregate", "aggregation_math", "download"]
+            "in_saving_state", "substra_and_process", "release", "aggregate", "aggregation_math", "download"]
     print(f"{'partners':>8} {'mode':>11} " + " ".join(f"{k:>19}" for k in keys))
     for n, fig in rows:
         for mode, _ in MODES:

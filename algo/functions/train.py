@@ -170,11 +170,14 @@ def train(inputs, outputs, task_properties):
     log["seconds"]["mask"] = time.perf_counter() - t
     log["cpu_seconds"]["mask"] = time.process_time() - c
 
+    t, c = time.perf_counter(), time.process_time()
     _save_head(outputs["head"], head)
     training.save_optimizer(outputs["optimizer"], opt)
     selection.save_selection(outputs["selection"], sel)
     write_json(outputs["receipt"], guard.receipt(meta["plan_id"], round_, sorted(publics)) if not plain else
                {"partner": me, "round": round_, "plan_id": meta["plan_id"]})
+    log["seconds"]["save"] = time.perf_counter() - t  # the private state for the next round (optimizer: 2x trunk)
+    log["cpu_seconds"]["save"] = time.process_time() - c
     log["seconds"]["total"] = time.perf_counter() - t_start
     log["cpu_seconds"]["total"] = time.process_time() - c_start
     write_json(outputs["log"], log)

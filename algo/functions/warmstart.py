@@ -168,6 +168,7 @@ def serve(path: str, modules: list[str]) -> None:
         _forward(pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         os.unlink(path)
+    os._exit(0)  # no teardown: after torch's import it costs ~0.4 s at the end of every run (measured)
 
 
 def _accept(listener, sel, running, own) -> None:
@@ -272,9 +273,16 @@ def _run_child(request: dict, fds: list[int]) -> None:
 # ----------------------------------------------------------------------------------------------- for the driver
 
 
-# what a task imports, function-level imports included (tests/algo/test_task_imports.py lists them); no numba
-PRELOAD = ("fedchem.algo.functions.train", "fedchem.algo.functions.aggregate", "fedchem.algo.functions.keys",
-           "fedchem.algo.model", "fedchem.algo.training", "fedchem.algo.evaluation", "fedchem.opener.substra_opener")
+# beside every function's entry module, what they import inside functions and the datasets' opener; no numba
+LAZY_IMPORTS = ("fedchem.algo.model", "fedchem.algo.training", "fedchem.algo.evaluation",
+                "fedchem.opener.substra_opener")
+
+
+def preload() -> list[str]:
+    """What the server imports: every registered function's entry module (specs.FUNCTIONS) and LAZY_IMPORTS."""
+    from fedchem.algo.functions.specs import FUNCTIONS
+
+    return sorted({f.module for f in FUNCTIONS.values()}) + list(LAZY_IMPORTS)
 
 
 class WarmServer:
@@ -302,7 +310,7 @@ def _read_log(where: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def serving(modules=PRELOAD):
+def serving(modules: list[str] | None = None):
     """Start a warm server for the tasks this process runs through Substra's local backend and point
     FEDCHEM_WARM_SOCKET at it; yield it (None when FEDCHEM_WARM=0). Stopped and removed on every exit path.
 
@@ -315,7 +323,8 @@ def serving(modules=PRELOAD):
         yield None
         return
     server = WarmServer(tempfile.mkdtemp(prefix="fedchem-warm-"))  # owner-only; short enough for AF_UNIX
-    proc = subprocess.Popen([sys.executable, "-m", __name__, server.socket, *modules], stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", __name__, server.socket, *(modules or preload())],
+                            stdin=subprocess.DEVNULL)
     old = os.environ.get(ENV)
     os.environ[ENV] = server.socket
     try:
