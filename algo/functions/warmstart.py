@@ -138,7 +138,7 @@ def serve(path: str, modules: list[str]) -> None:
         importlib.import_module(name)
     folder = os.path.dirname(path)
     if os.stat(folder).st_mode & 0o077:
-        raise SystemExit(f"fedchem warm server: {folder} must be owner-only")
+        raise PermissionError(f"{folder} must be owner-only")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)  # a client that connects before listen() is refused, and runs its task cold
     listener.listen(16)
@@ -185,8 +185,10 @@ def _accept(listener, sel, running, own) -> None:
         request, fds = _recv(conn)
         conn.settimeout(None)
         if len(fds) != _STREAMS:
+            for fd in fds:
+                os.close(fd)
             raise ConnectionError("a request must carry stdin, stdout and stderr")
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # also wait_ready's probe, which sends nothing
         conn.close()
         return
     pid = os.fork()
@@ -291,6 +293,27 @@ class WarmServer:
     def __init__(self, where: str):
         self.where = where
         self.socket = os.path.join(where, "tasks.sock")
+        self.process = None  # the server's process, once serving() started it
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until the server accepts tasks (its imports done); False if it ended or the timeout passed."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return False
+            if os.path.exists(self.socket):
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.connect(self.socket)
+                    return True  # the server takes the empty request as a client gone: nothing runs
+                except OSError:
+                    pass
+                finally:
+                    probe.close()
+            time.sleep(0.02)
+        return False
 
     def served(self) -> list[dict]:
         """The tasks it started so far, one dict each (child pid, first arguments)."""
@@ -312,19 +335,23 @@ def _read_log(where: str) -> list[dict]:
 @contextlib.contextmanager
 def serving(modules: list[str] | None = None):
     """Start a warm server for the tasks this process runs through Substra's local backend and point
-    FEDCHEM_WARM_SOCKET at it; yield it (None when FEDCHEM_WARM=0). Stopped and removed on every exit path.
-
-    The first tasks of a run may still start cold: the socket appears once the server has imported `modules`."""
+    FEDCHEM_WARM_SOCKET at it; yield it (None when FEDCHEM_WARM=0 or the platform lacks what it needs: Linux's
+    pidfd and SO_PEERCRED). Stopped and removed on every exit path. Tasks started before it is ready (wait_ready)
+    run cold."""
     import shutil
     import subprocess
     import tempfile
 
-    if os.environ.get(DISABLE_ENV) == "0":
+    if os.environ.get(DISABLE_ENV) == "0" or not (hasattr(os, "pidfd_open") and hasattr(socket, "SO_PEERCRED")):
         yield None
         return
-    server = WarmServer(tempfile.mkdtemp(prefix="fedchem-warm-"))  # owner-only; short enough for AF_UNIX
-    proc = subprocess.Popen([sys.executable, "-m", __name__, server.socket, *(modules or preload())],
-                            stdin=subprocess.DEVNULL)
+    where = tempfile.mkdtemp(prefix="fedchem-warm-")  # owner-only
+    if len(os.path.join(where, "tasks.sock").encode()) > 100:  # AF_UNIX paths end at 107 bytes: a long TMPDIR
+        os.rmdir(where)
+        where = tempfile.mkdtemp(prefix="fedchem-warm-", dir="/tmp")
+    server = WarmServer(where)
+    server.process = subprocess.Popen([sys.executable, "-m", __name__, server.socket, *(modules or preload())],
+                                      stdin=subprocess.DEVNULL)
     old = os.environ.get(ENV)
     os.environ[ENV] = server.socket
     try:
@@ -334,14 +361,25 @@ def serving(modules: list[str] | None = None):
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = old
-        proc.terminate()
+        server.process.terminate()
         try:
-            proc.wait(timeout=10)
+            server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            server.process.kill()
+            server.process.wait()
         shutil.rmtree(server.where, ignore_errors=True)
 
 
+def main(argv: list[str]) -> int:
+    """The server process: a clear line instead of a traceback when it cannot serve (the tasks then run cold)."""
+    try:
+        serve(argv[0], argv[1:])
+    except Exception as exc:  # noqa: BLE001 - whatever stops it, the run goes on with cold tasks
+        sys.stderr.write(f"fedchem: the warm task server stopped ({type(exc).__name__}: {exc}); tasks start their "
+                         "own interpreter instead\n")
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2:])
+    sys.exit(main(sys.argv[1:]))

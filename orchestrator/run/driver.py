@@ -69,6 +69,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             with sb.working_directory(work), (warmstart.serving() if local else contextlib.nullcontext()) as warm:
                 run = start_plan(consortium, partners, run_dir, opened, network, plan_id, work, say)
                 result.network, result.tasks = run.net, run.known
+                if warm is not None:  # a cold task costs more than waiting out the server's imports
+                    warm.wait_ready(timeout=30)
                 try:
                     key_setup(run)
                     for r in range(run.first_round, run.rounds + 1):

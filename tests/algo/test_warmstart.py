@@ -34,10 +34,7 @@ def script(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def server(script):
     with warmstart.serving(modules=["warmprobe"]) as srv:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(srv.socket):  # it binds once its imports are done
-            assert time.monotonic() < deadline, "the warm server did not start"
-            time.sleep(0.05)
+        assert srv.wait_ready(timeout=60), "the warm server did not start"
         yield srv
     assert not os.path.exists(srv.where)  # stopped and removed
 
@@ -147,3 +144,27 @@ def test_the_server_logs_each_task_and_its_cpu_time(script, server, tmp_path):
     assert finish(proc)[0] == 0
     assert [e["argv"][1:] for e in server.served()] == [["--function-name", "probe"]]
     assert server.cpu_seconds() > 0  # the child imported substratools' CLI and ran: it used the CPU
+
+
+def test_a_server_that_cannot_serve_says_so_in_a_line_and_tasks_run_cold(script, tmp_path, monkeypatch):
+    """The server's folder must be owner-only: in a folder others may read it refuses, in one clear line (no
+    traceback), and a task script pointed at it runs its task itself."""
+    folder = tmp_path / "open"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    proc = subprocess.run([sys.executable, "-m", "fedchem.algo.functions.warmstart", str(folder / "tasks.sock"),
+                           "warmprobe"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "the warm task server stopped" in proc.stderr and "must be owner-only" in proc.stderr
+    server = warmstart.WarmServer(str(folder))
+    assert not server.wait_ready(timeout=0.5)
+    monkeypatch.setenv(warmstart.ENV, server.socket)
+    task, out = launch(script, tmp_path, "alone")
+    assert finish(task)[0] == 0 and json.loads(out.read_text())["pid"] == task.pid
+
+
+def test_wait_ready_sees_the_server_accept(script, tmp_path):
+    with warmstart.serving(modules=["warmprobe"]) as srv:
+        assert srv.wait_ready(timeout=60)
+        proc, out = launch(script, tmp_path, "first")
+        assert finish(proc)[0] == 0 and json.loads(out.read_text())["pid"] != proc.pid  # the very first task: warm
