@@ -21,7 +21,6 @@ Remote mode never uses it: a real node runs each task in its own pod.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import os
@@ -157,13 +156,15 @@ def serve(path: str, modules: list[str]) -> None:
                 kind, pid = key.data
                 if kind == "accept":
                     _accept(listener, sel, running, (log, wake_r, wake_w))
+                elif kind == "wake":
+                    wake_r.recv(64)
+                elif pid not in running:  # an event of a child reaped earlier in this same batch
+                    continue
                 elif kind == "client":  # the task script is gone (or broke the protocol): so is its task
                     _forward(pid, signal.SIGKILL)
                     sel.unregister(key.fileobj)
                 elif kind == "exit":
                     _reap(pid, sel, running, log)
-                elif kind == "wake":
-                    wake_r.recv(64)
     for pid in list(running):
         _forward(pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
