@@ -230,7 +230,10 @@ def test_ctrl_c_removes_the_secret_bundles_and_leaves_a_resumable_ledger(consort
 
     run_dir = tmp_path / "ctrl-c"
     cmd = [sys.executable, "-m", "fedchem.orchestrator.cli.main", "run", str(consortium_path), "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # started as from a terminal: a suite launched in the background of a non-interactive shell inherits SIGINT
+    # ignored, and the CLI would then (rightly) ignore the Ctrl-C; only a task that happened to run would end
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     work = run_dir / "substra-work"
     from fedchem.algo.secagg.bundles import SecretBundle
 
