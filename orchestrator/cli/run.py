@@ -31,6 +31,10 @@ Every setting is checked before anything is submitted (rounds >= 1, a secure-agg
 the number of partners, one prepared folder per partner, names that are safe folder names). A new run needs a new
 or empty --run-dir. A run that stops cleanly (too few partners left for the threshold, a failed aggregation) exits
 with code 3 and can be resumed.
+
+Local mode runs every task as Substra does, a Python process per task, but each one hands its work to a child
+forked from a warm server that has already imported the task code (torch among it): the same results, ~1.5 s less
+per train task. FEDCHEM_WARM=0 starts every task in an interpreter of its own.
 """
 
 
