@@ -94,12 +94,16 @@ def run_warm(argv: list[str], module: str) -> None:
     except (OSError, ValueError, KeyError):  # no server, or it refused before forking: nothing ran
         sock.close()
         return
+    try:  # signals go through a pidfd: never to another process that reused the number
+        child: int = os.pidfd_open(pid)
+    except OSError:  # it has ended already (its status is on the way)
+        child = -1
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: _die_with(pid, signum))
+        signal.signal(sig, lambda signum, _frame: _die_with(child, signum))
     try:
         status = int(_recv(sock)[0]["status"])
     except (OSError, ValueError, KeyError):
-        _forward(pid, signal.SIGKILL)
+        _forward(child, signal.SIGKILL)
         sys.stderr.write("fedchem: the warm task server went away while task process %d ran; the task is stopped "
                          "(rerun with FEDCHEM_WARM=0 to start every task cold)\n" % pid)
         os._exit(1)
@@ -110,16 +114,18 @@ def run_warm(argv: list[str], module: str) -> None:
     os._exit(status)
 
 
-def _die_with(pid: int, signum: int) -> None:
+def _die_with(pidfd: int, signum: int) -> None:
     """A signal for this script: the child gets it too, and the script ends by it, as a cold task would."""
-    _forward(pid, signum)
+    _forward(pidfd, signum)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
-def _forward(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+def _forward(pidfd: int, signum: int) -> None:
+    """Signal the process behind a pidfd (nothing when it has ended, or when there is none: -1)."""
+    if pidfd >= 0:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(pidfd, signum)
 
 
 # ------------------------------------------------------------------------------------------------------ server
@@ -161,12 +167,12 @@ def serve(path: str, modules: list[str]) -> None:
                 elif pid not in running:  # an event of a child reaped earlier in this same batch
                     continue
                 elif kind == "client":  # the task script is gone (or broke the protocol): so is its task
-                    _forward(pid, signal.SIGKILL)
+                    _forward(running[pid][1], signal.SIGKILL)
                     sel.unregister(key.fileobj)
                 elif kind == "exit":
                     _reap(pid, sel, running, log)
-    for pid in list(running):
-        _forward(pid, signal.SIGKILL)
+    for _conn, pidfd in running.values():
+        _forward(pidfd, signal.SIGKILL)
     with contextlib.suppress(OSError):
         os.unlink(path)
     os._exit(0)  # no teardown: after torch's import it costs ~0.4 s at the end of every run (measured)
@@ -214,7 +220,7 @@ def _accept(listener, sel, running, own) -> None:
     try:
         _send(conn, {"pid": pid})
     except OSError:
-        _forward(pid, signal.SIGKILL)
+        _forward(pidfd, signal.SIGKILL)
 
 
 def _reap(pid: int, sel, running, log) -> None:
