@@ -339,6 +339,17 @@ def _read_log(where: str) -> list[dict]:
         return []
 
 
+def supported() -> bool:
+    """Whether this platform has what the server needs: fork, SO_PEERCRED, and pidfds (Linux 5.3 or later)."""
+    if not (hasattr(os, "fork") and hasattr(os, "pidfd_open") and hasattr(socket, "SO_PEERCRED")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # an older kernel
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def serving(modules: list[str] | None = None):
     """Start a warm server for the tasks this process runs through Substra's local backend and point
@@ -349,7 +360,7 @@ def serving(modules: list[str] | None = None):
     import subprocess
     import tempfile
 
-    if os.environ.get(DISABLE_ENV) == "0" or not (hasattr(os, "pidfd_open") and hasattr(socket, "SO_PEERCRED")):
+    if os.environ.get(DISABLE_ENV) == "0" or not supported():
         yield None
         return
     where = tempfile.mkdtemp(prefix="fedchem-warm-")  # owner-only

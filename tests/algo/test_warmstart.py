@@ -20,6 +20,8 @@ from fedchem.algo.functions import warmstart
 from fedchem.orchestrator.run.archive import SCRIPT
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+pytestmark = pytest.mark.skipif(not warmstart.supported(), reason="the warm server needs Linux's pidfds and "
+                                "SO_PEERCRED; without them local runs start every task cold")
 
 
 @pytest.fixture
