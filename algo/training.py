@@ -137,15 +137,18 @@ class Optimizer:
         finally:
             trunk.input.fused_optimizer = None
 
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        """Adam's moments and step counts, as named arrays (what `load_state_arrays` restores bit for bit)."""
-        out = {"sparse/exp_avg": self.sparse.exp_avg.numpy().copy(),
-               "sparse/exp_avg_sq": self.sparse.exp_avg_sq.numpy().copy(),
+    def state_arrays(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """Adam's moments and step counts, as named arrays (what `load_state_arrays` restores bit for bit).
+        copy=False gives views of the live moments: for writing them out at once, without a second trunk-sized
+        copy (0.17 s of a demo train task, measured: fresh pages are slow to fault on these machines)."""
+        take = (lambda a: a.copy()) if copy else (lambda a: a)
+        out = {"sparse/exp_avg": take(self.sparse.exp_avg.numpy()),
+               "sparse/exp_avg_sq": take(self.sparse.exp_avg_sq.numpy()),
                "sparse/steps": np.asarray(self.sparse.steps, np.int64),
                "dense/steps": np.asarray(self.dense.steps, np.int64)}
         for i, (m, v) in enumerate(zip(self.dense.exp_avg, self.dense.exp_avg_sq)):
-            out[f"dense/{i}/exp_avg"] = m.detach().numpy().copy()
-            out[f"dense/{i}/exp_avg_sq"] = v.detach().numpy().copy()
+            out[f"dense/{i}/exp_avg"] = take(m.detach().numpy())
+            out[f"dense/{i}/exp_avg_sq"] = take(v.detach().numpy())
         return out
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -172,7 +175,7 @@ OPTIMIZER_FORMAT = "fedchem-optimizer/1"
 
 def save_optimizer(path, opt: Optimizer):
     """The optimiser's state as one .npz (no pickles): private to the partner, like its head."""
-    payload = {"format": np.asarray(OPTIMIZER_FORMAT), **opt.state_arrays()}
+    payload = {"format": np.asarray(OPTIMIZER_FORMAT), **opt.state_arrays(copy=False)}
     return atomic_write(path, lambda fh: np.savez(fh, **payload))
 
 

@@ -28,7 +28,7 @@ import substratools as tools
 from fedchem.algo import secagg
 from fedchem.algo.dp import privatize
 from fedchem.algo.functions.keys import guard_of
-from fedchem.algo.params import flatten, load_meta, load_params, save_params
+from fedchem.algo.params import load_meta, load_params, save_params
 from fedchem.algo.task_io import WEIGHT_UNIT, maybe_fail
 from fedchem.opener.dataset import load_prepared
 from fedchem.opener.errors import ProtocolError
@@ -82,6 +82,23 @@ def _selection_of(inputs):
 
     path = _private_state(inputs, "selection")
     return selection.load_selection(path) if path else selection.Selection()
+
+
+def _subtract_into(out: np.ndarray, after: dict, before: dict) -> None:
+    """out = flatten(after) - flatten(before) in float64, one array at a time (both in the trunk's own order)."""
+    if list(after) != list(before):
+        raise ProtocolError("the trained trunk's arrays are not those of the trunk it started from", "train",
+                            "re-run the round: the trunk input does not match this model")
+    pos = 0
+    for name, a in after.items():
+        b = before[name]
+        if np.shape(a) != np.shape(b):
+            raise ProtocolError(f"trunk array '{name}' has shape {np.shape(b)}, the model {np.shape(a)}", "train",
+                                "re-run the round: the trunk input does not match this model")
+        n = int(np.size(a))
+        np.subtract(np.asarray(a, dtype=np.float32).ravel(), np.asarray(b, dtype=np.float32).ravel(),
+                    out=out[pos:pos + n], dtype=np.float64)
+        pos += n
 
 
 def _save_head(path, head) -> None:
@@ -144,9 +161,12 @@ def train(inputs, outputs, task_properties):
     t, c = time.perf_counter(), time.process_time()
     # float64 difference of the float32 vectors (exact widening, as astype then subtract), with no full-size
     # temporary, into a buffer the masking can overwrite word for word: fresh pages are slow to fault on these machines
-    after, before = flatten(M.trunk_to_arrays(trunk, copy=False))[0], flatten(before_arrays)[0]
-    buffer = secagg.in_place_buffer(after.shape[0])
-    delta = np.subtract(after, before, out=buffer[:-1], dtype=np.float64)
+    # array by array into the buffer: the same values, in flatten's order, as subtracting the two flattened trunks
+    # (which cost two more trunk-sized copies, 0.09 s of a demo train task)
+    after = M.trunk_to_arrays(trunk, copy=False)
+    buffer = secagg.in_place_buffer(sum(int(a.size) for a in after.values()))
+    delta = buffer[:-1]
+    _subtract_into(delta, after, before_arrays)
     weight = train_rows.size / WEIGHT_UNIT
     if agreement.differential_privacy is not None:  # the agreement's DP, never the plan's: clip, noise share
         try:

@@ -28,6 +28,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 ENV = "FEDCHEM_WARM_SOCKET"  # the server's socket, set by the local run for its tasks
 DISABLE_ENV = "FEDCHEM_WARM"  # "0": every task starts its own interpreter (cold), as Substra does it
@@ -216,7 +217,7 @@ def _accept(listener, sel, running, own) -> None:
     running[pid] = (conn, pidfd)
     sel.register(conn, selectors.EVENT_READ, ("client", pid))
     sel.register(pidfd, selectors.EVENT_READ, ("exit", pid))
-    own[0].write(json.dumps({"pid": pid, "argv": request["argv"][:3]}) + "\n")  # a task started
+    own[0].write(json.dumps({"pid": pid, "argv": request["argv"][:3], "at": time.time()}) + "\n")  # started
     try:
         _send(conn, {"pid": pid})
     except OSError:
@@ -228,7 +229,7 @@ def _reap(pid: int, sel, running, log) -> None:
     only when the server ends), and forget it."""
     conn, pidfd = running.pop(pid)
     _, wait_status, usage = os.wait4(pid, 0)
-    log.write(json.dumps({"pid": pid, "cpu_seconds": usage.ru_utime + usage.ru_stime}) + "\n")
+    log.write(json.dumps({"pid": pid, "cpu_seconds": usage.ru_utime + usage.ru_stime, "at": time.time()}) + "\n")
     status = -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
     for obj in (conn, pidfd):
         with contextlib.suppress(KeyError, ValueError):
@@ -304,8 +305,6 @@ class WarmServer:
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
         """Wait until the server accepts tasks (its imports done); False if it ended or the timeout passed."""
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
