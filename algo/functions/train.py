@@ -159,10 +159,9 @@ def train(inputs, outputs, task_properties):
     log["cpu_seconds"]["train"] = time.process_time() - c
 
     t, c = time.perf_counter(), time.process_time()
-    # float64 difference of the float32 vectors (exact widening, as astype then subtract), with no full-size
-    # temporary, into a buffer the masking can overwrite word for word: fresh pages are slow to fault on these machines
-    # array by array into the buffer: the same values, in flatten's order, as subtracting the two flattened trunks
-    # (which cost two more trunk-sized copies, 0.09 s of a demo train task)
+    # float64 difference of the float32 trunks (exact widening), array by array in flatten's order, with no
+    # trunk-sized temporary, into a buffer the masking can overwrite word for word: fresh pages are slow to fault on
+    # these machines (flattening both trunks first cost two more copies, 0.09 s of a demo train task)
     after = M.trunk_to_arrays(trunk, copy=False)
     buffer = secagg.in_place_buffer(sum(int(a.size) for a in after.values()))
     delta = buffer[:-1]

@@ -256,5 +256,6 @@ def function_archive(fdef: FunctionDef, folder: Path, wheel: Wheel, constraints:
         z.writestr("Dockerfile", dockerfile(fdef, wheel.path.name))
         z.writestr("function.py", SCRIPT.format(name=fdef.name, module=fdef.module, description=fdef.description))
         z.writestr("constraints.txt", constraints)
-        z.write(wheel.path, wheel.path.name, compress_type=zipfile.ZIP_STORED)  # a zip already: deflating it
-    return archive  # again took ~50 ms an archive (9 a run) to save 0.5 % of its size
+        # the wheel is a zip already: deflating it again took ~50 ms an archive (9 a run) to save 0.5 % of its size
+        z.write(wheel.path, wheel.path.name, compress_type=zipfile.ZIP_STORED)
+    return archive
