@@ -259,11 +259,10 @@ def _run_child(request: dict, fds: list[int]) -> None:
             sys.modules["numpy"].random.seed()
         import importlib
 
-        import substratools as tools
+        from fedchem.algo.functions.entry import run_task
 
         importlib.import_module(request["module"])
-        tools.execute(sys.argv[1:] + ["--log-level", "warning"])
-        code = 0
+        run_task(sys.argv)  # what the cold script runs; exits 0 once every output is written
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):

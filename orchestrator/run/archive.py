@@ -66,17 +66,11 @@ if os.environ.get("FEDCHEM_WARM_SOCKET"):  # a local run's warm server (fedchem.
 
     run_warm(sys.argv, "{module}")  # exits with the task's status once a warm child ran it; else runs it here
 
-import substratools as tools  # noqa: E402
-
 import {module}  # noqa: F401,E402  (registers `{name}`)
+from fedchem.algo.functions.entry import run_task  # noqa: E402
 
 if __name__ == "__main__":
-    tools.execute(sys.argv[1:] + ["--log-level", "warning"])  # the task's own log is a private output
-    # execute() returned: every output is written, closed and checked. Skip the interpreter's teardown, which
-    # costs ~1.5 s after torch was imported (measured), on every task of every round.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_task(sys.argv)  # substratools' CLI, then exit without the interpreter's teardown
 """
 
 
