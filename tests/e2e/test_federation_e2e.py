@@ -361,13 +361,17 @@ def test_killed_run_resumes_to_the_same_trunk(secure_run, consortium_path, tmp_p
         while time.time() < deadline:
             ledger_file = run_dir / "ledger.json"
             if ledger_file.exists() and json.loads(ledger_file.read_text())["completed_rounds"] >= 1:
+                # into round 2: held still at once (warm task processes make a round of this consortium last about
+                # a second, less than a scan of the work folder may take), then looked at, then killed
+                os.killpg(proc.pid, signal.SIGSTOP)
                 break
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.05)
-        # into round 2 (warm task processes make a round of this consortium last about a second: no fixed sleep)
         while not secret_in_work() and time.time() < deadline:  # a loaded machine may not have reached its keys
-            assert proc.poll() is None, proc.stdout.read()
+            os.killpg(proc.pid, signal.SIGCONT)
             time.sleep(0.05)
+            assert proc.poll() is None, proc.stdout.read()
+            os.killpg(proc.pid, signal.SIGSTOP)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
