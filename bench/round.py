@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import json
 import os
 import subprocess
@@ -42,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from unittest import mock
 from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -242,18 +242,9 @@ def round_breakdown(run_dir: Path, r: int) -> dict:
 MODES = (("secure", True), ("plain", False), ("secure-cold", True))
 
 
-@contextlib.contextmanager
 def cold_tasks(cold: bool):
-    old = os.environ.get(warmstart.DISABLE_ENV)
-    if cold:
-        os.environ[warmstart.DISABLE_ENV] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(warmstart.DISABLE_ENV, None)
-        else:
-            os.environ[warmstart.DISABLE_ENV] = old
+    """FEDCHEM_WARM=0 for the block when `cold` (every task starts its own interpreter), the environment restored."""
+    return mock.patch.dict(os.environ, {warmstart.DISABLE_ENV: "0"} if cold else {})
 
 
 def main() -> int:
