@@ -3,8 +3,9 @@
 For each N, one consortium is built from MoleculeACE (real data) with the demo's model and training settings, and
 three runs of R rounds are made in this process: secure aggregation on, then off (the test-only switch), both with
 the warm task server a local run starts (fedchem.algo.functions.warmstart), then secure again with every task
-started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves. The last round of each is reported
-(the first round also pays for Python's first imports), split into:
+started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves. Each figure is the median over
+rounds 2..R of its run, column by column (the first round also pays for Python's first imports, and one round's
+figures swing by several percent from the next one's), split into:
   train tasks    wall time of the partners' train tasks (submitted one after another in local mode)
     of which     in-task load / validation / local training / masking / saving its private state for the next
                  round (head, optimizer, selection; from each partner's private round log)
@@ -26,7 +27,7 @@ pass`) and importing its entry module with everything that module imports, funct
 The machine is shared: compare the secure/plain ratio and the shares, which are measured in one process, not the
 absolute seconds.
 
-    python bench/round.py [--partners 3 10] [--rounds 2] [--max-per-target 300]
+    python bench/round.py [--partners 3 10] [--rounds 4] [--max-per-target 300]
     python bench/round.py --startup-only
 """
 
@@ -36,6 +37,7 @@ import argparse
 import ast
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,6 +239,26 @@ def round_breakdown(run_dir: Path, r: int) -> dict:
     }
 
 
+def measured_rounds(rounds: int) -> list[int]:
+    """The rounds a figure is taken from: every round but the first (which also pays for Python's first imports),
+    or the only one."""
+    return list(range(2, rounds + 1)) or [1]
+
+
+def median_breakdown(run_dir: Path, clock: RoundCpu, rounds: int) -> dict:
+    """Each column of `round_breakdown` (and the round's CPU seconds) as its median over `measured_rounds`: one
+    round's figures swing by several percent from one round to the next on these machines."""
+    per_round = []
+    for r in measured_rounds(rounds):
+        row = round_breakdown(run_dir, r)
+        row["cpu_round_total"] = clock.of_round(r, rounds)
+        per_round.append(row)
+    out = {k: statistics.median(row[k] for row in per_round) for k in per_round[0]}
+    out["n_survivors"] = min(row["n_survivors"] for row in per_round)
+    out["each_round"] = [row["round_total"] for row in per_round]
+    return out
+
+
 # secure and plain with the warm task server (the default of a local run), then secure with every task started
 # cold (FEDCHEM_WARM=0: what a round cost before the server), the same-run baseline of the server's gain
 MODES = (("secure", True), ("plain", False), ("secure-cold", True))
@@ -250,7 +272,8 @@ def cold_tasks(cold: bool):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--partners", type=int, nargs="+", default=[3, 10])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="rounds of each run; figures are medians over rounds 2..R (default 4)")
     ap.add_argument("--max-per-target", type=int, default=300)
     ap.add_argument("--startup-only", action="store_true", help="only the per-task start-up breakdown")
     args = ap.parse_args()
@@ -275,14 +298,16 @@ def main() -> int:
                 clock = RoundCpu()
                 with cold_tasks(mode.endswith("cold")):
                     run_federation(consortium, partners, run_dir, rounds=args.rounds, secure=secure, console=clock)
-                figures[mode] = round_breakdown(run_dir, args.rounds)
-                figures[mode]["cpu_round_total"] = clock.of_round(args.rounds, args.rounds)
+                figures[mode] = median_breakdown(run_dir, clock, args.rounds)
                 figures[mode]["aggregation_math"], figures[mode]["cpu_aggregation_math"] = aggregation_math_seconds(
                     figures[mode]["n_survivors"], trunk_size(run_dir), secure)
                 print(f"[{n} partners] {mode} run of {args.rounds} rounds: {time.perf_counter() - t:.0f} s", flush=True)
             rows.append((n, figures))
     print()
-    print(f"one round (round {args.rounds} of {args.rounds}), seconds; model {DEMO_SETTINGS['model']['hidden_sizes']} "
+    measured = measured_rounds(args.rounds)
+    which = f"round {measured[0]} of {args.rounds}" if len(measured) == 1 else \
+        f"median of rounds {measured[0]}-{measured[-1]} of {args.rounds}, column by column"
+    print(f"one round ({which}), seconds; model {DEMO_SETTINGS['model']['hidden_sizes']} "
           f"hidden on {DEMO_SETTINGS['fingerprint']['size']} features, {DEMO_SETTINGS['training']['epochs_per_round']} "
           f"local epoch per round; subprocess backend, tasks run one after another")
     keys = ["round_total", "train_tasks", "in_load", "in_validate", "in_local_training", "in_masking",
@@ -298,6 +323,9 @@ def main() -> int:
                   f"{1 - math / f['round_total']:.1%} (goal <= 25% for 3 partners; validation alone "
                   f"{f['in_validate'] / f['round_total']:.1%}, Substra + task start-up of the train tasks "
                   f"{f['substra_and_process'] / f['round_total']:.1%})")
+        for mode, _ in MODES:
+            print(f"{n:>8} {mode:>11} each measured round: "
+                  + ", ".join(f"{x:.2f}" for x in fig[mode]["each_round"]) + " s")
         ratio = fig["secure"]["round_total"] / fig["plain"]["round_total"]
         print(f"{n:>8} ratio secure/plain round time: {ratio:.3f} (goal <= 1.05 at 10 partners)")
         gain = fig["secure-cold"]["round_total"] / fig["secure"]["round_total"]
