@@ -38,6 +38,8 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
+from fedchem.algo.batches import FeatureOrder, feature_order
+
 COMPILE_MIN_STEPS = 200  # the compiled step costs ~0.5 s a process (numba import, cached kernel load) and saves
 # ~2-5 ms a step on Tox21-sized layers (bench/train_speed.py): worth it from a few hundred steps on
 CHUNK_ELEMENTS = 1 << 17  # weights per chunk of the row-sparse step: 4 arrays x 512 KiB stay in a core's L2 cache
@@ -131,6 +133,7 @@ class RowSparseAdam:
         self.steps = 0
         self._applied = 0  # rows updated since `step` last reported
         self.compiled = False  # apply_gradient: the compiled one-pass step (True) or torch's chunked one
+        self._cursor: np.ndarray | None = None  # feature_order's scratch when compiled
 
     def zero_grad(self) -> None:
         self.param.grad = None
@@ -154,6 +157,23 @@ class RowSparseAdam:
             self.update_rows(idx, lambda a, b: grad[a:b])
         n, self._applied = self._applied, 0
         return n
+
+    def feature_order(self, indices: torch.Tensor, offsets: torch.Tensor, n_rows: int) -> FeatureOrder:
+        """The batch's non-zeros in feature order, for its gradient: compiled (one counting-sort pass,
+        `algo.row_kernels.feature_order`) when the step is, else torch's sort; the same arrays either way."""
+        if not self.compiled:
+            return feature_order(indices, offsets, n_rows)
+        from fedchem.algo import row_kernels
+
+        if self._cursor is None:  # one zeroed int64 per input feature, reused by every step (left zero)
+            self._cursor = np.zeros(self.param.shape[0], np.int64)
+        idx = indices.contiguous().numpy()
+        nnz = idx.shape[0]
+        features, ends = np.empty(nnz, np.int64), np.empty(nnz, np.int64)
+        rows, order = np.empty(nnz, np.int64), np.empty(nnz, np.int64)
+        n = row_kernels.feature_order(idx, offsets.contiguous().numpy(), self._cursor, features, ends, rows, order)
+        return FeatureOrder(torch.from_numpy(features[:n]), torch.from_numpy(ends[:n]), torch.from_numpy(rows),
+                            torch.from_numpy(order))
 
     @torch.no_grad()
     def apply_gradient(self, grad: RowGradient) -> None:

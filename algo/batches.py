@@ -26,6 +26,27 @@ class SparseRows(NamedTuple):
     n_rows: int
 
 
+class FeatureOrder(NamedTuple):
+    """A batch's non-zeros in feature order (its CSC order, ties in CSR order): the distinct features it uses
+    (sorted), where each feature's run ends, and per non-zero in that order its compound row and its position
+    among the batch's CSR non-zeros (to reorder the values)."""
+
+    features: torch.Tensor  # int64, distinct features, ascending
+    ends: torch.Tensor      # int64, end of features[k]'s run in rows/order
+    rows: torch.Tensor      # int64, nnz
+    order: torch.Tensor     # int64, nnz
+
+
+def feature_order(indices: torch.Tensor, offsets: torch.Tensor, n_rows: int) -> FeatureOrder:
+    """The batch's FeatureOrder with torch (a stable sort of the feature ids); `algo.row_kernels.feature_order` makes
+    the same arrays in one compiled pass."""
+    sorted_idx, order = torch.sort(indices, stable=True)
+    features, per_feature = torch.unique_consecutive(sorted_idx, return_counts=True)
+    counts = torch.diff(offsets, append=offsets.new_tensor([indices.numel()]))
+    rows = torch.repeat_interleave(torch.arange(n_rows), counts)[order]
+    return FeatureOrder(features, torch.cumsum(per_feature, 0), rows, order)
+
+
 def rows_from_csr(X: sp.csr_matrix) -> SparseRows:
     """View a scipy CSR matrix as SparseRows (never densifies; copies only to change the index dtype)."""
     X = sp.csr_matrix(X)

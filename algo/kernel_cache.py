@@ -47,6 +47,7 @@ def warm() -> dict[str, tuple[int, int]]:
                                       ring_kernels.add_encoded)
     kernels = {"row_kernels.adam_rows": row_kernels.adam_rows,
                "row_kernels.rowwise_adam_rows": row_kernels.rowwise_adam_rows,
+               "row_kernels.feature_order": row_kernels.feature_order,
                "secagg.ring_kernels.add_encoded": ring_kernels.add_encoded}
     return {name: (sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))
             for name, k in kernels.items()}

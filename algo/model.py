@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedchem.algo.adam import RowGradient
-from fedchem.algo.batches import SparseRows, rows_from_csr
+from fedchem.algo.batches import FeatureOrder, SparseRows, feature_order, rows_from_csr
 from fedchem.algo.config import ModelConfig
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -39,12 +39,15 @@ def transform_values(values: torch.Tensor, transform: str) -> torch.Tensor | Non
 
 class RowOptimizer(Protocol):
     """What the input layer needs of an optimiser that takes its step inside the backward pass
-    (algo.adam.RowSparseAdam): the step on the rows a batch used, given their gradient not yet made, and the
-    threads (and worker pool) it runs on, which the forward sum shares."""
+    (algo.adam.RowSparseAdam): the step on the rows a batch used, given their gradient not yet made, the batch's
+    non-zeros in feature order (made the way its step is: compiled or torch), and the threads (and worker pool)
+    it runs on, which the forward sum shares."""
 
     threads: int
 
     def apply_gradient(self, grad: RowGradient) -> None: ...
+
+    def feature_order(self, indices: torch.Tensor, offsets: torch.Tensor, n_rows: int) -> FeatureOrder: ...
 
     def pool(self): ...
 
@@ -96,20 +99,17 @@ class _RowSparseEmbeddingBag(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         indices, offsets, values = ctx.saved_tensors
-        sorted_idx, order = torch.sort(indices, stable=True)
-        uniq, per_feature = torch.unique_consecutive(sorted_idx, return_counts=True)
-        counts = torch.diff(offsets, append=offsets.new_tensor([indices.numel()]))
-        rows = torch.repeat_interleave(torch.arange(ctx.n_rows), counts)[order]
-        bounds = torch.cumsum(per_feature, 0)
-        w = values[order] if values is not None else None
+        opt = ctx.optimizer
+        fo = (feature_order if opt is None else opt.feature_order)(indices, offsets, ctx.n_rows)
+        w = values[fo.order] if values is not None else None
         g = grad_out.contiguous()
-        if ctx.optimizer is None:
-            starts = bounds - per_feature
-            grad_rows = F.embedding_bag(rows, g, starts, mode="sum", per_sample_weights=w)
-            grad = torch.sparse_coo_tensor(uniq.unsqueeze(0), grad_rows, ctx.weight_shape, is_coalesced=True,
-                                           check_invariants=False)
+        if opt is None:
+            starts = torch.cat([fo.ends.new_zeros(1), fo.ends[:-1]])
+            grad_rows = F.embedding_bag(fo.rows, g, starts, mode="sum", per_sample_weights=w)
+            grad = torch.sparse_coo_tensor(fo.features.unsqueeze(0), grad_rows, ctx.weight_shape,
+                                           is_coalesced=True, check_invariants=False)
             return grad, None, None, None, None, None
-        ctx.optimizer.apply_gradient(RowGradient(uniq, bounds, rows, w, g))
+        opt.apply_gradient(RowGradient(fo.features, fo.ends, fo.rows, w, g))
         return None, None, None, None, None, None
 
 

@@ -95,3 +95,40 @@ def rowwise_adam_rows(W, M, V, G, features, ends, rows, values, lo, hi, lr, beta
             m = M[u, h] + one_minus_b1 * (g[h] - M[u, h])
             M[u, h] = m
             W[u, h] = W[u, h] * decay + m * scale
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def feature_order(indices, offsets, cursor, features, ends, rows, order):
+    """A batch's non-zeros in feature order (`algo.batches.feature_order`'s arrays, the same values) by a counting
+    sort: writes features[:n] (ascending), ends[:n], rows and order (nnz each) and returns n, the number of
+    distinct features. `indices`, `offsets`: the batch's CSR feature ids and row starts; `cursor` holds one int64
+    per input feature and must be all zero; it is left all zero. O(nnz + n log n), where torch sorts all nnz."""
+    nnz = indices.shape[0]
+    n_rows = offsets.shape[0]
+    n = 0
+    for j in range(nnz):  # count each feature's non-zeros, noting the distinct features on first sight
+        f = indices[j]
+        if cursor[f] == 0:
+            features[n] = f
+            n += 1
+        cursor[f] += 1
+    distinct = np.sort(features[:n])
+    start = 0
+    for k in range(n):  # each run's start (kept in cursor) and end
+        f = distinct[k]
+        count = cursor[f]
+        cursor[f] = start
+        start += count
+        ends[k] = start
+        features[k] = f
+    for i in range(n_rows):  # place the non-zeros, in CSR order within each run: a stable sort
+        hi = offsets[i + 1] if i + 1 < n_rows else nnz
+        for j in range(offsets[i], hi):
+            f = indices[j]
+            p = cursor[f]
+            rows[p] = i
+            order[p] = j
+            cursor[f] = p + 1
+    for k in range(n):
+        cursor[features[k]] = 0
+    return n

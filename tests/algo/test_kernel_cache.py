@@ -47,6 +47,7 @@ for ring_bits in (32, 64):
 print(json.dumps({name: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
                   for name, k in (("adam_rows", row_kernels.adam_rows),
                                   ("rowwise_adam_rows", row_kernels.rowwise_adam_rows),
+                                  ("feature_order", row_kernels.feature_order),
                                   ("add_encoded", ring_kernels.add_encoded))}))
 """
 

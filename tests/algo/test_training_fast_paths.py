@@ -217,6 +217,30 @@ def test_vectorised_kernels_give_the_guarded_kernels_bits(monkeypatch, state):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_feature_order_is_torchs(seed):
+    """The compiled step orders a batch's non-zeros by feature with a counting sort: the same features, run ends,
+    rows and value order as torch's stable sort (so the same gradient sums, bit for bit), on batches with empty
+    rows, a feature every compound uses, one used once, and the last feature; its scratch is left zero."""
+    rng = np.random.default_rng(seed)
+    n_features = 500
+    dense = (rng.random((57, n_features)) < 0.04).astype(np.float32)
+    dense[:, 3] = 1.0
+    dense[[0, 10, 56]] = 0.0
+    dense[5, n_features - 1] = 1.0
+    x = rows_from_csr(sp.csr_matrix(dense))
+    opt = adam.RowSparseAdam(torch.nn.Parameter(torch.zeros(n_features, 4)), lr=0.01)
+    opt.compiled = True
+    for _ in range(2):  # the second batch runs on the scratch the first left behind
+        got = opt.feature_order(x.indices, x.offsets, x.n_rows)
+        want = batches.feature_order(x.indices, x.offsets, x.n_rows)
+        for name, a, b in zip(want._fields, got, want):
+            assert a.dtype == b.dtype and torch.equal(a, b), name
+        assert not opt._cursor.any()
+    empty = opt.feature_order(torch.zeros(0, dtype=torch.int64), torch.zeros(3, dtype=torch.int64), 3)
+    assert all(t.numel() == 0 for t in empty)
+
+
 def test_the_compiled_step_is_taken_for_long_runs_only(ds):
     trunk = M.init_trunk(ds.n_features, MCFG, 0)
     head = M.init_head(MCFG, ds.Y_class.shape[1], ds.Y_regr.shape[1], 1)
