@@ -53,6 +53,27 @@ def set_threads() -> int:
     return n
 
 
+MMAP_THRESHOLD = 64 << 20  # bytes: glibc serves smaller blocks from its heap (its default adapts from 128 KiB)
+TRIM_THRESHOLD = 512 << 20  # bytes of freed heap glibc keeps before giving memory back to the system
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to reuse freed memory for the next blocks instead of returning it to the system and
+    faulting fresh pages in again (mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD). A training step allocates the
+    same few hundred-KB tensors every time, and a fresh page costs a fault (slow on these virtual machines): this
+    removed a third of train-local's page faults (bench/train_speed.py, README). True if glibc took both; False
+    elsewhere (another C library), where nothing changes."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def step_threads() -> int:
     """Threads of the input layer's row-sparse Adam step: 2 when this process has 2 cores or more and
     $FEDCHEM_THREADS does not say 1 (its chunks split between two Python threads, not OpenMP's), else 1."""

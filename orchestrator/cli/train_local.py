@@ -113,7 +113,7 @@ def _train_local(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fedchem.algo.train_local import check_local_out, train_local
-    from fedchem.algo.training import set_threads
+    from fedchem.algo.training import keep_freed_memory, set_threads
     from fedchem.opener.dataset import load_prepared
 
     mcfg, tcfg = settings(args)
@@ -121,6 +121,7 @@ def _train_local(args) -> int:
     check_local_out(default_out(args), args.overwrite, protected)
     data = load_prepared(args.prepared_dir)
     cores = set_threads()
+    keep_freed_memory()  # a step's tensors reuse freed memory instead of faulting fresh pages in (glibc)
     err = Console(stderr=True)
     if not args.quiet:
         err.print(f"train-local: {data.n_compounds:,} compounds, {data.n_features:,} features, "
