@@ -13,13 +13,15 @@ deepcopy of the best epoch, dropout drawn in the step, torch on every core), swa
 Cases:
   e2e        the real command in fresh processes, alternately: today's path on every core (what `train-local` did),
              today's path on 1 thread, the new path (the default now: 1 torch thread, the row-sparse step's chunks
-             split over 2 Python threads). Wall time from the parent,
-             including interpreter start and imports. The ratio is today's / new.
+             split over 2 Python threads), and the new path with glibc's default allocator thresholds
+             (`training.keep_freed_memory` made a no-op: that setting's same-run baseline). Wall time from the
+             parent, including interpreter start and imports. The ratio is today's / new.
   inprocess  `train_local()` in this process, today's path (1 thread) then the new one (default): wall, the share of the
              per-epoch validation, training compounds/s.
   step       one full training step on real Tox21 batches of 121 (input layer, ReLU, dropout, 12-task head, masked
              BCE, backward, optimiser step), median over steps: SparseChem's COO torch.mm + dense Adam (the
-             baseline), today's step, the new step.
+             baseline), today's step, the new step, and the new step ordering each batch's non-zeros by feature
+             with torch's sort instead of the compiled counting sort (that change's same-run baseline).
 The machine's load average is printed: other jobs distort every absolute figure, not the same-run ratios.
 """
 
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -45,6 +48,14 @@ from fedchem.algo import reference
 from fedchem.orchestrator.cli.main import main
 with reference.todays_path():
     sys.exit(main(sys.argv[1:]))
+"""
+
+DEFAULT_ALLOCATOR_WRAPPER = """import sys
+from fedchem.algo import training
+from fedchem.orchestrator.cli.main import entry
+training.keep_freed_memory = lambda: False  # glibc's own thresholds: the new path without its allocator setting
+sys.argv[0] = "fedchem"
+entry()
 """
 
 
@@ -64,7 +75,8 @@ def case_e2e(prepared: Path, epochs: int, repeat: int, every_core: bool = True) 
     print(f"\n== end to end: `fedchem train-local` on Tox21, {epochs} epochs, fresh processes ({load()})", flush=True)
     runs = {"today, every core": ([str(exe), "-c", TODAY_WRAPPER], str(os.cpu_count())),
             "today, 1 thread": ([str(exe), "-c", TODAY_WRAPPER], "1"),
-            "new (default)": ([str(fedchem)], None)}
+            "new (default)": ([str(fedchem)], None),
+            "new, glibc defaults": ([str(exe), "-c", DEFAULT_ALLOCATOR_WRAPPER], None)}
     if not every_core:
         del runs["today, every core"]
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -83,7 +95,8 @@ def case_e2e(prepared: Path, epochs: int, repeat: int, every_core: bool = True) 
     new = min(times["new (default)"])
     for name in runs:
         best = min(times[name])
-        print(f"  best of {repeat}: {name:<20} {best:7.1f} s   today/new = {best / new:.2f}x", flush=True)
+        print(f"  best of {repeat}: {name:<20} {best:7.1f} s   today/new = {best / new:.2f}x   "
+              f"(mean {sum(times[name]) / len(times[name]):.1f} s)", flush=True)
 
 
 def case_inprocess(prepared: Path, epochs: int, repeat: int) -> None:
@@ -138,7 +151,7 @@ def case_step(prepared: Path, quick: bool) -> None:
     import torch
     import torch.nn.functional as F
 
-    from fedchem.algo import reference
+    from fedchem.algo import adam, batches, reference
     from fedchem.algo.batches import BatchSource
     from fedchem.algo.config import ModelConfig, TrainingConfig
     from fedchem.algo.losses import batch_loss
@@ -207,7 +220,10 @@ def case_step(prepared: Path, quick: bool) -> None:
     base = sparsechem()
     today = ours(reference.todays_path(threads=1))
     new = ours(contextlib.nullcontext())
-    for name, t in (("SparseChem: COO torch.mm + dense Adam", base), ("today's step", today), ("new step", new)):
+    torch_order = ours(mock.patch.object(adam.RowSparseAdam, "feature_order",  # the same arrays, by torch's sort
+                                         lambda self, idx, offsets, n: batches.feature_order(idx, offsets, n)))
+    for name, t in (("SparseChem: COO torch.mm + dense Adam", base), ("today's step", today), ("new step", new),
+                    ("new step, torch's feature order", torch_order)):
         print(f"  {name:<40} {t * 1e3:7.1f} ms/step  {BATCH / t:8,.0f} compounds/s   {base / t:6.1f}x the "
               f"SparseChem step", flush=True)
     print(f"  new step / today's step: {today / new:.2f}x faster", flush=True)
