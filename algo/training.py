@@ -61,8 +61,8 @@ def keep_freed_memory() -> bool:
     """Ask glibc's allocator to reuse freed memory for the next blocks instead of returning it to the system and
     faulting fresh pages in again (mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD). A training step allocates the
     same few hundred-KB tensors every time, and a fresh page costs a fault (slow on these virtual machines): this
-    removed a third of train-local's page faults (bench/train_speed.py, README). True if glibc took both; False
-    elsewhere (another C library), where nothing changes."""
+    removed a quarter of train-local's page faults (README, Training speed; bench/train_speed.py times it).
+    True if glibc took both; False elsewhere (another C library), where nothing changes."""
     import ctypes
 
     try:
