@@ -172,6 +172,8 @@ class RowSparseAdam:
         features, ends = np.empty(nnz, np.int64), np.empty(nnz, np.int64)
         rows, order = np.empty(nnz, np.int64), np.empty(nnz, np.int64)
         n = row_kernels.feature_order(idx, offsets.contiguous().numpy(), self._cursor, features, ends, rows, order)
+        if n < 0:
+            raise IndexError(f"a feature id of the batch is outside the input layer's {self.param.shape[0]} rows")
         return FeatureOrder(torch.from_numpy(features[:n]), torch.from_numpy(ends[:n]), torch.from_numpy(rows),
                             torch.from_numpy(order))
 

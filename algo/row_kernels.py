@@ -101,10 +101,14 @@ def rowwise_adam_rows(W, M, V, G, features, ends, rows, values, lo, hi, lr, beta
 def feature_order(indices, offsets, cursor, features, ends, rows, order):
     """A batch's non-zeros in feature order (`algo.batches.feature_order`'s arrays, the same values) by a counting
     sort: writes features[:n] (ascending), ends[:n], rows and order (nnz each) and returns n, the number of
-    distinct features. `indices`, `offsets`: the batch's CSR feature ids and row starts; `cursor` holds one int64
-    per input feature and must be all zero; it is left all zero. O(nnz + n log n), where torch sorts all nnz."""
+    distinct features, or -1 (nothing written) if a feature id is outside `cursor`. `indices`, `offsets`: the
+    batch's CSR feature ids and row starts; `cursor` holds one int64 per input feature and must be all zero; it is
+    left all zero. O(nnz + n log n), where torch sorts all nnz."""
     nnz = indices.shape[0]
     n_rows = offsets.shape[0]
+    for j in range(nnz):  # the forward pass has checked them; this kernel has no bounds checks of its own
+        if indices[j] < 0 or indices[j] >= cursor.shape[0]:
+            return -1
     n = 0
     for j in range(nnz):  # count each feature's non-zeros, noting the distinct features on first sight
         f = indices[j]

@@ -239,6 +239,10 @@ def test_compiled_feature_order_is_torchs(seed):
         assert not opt._cursor.any()
     empty = opt.feature_order(torch.zeros(0, dtype=torch.int64), torch.zeros(3, dtype=torch.int64), 3)
     assert all(t.numel() == 0 for t in empty)
+    for bad in (n_features, -1):  # no bounds checks in the kernel's loops: it refuses before writing anything
+        with pytest.raises(IndexError, match="outside the input layer's 500 rows"):
+            opt.feature_order(torch.tensor([2, bad]), torch.zeros(1, dtype=torch.int64), 1)
+        assert not opt._cursor.any()
 
 
 def test_the_compiled_step_is_taken_for_long_runs_only(ds):
