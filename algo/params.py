@@ -63,8 +63,9 @@ def flatten(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, Spec]:
     return vec, spec
 
 
-def unflatten(vector: np.ndarray, spec: Spec) -> dict[str, np.ndarray]:
-    """Split a flat vector back into named arrays of the spec's shapes (ValueError if the sizes disagree)."""
+def unflatten(vector: np.ndarray, spec: Spec, copy: bool = True) -> dict[str, np.ndarray]:
+    """Split a flat vector back into named arrays of the spec's shapes (ValueError if the sizes disagree).
+    copy=False gives views of a float32 vector, for writing them out at once."""
     vector = np.asarray(vector, dtype=np.float32).ravel()
     total = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in spec)
     if vector.size != total:
@@ -72,6 +73,7 @@ def unflatten(vector: np.ndarray, spec: Spec) -> dict[str, np.ndarray]:
     out, pos = {}, 0
     for name, shape in spec:
         n = int(np.prod(shape, dtype=np.int64))
-        out[name] = vector[pos:pos + n].reshape(shape).copy()
+        part = vector[pos:pos + n].reshape(shape)
+        out[name] = part.copy() if copy else part
         pos += n
     return out
