@@ -40,15 +40,19 @@ def warm() -> dict[str, tuple[int, int]]:
                 logits, _ = head(trunk(x))
                 logits.sum().backward()
                 opt.step()
-    for ring_bits in (32, 64):  # the signed views mask_update hands the kernel; float64 (a task's delta) and float32
+    for ring_bits in (32, 64):  # the signed views mask_update hands the kernels; float64 (a task's delta) and float32
         word = np.zeros(2, encoding.signed_dtype(ring_bits)).view(encoding.ring_dtype(ring_bits))
         for dtype in (np.float64, np.float32):
             encoding.encode_add_chunk(np.zeros(2, dtype), 1.0, 1.0, word, np.empty(2), np.empty_like(word),
-                                      ring_kernels.add_encoded)
+                                      ring_kernels)
+    buffer = np.zeros(2)  # masking in place: a float64 delta overwritten by its 64-bit words
+    encoding.encode_add_chunk(buffer, 1.0, 1.0, buffer.view(np.uint64), np.empty(2), np.empty(2, np.uint64),
+                              ring_kernels, base=np.zeros(2, np.uint64))
     kernels = {"row_kernels.adam_rows": row_kernels.adam_rows,
                "row_kernels.rowwise_adam_rows": row_kernels.rowwise_adam_rows,
                "row_kernels.feature_order": row_kernels.feature_order,
-               "secagg.ring_kernels.add_encoded": ring_kernels.add_encoded}
+               "secagg.ring_kernels.add_encoded": ring_kernels.add_encoded,
+               "secagg.ring_kernels.encode_over": ring_kernels.encode_over}
     return {name: (sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))
             for name, k in kernels.items()}
 

@@ -277,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     from fedchem.algo.secagg import ring_kernels  # numba's start and the kernel's load or first compile: not timed
 
     word = np.zeros(1, encoding.signed_dtype(config.ring_bits))
-    ring_kernels.add_encoded(np.zeros(1, np.float32), 1.0, 1.0, word, word)
-    ring_kernels.add_encoded(np.zeros(1, np.float64), 1.0, 1.0, word, word)
+    ring_kernels.add_encoded(np.zeros(1, np.float32), 1.0, 1.0, word)
+    ring_kernels.add_encoded(np.zeros(1, np.float64), 1.0, 1.0, word)
+    if config.ring_bits == 64:
+        ring_kernels.encode_over(np.zeros(1), 1.0, 1.0, word)
     print(f"compiled encoding loaded in {time.perf_counter() - t0:.2f} s (numba import + kernel)", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory(prefix="fedchem-secagg-bench-") as tmp:

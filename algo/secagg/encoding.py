@@ -66,12 +66,17 @@ def _check_finite(values: np.ndarray) -> tuple[float, float]:
     """(min, max) of `values`; a ProtocolError when any is NaN or infinite (a diverged update must not be sent)."""
     lo, hi = float(values.min()), float(values.max())  # NaN propagates through min/max
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ProtocolError(
-            "the update contains NaN or infinite values",
-            "mask_update",
-            "check the local training (learning rate, loss) before sending an update",
-        )
+        _refuse_non_finite()
     return lo, hi
+
+
+def _refuse_non_finite() -> None:
+    """The ProtocolError for an update holding NaN or infinite values (a diverged update must not be sent)."""
+    raise ProtocolError(
+        "the update contains NaN or infinite values",
+        "mask_update",
+        "check the local training (learning rate, loss) before sending an update",
+    )
 
 
 def encode_chunk(values: np.ndarray, clip: float, factor: float, out: np.ndarray, work: np.ndarray) -> int:
@@ -100,14 +105,14 @@ COMPILED: bool | None = None
 
 
 def compiled_encoding():
-    """The compiled encode-and-add kernel (`ring_kernels.add_encoded`), or None when it is not to be used (see
+    """The compiled encode-and-add kernels (the `ring_kernels` module), or None when they are not to be used (see
     COMPILED)."""
     use = ("numba" in sys.modules) if COMPILED is None else COMPILED
     if not use:
         return None
     from fedchem.algo.secagg import ring_kernels
 
-    return ring_kernels.add_encoded
+    return ring_kernels
 
 
 def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.ndarray, work: np.ndarray,
@@ -116,18 +121,33 @@ def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.nda
     bit; returns the clipped count.
 
     `work` (float64) and `ring_work` (acc's dtype) are scratch buffers at least as long as `values`. With `kernel`
-    (from compiled_encoding) the chunk is clipped, encoded and added in one compiled pass. `acc` may share memory
-    with `values` (a float64 update masked in place, `base` then a separate buffer): every value is read before
-    its word is written. NaN or infinite values are a ProtocolError, before `acc` is written."""
+    (from compiled_encoding) the chunk is clipped, encoded, checked and added in one compiled pass. `acc` may be the
+    very memory of float64 `values` (an update masked in place, `base` then a separate buffer): every value is read
+    before its word is written. NaN or infinite values are a ProtocolError: numpy's path raises before `acc` is
+    written, the compiled one after (ring_kernels says why); either way no masked word leaves mask_update."""
     base = acc if base is None else base
     if kernel is not None:
-        _check_finite(values)
         signed = signed_dtype(8 * acc.itemsize)
-        return int(kernel(values, float(clip), float(factor), base.view(signed), acc.view(signed)))
+        if _same_memory(values, acc):  # in place: the kernel that reads and writes one buffer
+            n_clipped, n_bad = kernel.encode_over(values, float(clip), float(factor), base.view(signed))
+        else:
+            if base is not acc:
+                np.copyto(acc, base)
+            n_clipped, n_bad = kernel.add_encoded(values, float(clip), float(factor), acc.view(signed))
+        if n_bad:
+            _refuse_non_finite()
+        return int(n_clipped)
     n = values.shape[0]
     n_clipped = encode_chunk(values, clip, factor, ring_work[:n], work[:n])
     np.add(base, ring_work[:n], out=acc)
     return n_clipped
+
+
+def _same_memory(values: np.ndarray, acc: np.ndarray) -> bool:
+    """Whether `acc` is exactly the memory of float64 `values`, word for word (masking in place); any other overlap
+    is refused by mask_update before a chunk is encoded."""
+    return (values.dtype == np.float64 and acc.itemsize == 8
+            and values.__array_interface__["data"][0] == acc.__array_interface__["data"][0])
 
 
 def decode_chunk(ring_sum: np.ndarray, factor: float, out: np.ndarray) -> None:

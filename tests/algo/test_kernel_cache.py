@@ -48,7 +48,8 @@ print(json.dumps({name: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_mis
                   for name, k in (("adam_rows", row_kernels.adam_rows),
                                   ("rowwise_adam_rows", row_kernels.rowwise_adam_rows),
                                   ("feature_order", row_kernels.feature_order),
-                                  ("add_encoded", ring_kernels.add_encoded))}))
+                                  ("add_encoded", ring_kernels.add_encoded),
+                                  ("encode_over", ring_kernels.encode_over))}))
 """
 
 

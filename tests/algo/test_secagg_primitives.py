@@ -187,7 +187,7 @@ def test_compiled_encode_add_gives_numpys_words(ring_bits):
     dtype = encoding.ring_dtype(ring_bits)
     from fedchem.algo.secagg import ring_kernels
 
-    kernel = ring_kernels.add_encoded
+    kernel = ring_kernels
     rng = np.random.default_rng(5)  # test data only, never a mask
     s = encoding.fixed_point_scale(1.0, 7, ring_bits)
     for values in (rng.normal(0, 0.3, 5000), rng.normal(0, 0.3, 5000).astype(np.float32),
@@ -201,11 +201,26 @@ def test_compiled_encode_add_gives_numpys_words(ring_bits):
                                       np.empty_like(acc), kernel)
         np.testing.assert_array_equal(got, expected)
         assert n == n_ref
+        got = np.empty_like(acc)  # base given apart from the output
+        assert encoding.encode_add_chunk(values, 1.0, 0.37 * s, got, np.empty(values.shape[0]), np.empty_like(acc),
+                                         kernel, base=acc) == n_ref
+        np.testing.assert_array_equal(got, expected)
+        if ring_bits == 64:  # in place: float64 values overwritten by their own words (encode_over)
+            buffer = values.astype(np.float64)
+            words = buffer.view(np.uint64)
+            assert encoding.encode_add_chunk(buffer, 1.0, 0.37 * s, words, np.empty(values.shape[0]),
+                                             np.empty_like(acc), kernel, base=acc) == n_ref
+            np.testing.assert_array_equal(words, expected)
     for bad in (np.inf, -np.inf, np.nan):  # the compiled pass counts them itself, in the same loop
         for values in (np.array([0.0, bad, 0.5]), np.array([0.0, bad, 0.5], np.float32)):
             with pytest.raises(ProtocolError, match="NaN"):
                 encoding.encode_add_chunk(values, 1.0, 4.0, np.zeros(3, dtype), np.empty(3), np.empty(3, dtype),
                                           kernel)
+        if ring_bits == 64:  # and in place
+            buffer = np.array([0.0, 0.5, bad, 0.25])
+            with pytest.raises(ProtocolError, match="NaN"):
+                encoding.encode_add_chunk(buffer, 1.0, 4.0, buffer.view(np.uint64), np.empty(4),
+                                          np.empty(4, dtype), kernel, base=np.zeros(4, dtype))
 
 
 def test_encoding_counts_clipping_and_refuses_nan():
