@@ -49,6 +49,9 @@ class SecAggConfig(_Strict):
     clip: float = Field(1.0, gt=0)  # each coordinate of a weighted update is clipped to [-clip, clip]
     threshold: int | None = Field(None, ge=2)  # t of t-of-n; default: majority of the partners
     max_weight: float = Field(1.0, gt=0)  # a partner's weight lies in (0, max_weight]; bounds the fixed-point encoding
+    # the stream cipher whose keystreams are the masks (secagg.masking says why AES-128-CTR); chacha20 for hardware
+    # without AES instructions. Every partner and the aggregator must use the same: it is part of the agreement.
+    mask_cipher: Literal["aes-128-ctr", "chacha20"] = "aes-128-ctr"
 
     @field_validator("enabled")
     @classmethod

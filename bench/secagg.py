@@ -1,6 +1,6 @@
 """Secure-aggregation speed and traffic: masking, unmasking (with and without a dropout), bytes sent, and two ratios
-measured in the same run: masking throughput / raw ChaCha20 keystream throughput (cryptography's, goal >= 0.9) and
-secure-sum time / plain numpy weighted-sum time.
+measured in the same run: masking throughput / raw ChaCha20 keystream throughput (cryptography's, goal >= 0.9; also
+over raw AES-128-CTR, the default mask cipher's own keystream) and secure-sum time / plain numpy weighted-sum time.
 
 Run:  .venv/bin/python bench/secagg.py            (N in 3, 10, 30; 1e6 and 3.2e7 parameters; a few minutes)
       .venv/bin/python bench/secagg.py --quick    (smoke run: N in 3, 10; 1e5 and 1e6 parameters)
@@ -15,7 +15,8 @@ as an aggregator task reads its input files, so 30 x 256 MB never sit in memory 
 inputs the same way. Masking throughput counts the N keystreams a partner applies (N-1 pairwise + 1 self); "mask" is
 what a train task runs: its float64 update masked in place in its own buffer (`in_place_buffer`), with the compiled
 encoding (fedchem.algo.secagg.ring_kernels, what a task that has numba loaded runs); "fresh" the same into a new
-vector; "numpy" with numpy's encoding (a task without numba), checked to give the same words. The raw baseline is
+vector; "numpy" with numpy's encoding (a task without numba), checked to give the same words; "chacha" the train
+task's masking with ChaCha20 masks instead of the default AES-128-CTR. The raw baseline (the issue's) is
 cryptography's ChaCha20 generating the same number of bytes into a reused buffer, timed on one thread and on two
 (masking uses two, see fedchem.algo.secagg.masking); the faster of the two is the baseline, so the ratio never
 credits masking with a parallelism the raw cipher could have had. Each case takes the best of 5 alternating runs.
@@ -33,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import fedchem.algo.secagg as sa
 from fedchem.algo.config import SecAggConfig
@@ -55,24 +56,27 @@ def timed(fn, *args, repeat: int = 1, **kw):
     return best, out
 
 
-def _keystream_into_buffer(n_bytes: int) -> None:
+def _keystream_into_buffer(n_bytes: int, cipher: str = "chacha20") -> None:
     chunk = masking.CHUNK_BYTES
-    enc = Cipher(algorithms.ChaCha20(os.urandom(32), bytes(16)), None).encryptor()
+    if cipher == "chacha20":
+        enc = Cipher(algorithms.ChaCha20(os.urandom(32), bytes(16)), None).encryptor()
+    else:
+        enc = Cipher(algorithms.AES(os.urandom(16)), modes.CTR(bytes(16))).encryptor()
     zeros, buf = bytes(chunk), memoryview(bytearray(chunk))
     for _ in range(n_bytes // chunk):
         enc.update_into(zeros, buf)
 
 
-def raw_keystream_seconds(n_bytes: int, threads: int = 1) -> float:
-    """Time to generate n_bytes of ChaCha20 keystream into reused buffers, in the chunk size masking uses, split
-    over `threads` threads."""
+def raw_keystream_seconds(n_bytes: int, threads: int = 1, cipher: str = "chacha20") -> float:
+    """Time to generate n_bytes of `cipher`'s keystream (cryptography's ChaCha20 or AES-128-CTR) into reused
+    buffers, in the chunk size masking uses, split over `threads` threads."""
     t0 = time.perf_counter()
     if threads == 1:
-        _keystream_into_buffer(n_bytes)
+        _keystream_into_buffer(n_bytes, cipher)
     else:
+        per = n_bytes // threads // masking.CHUNK_BYTES * masking.CHUNK_BYTES
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(_keystream_into_buffer, [n_bytes // threads // masking.CHUNK_BYTES * masking.CHUNK_BYTES]
-                          * threads))
+            list(pool.map(_keystream_into_buffer, [per] * threads, [cipher] * threads))
     return time.perf_counter() - t0
 
 
@@ -111,31 +115,37 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
 
     rep = 5 if d <= 1_000_000 else 1  # small cases: best of 5 against noise from other jobs
     raw_bytes = min(n * (d + 1) * config.ring_bits // 8, RAW_CAP_BYTES) // masking.CHUNK_BYTES * masking.CHUNK_BYTES
-    raw1_s = raw2_s = mask_s = fresh_s = mask_np_s = mask1_s = float("inf")
+    raw1_s = raw2_s = aes1_s = aes2_s = mask_s = cha_s = fresh_s = mask_np_s = mask1_s = float("inf")
     buffer = sa.in_place_buffer(d) if config.ring_bits == 64 else None  # the train task's float64 delta buffer
 
+    chacha = config.model_copy(update={"mask_cipher": "chacha20"})
+
     def mask_with(compiled: bool, threads: int, update: np.ndarray = base,
-                  out: np.ndarray | None = None) -> tuple[float, sa.MaskedUpdate]:
+                  out: np.ndarray | None = None, cfg: SecAggConfig = config) -> tuple[float, sa.MaskedUpdate]:
         """One partner's masking, timed, with the compiled or numpy encoding on `threads` threads."""
         saved = encoding.COMPILED, masking.THREADS
         encoding.COMPILED, masking.THREADS = compiled, threads
         try:
-            return timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, update, weights[0], config,
+            return timed(sa.mask_update, PLAN, ROUND, ids[0], ids, secret[ids[0]], public, update, weights[0], cfg,
                          out=out)
         finally:
             encoding.COMPILED, masking.THREADS = saved
 
-    def mask_in_place() -> tuple[float, sa.MaskedUpdate]:
+    def mask_in_place(cfg: SecAggConfig = config) -> tuple[float, sa.MaskedUpdate]:
         """What a train task runs: its float64 update masked in place (compiled encoding, two threads); a fresh
         vector on the 32-bit ring, where words cannot take the floats' memory."""
         if buffer is None:
-            return mask_with(True, masking.THREADS)
+            return mask_with(True, masking.THREADS, cfg=cfg)
         buffer[:d] = base  # the task's delta, written before masking (not timed)
-        return mask_with(True, masking.THREADS, buffer[:d], buffer.view(np.uint64))
+        return mask_with(True, masking.THREADS, buffer[:d], buffer.view(np.uint64), cfg=cfg)
 
     for _ in range(rep):  # alternate, so that load from other jobs hits baseline and masking alike
         raw1_s = min(raw1_s, raw_keystream_seconds(raw_bytes, 1))
         raw2_s = min(raw2_s, raw_keystream_seconds(raw_bytes, 2))
+        aes1_s = min(aes1_s, raw_keystream_seconds(raw_bytes, 1, "aes-128-ctr"))
+        aes2_s = min(aes2_s, raw_keystream_seconds(raw_bytes, 2, "aes-128-ctr"))
+        once, _ = mask_in_place(chacha)  # the same with ChaCha20 masks (the cipher before, and the other choice)
+        cha_s = min(cha_s, once)
         once, m0 = mask_with(True, masking.THREADS)  # compiled encoding (when numba is loaded), two threads
         fresh_s = min(fresh_s, once)
         once, m_in = mask_in_place()  # the same, in place: what a train task runs
@@ -153,10 +163,13 @@ def bench_case(n: int, d: int, config: SecAggConfig, workdir: Path) -> dict:
     words = n * (d + 1) * config.ring_bits / 8
     row.update(
         mask_s=mask_s, raw1_gbps=raw_bytes / raw1_s / 1e9, raw2_gbps=raw_bytes / raw2_s / 1e9,
+        aes_gbps=raw_bytes / min(aes1_s, aes2_s) / 1e9, cha_mask_gbps=words / cha_s / 1e9,
         mask_gbps=words / mask_s / 1e9, fresh_gbps=words / fresh_s / 1e9, mask_np_gbps=words / mask_np_s / 1e9, mask1_gbps=words / mask1_s / 1e9,
     )
     row["raw_gbps"] = max(row["raw1_gbps"], row["raw2_gbps"])
     row["ratio_mask_raw"] = row["mask_gbps"] / row["raw_gbps"]
+    row["ratio_mask_aes"] = row["mask_gbps"] / row["aes_gbps"]
+    row["ratio_cha_raw"] = row["cha_mask_gbps"] / row["raw_gbps"]
     row["ratio_fresh_raw"] = row["fresh_gbps"] / row["raw_gbps"]
     row["ratio_mask_np_raw"] = row["mask_np_gbps"] / row["raw_gbps"]
     row["ratio_mask1_raw"] = row["mask1_gbps"] / row["raw_gbps"]
@@ -225,7 +238,8 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
     )
     head = (
         f"{'N':>3} {'params':>9} {'mode':>8} | {'setup/p':>7} {'mask':>7} {'mask GB/s':>9} {'raw1 GB/s':>9} "
-        f"{'raw2 GB/s':>9} {'mask/raw':>8} {'fresh':>6} {'numpy':>6} {'1 thread':>8} | {'unmask':>7} {'1 drop':>7} {'plain':>7} {'sec/pl':>7} "
+        f"{'raw2 GB/s':>9} {'aes GB/s':>8} {'mask/raw':>8} {'mask/aes':>8} {'chacha':>6} {'fresh':>6} {'numpy':>6} "
+        f"{'1 thread':>8} | {'unmask':>7} {'1 drop':>7} {'plain':>7} {'sec/pl':>7} "
         f"{'e2e/pl':>7} | {'max err':>8}"
     )
     print(head)
@@ -234,7 +248,9 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
         err = f"{r['max_err']:.1e}" if "max_err" in r else "n/a"
         print(
             f"{r['N']:>3} {r['d']:>9.2g} {r['mode']:>8} | {r['setup_s']:>7.3f} {r['mask_s']:>7.3f} {r['mask_gbps']:>9.2f} "
-            f"{r['raw1_gbps']:>9.2f} {r['raw2_gbps']:>9.2f} {r['ratio_mask_raw']:>8.2f} {r['ratio_fresh_raw']:>6.2f} {r['ratio_mask_np_raw']:>6.2f} {r['ratio_mask1_raw']:>8.2f} | "
+            f"{r['raw1_gbps']:>9.2f} {r['raw2_gbps']:>9.2f} {r['aes_gbps']:>8.2f} {r['ratio_mask_raw']:>8.2f} "
+            f"{r['ratio_mask_aes']:>8.2f} {r['ratio_cha_raw']:>6.2f} {r['ratio_fresh_raw']:>6.2f} "
+            f"{r['ratio_mask_np_raw']:>6.2f} {r['ratio_mask1_raw']:>8.2f} | "
             f"{r['unmask_s']:>7.3f} {r['unmask_drop_s']:>7.3f} "
             f"{r['plain_s']:>7.3f} {r['ratio_secure_plain']:>7.1f} {r['ratio_e2e_plain']:>7.1f} | {err:>8}"
         )
@@ -253,9 +269,12 @@ def print_tables(rows: list[dict], config: SecAggConfig) -> None:
         "\nmask/raw: masking throughput (N keystreams per partner) over raw ChaCha20 keystream throughput (cryptography's, the\n"
         "faster of raw1 = one thread and raw2 = two threads, measured alternately in this process); goal >= 0.9.\n"
         "mask is what a train task runs: its float64 update masked in place (in_place_buffer) with the compiled\n"
-        "encoding (algo.secagg.ring_kernels, used when the task has numba loaded); fresh: the same into a new vector (a\n"
-        "float32 update; first writes to new memory are slow here); numpy: fresh with numpy's encoding (a task without\n"
-        "numba); 1 thread: numpy's on one thread; all alternately.\n"
+        "encoding (algo.secagg.ring_kernels, used when the task has numba loaded) and the default AES-128-CTR masks;\n"
+        "mask/aes: the same over raw AES-128-CTR keystream (the faster of one and two threads): masking's own overhead;\n"
+        "chacha: the same masking with ChaCha20 masks (mask_cipher: chacha20), over raw ChaCha20;\n"
+        "fresh: AES masking into a new vector (a float32 update; first writes to new memory are slow here); numpy: fresh\n"
+        "with numpy's encoding (a task without numba); 1 thread: numpy's on one thread; all alternately, as ratios\n"
+        "over raw ChaCha20.\n"
         "sec/pl: aggregator unmasking over plain numpy weighted sum; e2e/pl: (one partner's masking + unmasking) over "
         "plain sum.\nreleased: the shares file one survivor sends the aggregator without dropouts (grows by one "
         "share per dropped partner)."

@@ -72,12 +72,12 @@ def _pair_key(purpose: str, private_raw: bytes, peer_public_raw: bytes, plan_id:
 def pairwise_mask_key(
     private_raw: bytes, peer_public_raw: bytes, plan_id: str, round_: int, id_a: str, id_b: str
 ) -> bytes:
-    """ChaCha20 key of the mask shared by partners a and b in one round of one plan (symmetric in a, b)."""
+    """32-byte key of the mask shared by partners a and b in one round of one plan (symmetric in a, b)."""
     return _pair_key("pairwise-mask", private_raw, peer_public_raw, plan_id, round_, id_a, id_b)
 
 
 def self_mask_key(seed: bytes, plan_id: str, round_: int, party_id: str) -> bytes:
-    """ChaCha20 key of a partner's self mask in one round, from its secret seed b."""
+    """32-byte key of a partner's self mask in one round, from its secret seed b."""
     return hkdf(seed, bind("self-mask", plan_id, round_, party_id))
 
 

@@ -1,17 +1,27 @@
-"""Masks as ChaCha20 keystreams, added to or subtracted from ring vectors in place, chunk by chunk, on two threads.
+"""Masks as keystreams of a standard stream cipher (AES-128-CTR by default, or ChaCha20), added to or subtracted
+from ring vectors in place, chunk by chunk, on two threads.
 
-A mask is the ChaCha20 keystream of a 32-byte key (nonce 0: every key is used for one mask only) read as
-little-endian k-bit words. Keystreams are generated straight into a small reusable buffer (update_into on zeros)
-and added with numpy's wrapping unsigned arithmetic while the chunk is still in cache, so masking never holds a
-full-length mask in memory. A partner's chunk starts as its first (self) mask, generated in place, and the encoding
-is added to it (`encoding.encode_add_chunk`, compiled when numba is loaded): one buffer fewer to write and add.
+A mask is the keystream of a key read as little-endian k-bit words. Every 32-byte mask key (keys.py) is used for
+one mask only, so the cipher's nonce is 0 and its counter starts at the first block. Keystreams are generated
+straight into a small reusable buffer (update_into on zeros) and added with numpy's wrapping unsigned arithmetic
+while the chunk is still in cache, so masking never holds a full-length mask in memory. A partner's chunk starts as
+its first (self) mask, generated in place, and the encoding is added to it (`encoding.encode_add_chunk`, compiled
+when numba is loaded): one buffer fewer to write and add.
+
+Why AES-128-CTR by default. Any secure PRG makes the protocol (Bonawitz et al. use AES-CTR). On the project's
+machines (AES-NI and VAES) cryptography's AES-128-CTR makes keystream about 1.7 times as fast as its ChaCha20
+(10.5-11 against 6.1-6.6 GB/s on one core, measured by bench/secagg.py), and keystream is most of masking's time.
+Its 128-bit key matches the security of the X25519 agreement the keys come from (about 128 bits), so a 256-bit
+cipher key would not raise the protocol's. The AES key is derived from the 32-byte mask key with HKDF, bound to the
+cipher's name, so one mask key never keys two ciphers. ChaCha20 (the 32-byte key itself) remains for hardware
+without AES instructions: `SecAggConfig.mask_cipher`, part of the agreement every partner signs.
 
 Why two threads. The work is keystream generation and numpy's additions and encoding, and on the project's 2-core
 machine two threads of it run side by side (measured by bench/secagg.py: two threads generate raw keystream 1.6 to
 1.8 times as fast as one when the machine is quiet). A vector is therefore cut into two ranges at chunk boundaries,
-and each thread masks one range with keystreams that start at that range's offset (ChaCha20's 32-bit block counter,
-the first 4 bytes of cryptography's 16-byte nonce, seeks to any 64-byte block). Every word gets exactly the
-keystream words and the order of operations of a single pass, so the result is bit-identical to it.
+and each thread masks one range with keystreams that start at that range's offset (the cipher's block counter seeks
+to any block). Every word gets exactly the keystream words and the order of operations of a single pass, so the
+result is bit-identical to it.
 """
 
 from __future__ import annotations
@@ -21,37 +31,61 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-ZERO_NONCE = bytes(16)
+from fedchem.algo.secagg.keys import bind, hkdf
+
+CIPHERS = ("aes-128-ctr", "chacha20")
+DEFAULT_CIPHER = "aes-128-ctr"  # SecAggConfig.mask_cipher's default (a test checks they agree)
 CHUNK_BYTES = 1 << 19  # 512 KiB per buffer: few Python calls per byte, and the working chunk stays in cache
 THREADS = 2  # the project's machines have 2 cores (see the module docstring)
-BLOCK_BYTES = 64  # a ChaCha20 block: keystreams can start at any multiple of it
+BLOCK_BYTES = 64  # a ChaCha20 block (4 AES blocks): keystreams can start at any multiple of it
 
 T = TypeVar("T")
 
 
-def _nonce_at(start_byte: int) -> bytes:
-    """cryptography's 16-byte ChaCha20 nonce: a 4-byte little-endian block counter, then the 12-byte nonce (0)."""
-    if start_byte % BLOCK_BYTES or not 0 <= start_byte // BLOCK_BYTES < 1 << 32:
-        raise ValueError(f"a keystream can start only at a block boundary below 256 GiB, not at byte {start_byte}")
-    return (start_byte // BLOCK_BYTES).to_bytes(4, "little") + ZERO_NONCE[4:]
+def cipher_key(key: bytes, cipher: str) -> bytes:
+    """The key `cipher` is keyed with for the 32-byte mask key `key`: the key itself for ChaCha20; for AES-128 the
+    first 16 bytes of HKDF-SHA256(key) bound to the cipher's name."""
+    if cipher == "chacha20":
+        return key
+    if cipher == "aes-128-ctr":
+        return hkdf(key, bind("mask-cipher", cipher))[:16]
+    raise ValueError(f"unknown mask cipher {cipher!r}; use one of {', '.join(CIPHERS)}")
+
+
+def keystream(cipher: str, cipher_key_: bytes, start_byte: int = 0):
+    """A cryptography encryptor whose output on zeros is the keystream of `cipher` from byte `start_byte` on (a
+    multiple of BLOCK_BYTES)."""
+    if start_byte % BLOCK_BYTES or start_byte < 0:
+        raise ValueError(f"a keystream can start only at a {BLOCK_BYTES}-byte block boundary, not at byte {start_byte}")
+    if cipher == "chacha20":  # cryptography's 16-byte nonce: a 4-byte little-endian block counter, 12 bytes of 0
+        if start_byte // 64 >= 1 << 32:
+            raise ValueError(f"a ChaCha20 keystream cannot start beyond 256 GiB (byte {start_byte})")
+        nonce = (start_byte // 64).to_bytes(4, "little") + bytes(12)
+        return Cipher(algorithms.ChaCha20(cipher_key_, nonce), mode=None).encryptor()
+    if cipher == "aes-128-ctr":  # a 128-bit big-endian block counter, from 0
+        return Cipher(algorithms.AES(cipher_key_), modes.CTR((start_byte // 16).to_bytes(16, "big"))).encryptor()
+    raise ValueError(f"unknown mask cipher {cipher!r}; use one of {', '.join(CIPHERS)}")
 
 
 class KeystreamMask:
-    """One mask: a ChaCha20 keystream read sequentially in chunks from byte `start_byte` on, with the sign it enters
-    the sum with (+1/-1)."""
+    """One mask: the keystream of a 32-byte mask key under `cipher`, read sequentially in chunks from byte
+    `start_byte` on, with the sign it enters the sum with (+1/-1)."""
 
-    def __init__(self, key: bytes, sign: int, start_byte: int = 0):
+    def __init__(self, key: bytes, sign: int, start_byte: int = 0, cipher: str = DEFAULT_CIPHER,
+                 *, _derived: bytes | None = None):
         if sign not in (1, -1):
             raise ValueError("sign must be +1 or -1")
         self.sign = sign
+        self.cipher = cipher
         self._key = key
-        self._encryptor = Cipher(algorithms.ChaCha20(key, _nonce_at(start_byte)), mode=None).encryptor()
+        self._cipher_key = cipher_key(key, cipher) if _derived is None else _derived
+        self._encryptor = keystream(cipher, self._cipher_key, start_byte)
 
     def at(self, start_byte: int) -> KeystreamMask:
         """The same mask, read from byte `start_byte` of its keystream on (a multiple of 64)."""
-        return KeystreamMask(self._key, self.sign, start_byte)
+        return KeystreamMask(self._key, self.sign, start_byte, self.cipher, _derived=self._cipher_key)
 
     def write(self, acc: np.ndarray, zeros: memoryview) -> None:
         """acc = sign * next len(acc) words of the keystream (mod 2^k), generated straight into `acc` (contiguous)."""
@@ -118,11 +152,11 @@ class ChunkWorkspace:
             mask.apply(acc, self.keystream, self.zeros)
 
 
-def full_mask(key: bytes, length: int, dtype: np.dtype) -> np.ndarray:
-    """The whole keystream of `key` as `length` ring words (for tests and small vectors), in one pass."""
+def full_mask(key: bytes, length: int, dtype: np.dtype, cipher: str = DEFAULT_CIPHER) -> np.ndarray:
+    """The whole keystream of mask key `key` as `length` ring words (for tests and small vectors), in one pass."""
     out = np.zeros(length, dtype=dtype)
     work = ChunkWorkspace(dtype)
-    mask = KeystreamMask(key, +1)
+    mask = KeystreamMask(key, +1, cipher=cipher)
     for start, stop in chunks(length, work.dtype.itemsize):
         mask.apply(out[start:stop], work.keystream, work.zeros)
     return out

@@ -90,11 +90,13 @@ def mask_update(
         )
     w = _check_weight(weight, config.max_weight, where)
     keys = secret_bundle.round(round, where)
-    masks = [KeystreamMask(self_mask_key(keys.seed, plan_id, round, party_id), +1)]
+    cipher = config.mask_cipher
+    masks = [KeystreamMask(self_mask_key(keys.seed, plan_id, round, party_id), +1, cipher=cipher)]
     masks += [
         KeystreamMask(
             pairwise_mask_key(keys.mask_sk, public_bundles[q].round(round, where).mask_pk, plan_id, round, party_id, q),
             +1 if q > party_id else -1,
+            cipher=cipher,
         )
         for q in roster
         if q != party_id
@@ -251,7 +253,7 @@ def unmask_sum(
                 where,
                 "re-run the release step",
             )
-        masks.append(KeystreamMask(self_mask_key(seed, plan_id, round, q), -1))
+        masks.append(KeystreamMask(self_mask_key(seed, plan_id, round, q), -1, cipher=config.mask_cipher))
     for p in dropped:
         sk = _recover("s", p, released, threshold, where)
         if public_key_of(sk) != public_bundles[p].round(round, where).mask_pk:
@@ -262,7 +264,7 @@ def unmask_sum(
             )
         for q in survivors:  # q added +PRG if p > q, else -PRG: take it back
             key = pairwise_mask_key(sk, public_bundles[q].round(round, where).mask_pk, plan_id, round, p, q)
-            masks.append(KeystreamMask(key, -1 if p > q else +1))
+            masks.append(KeystreamMask(key, -1 if p > q else +1, cipher=config.mask_cipher))
     value_scale, weight_scale = scales(config.clip, len(roster), config.ring_bits)
     vectors = [masked[q].vector for q in survivors]
     d = vectors[0].shape[0] - 1

@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from Crypto.Protocol.SecretSharing import Shamir
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from fedchem.algo.config import SecAggConfig
 from fedchem.algo.secagg import encoding, envelope, keys, masking, shamir
 from fedchem.opener.errors import ProtocolError
 
@@ -240,17 +243,27 @@ def test_ring_too_small_is_refused():
 # ---------- masking ----------
 
 
+def _reference_keystream(cipher: str, key: bytes, n_bytes: int) -> bytes:
+    """The cipher's keystream for mask key `key`, computed here from cryptography and HKDF directly (not through
+    fedchem's masking), with its documented key derivation."""
+    if cipher == "chacha20":
+        return Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor().update(bytes(n_bytes))
+    aes_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                   info=keys.bind("mask-cipher", "aes-128-ctr")).derive(key)[:16]
+    return Cipher(algorithms.AES(aes_key), modes.CTR(bytes(16))).encryptor().update(bytes(n_bytes))
+
+
+@pytest.mark.parametrize("cipher", masking.CIPHERS)
 @pytest.mark.parametrize("dtype", [np.dtype("<u4"), np.dtype("<u8")])
-def test_chunked_mask_is_the_chacha20_keystream(dtype, monkeypatch):
+def test_chunked_mask_is_the_ciphers_keystream(dtype, cipher, monkeypatch):
     monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)  # many chunks, odd tail
     key = os.urandom(32)
     length = 10_001
-    raw = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor().update(bytes(length * dtype.itemsize))
-    expected = np.frombuffer(raw, dtype=dtype)
-    np.testing.assert_array_equal(masking.full_mask(key, length, dtype), expected)
+    expected = np.frombuffer(_reference_keystream(cipher, key, length * dtype.itemsize), dtype=dtype)
+    np.testing.assert_array_equal(masking.full_mask(key, length, dtype, cipher), expected)
     acc = np.arange(length, dtype=dtype)
     work = masking.ChunkWorkspace(dtype)
-    plus, minus = masking.KeystreamMask(key, +1), masking.KeystreamMask(key, -1)
+    plus, minus = masking.KeystreamMask(key, +1, cipher=cipher), masking.KeystreamMask(key, -1, cipher=cipher)
     for a, b in masking.chunks(length, dtype.itemsize):
         work.apply_all(acc[a:b], [plus])
     np.testing.assert_array_equal(acc, np.arange(length, dtype=dtype) + expected)  # wraps mod 2^k
@@ -259,17 +272,31 @@ def test_chunked_mask_is_the_chacha20_keystream(dtype, monkeypatch):
     np.testing.assert_array_equal(acc, np.arange(length, dtype=dtype))
 
 
-def test_a_mask_read_from_an_offset_is_the_tail_of_its_keystream():
-    """Two-thread masking starts each range's keystream at its offset (ChaCha20's block counter): the words it reads
-    must be exactly those one sequential pass reads there."""
+def test_the_two_ciphers_give_unrelated_masks_and_the_default_is_the_configs():
+    """One mask key gives different words under each cipher (the AES key is derived, not the key's first half),
+    and SecAggConfig's default cipher is masking's."""
     key = os.urandom(32)
-    whole = Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor().update(bytes(64 * 1000))
+    a, c = (masking.full_mask(key, 1000, np.dtype("<u8"), cipher) for cipher in ("aes-128-ctr", "chacha20"))
+    assert not np.any(a == c)
+    plain_half = Cipher(algorithms.AES(key[:16]), modes.CTR(bytes(16))).encryptor().update(bytes(8000))
+    assert a.tobytes() != plain_half
+    assert SecAggConfig().mask_cipher == masking.DEFAULT_CIPHER
+    with pytest.raises(ValueError, match="unknown mask cipher"):
+        masking.KeystreamMask(key, +1, cipher="rot13")
+
+
+@pytest.mark.parametrize("cipher", masking.CIPHERS)
+def test_a_mask_read_from_an_offset_is_the_tail_of_its_keystream(cipher):
+    """Two-thread masking starts each range's keystream at its offset (the cipher's block counter): the words it
+    reads must be exactly those one sequential pass reads there."""
+    key = os.urandom(32)
+    whole = _reference_keystream(cipher, key, 64 * 1000)
     for start in (0, 64, 64 * 7, 64 * 999):
         tail = bytearray(64 * 1000 - start)
-        masking.KeystreamMask(key, +1).at(start)._encryptor.update_into(bytes(len(tail)), tail)
+        masking.KeystreamMask(key, +1, cipher=cipher).at(start)._encryptor.update_into(bytes(len(tail)), tail)
         assert bytes(tail) == whole[start:]
     with pytest.raises(ValueError, match="block boundary"):
-        masking.KeystreamMask(key, +1, start_byte=65)
+        masking.KeystreamMask(key, +1, start_byte=65, cipher=cipher)
 
 
 def test_split_cuts_whole_chunks_and_covers_everything(monkeypatch):

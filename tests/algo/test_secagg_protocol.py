@@ -63,12 +63,15 @@ def tolerance(config, n_roster, n_summed):
     return n_summed * 0.5 * config.max_weight / s + 1e-12 * n_summed * config.clip * config.max_weight
 
 
-def run_round(world, config, d, rnd=1, drop_before=(), drop_after=(), seed=0, dtype=np.float32):
-    """One round: every partner not in drop_before masks; drop_after partners' updates arrive late (ignored)."""
+def run_round(world, config, d, rnd=1, drop_before=(), drop_after=(), seed=0, dtype=np.float32, mask_config=None):
+    """One round: every partner not in drop_before masks (with mask_config[p] instead of config where given);
+    drop_after partners' updates arrive late (ignored)."""
     rng = np.random.default_rng(seed)  # test data only, never a mask
     updates = {p: rng.normal(0, config.clip, d).astype(dtype) for p in world.ids}
     weights = {p: float(rng.uniform(0.05, 1.0)) * config.max_weight for p in world.ids}
-    masked = {p: world.mask(rnd, p, updates[p], weights[p], config) for p in world.ids if p not in drop_before}
+    mask_config = mask_config or {}
+    masked = {p: world.mask(rnd, p, updates[p], weights[p], mask_config.get(p, config)) for p in world.ids
+              if p not in drop_before}
     survivors = [p for p in world.ids if p not in drop_before and p not in drop_after]
     dropped = [p for p in world.ids if p not in survivors]
     released = {p: world.release(rnd, p, survivors, dropped) for p in survivors}
@@ -96,6 +99,19 @@ def test_decoded_sum_equals_plain_weighted_sum(n, ring_bits):
     )
     if ring_bits == 32:
         assert err > 0  # the comparison is not vacuous: 32-bit quantisation is visible
+
+
+@pytest.mark.parametrize("cipher", ["chacha20"])  # the default, aes-128-ctr, runs in every other test here
+def test_decoded_sum_with_the_other_mask_cipher(cipher):
+    """The agreement may choose ChaCha20 masks (hardware without AES instructions): the sum decodes the same way,
+    with a partner dropping out, and a partner masking with the other cipher breaks it (the choice is real)."""
+    config = SecAggConfig(ring_bits=64, clip=0.5, max_weight=250.0, mask_cipher=cipher)
+    world = World.make(5)
+    total, _, plain, _, _ = run_round(world, config, d=20_011, seed=3, drop_after=world.ids[:1])
+    assert np.abs(total - plain).max() <= tolerance(config, 5, 4)
+    mixed = run_round(world, config, d=20_011, seed=3, mask_config={world.ids[1]: SecAggConfig(
+        ring_bits=64, clip=0.5, max_weight=250.0)})
+    assert np.abs(mixed[0] - mixed[2]).max() > 1.0
 
 
 def test_ten_million_coordinates_three_partners():
