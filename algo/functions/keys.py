@@ -5,7 +5,9 @@ keygen:             per-round key pairs and self-mask seeds for the rounds of th
 deal_shares:        t-of-n shares of those secrets, each sealed to its recipient; pins every partner's public keys.
 confirm_survivors:  Bonawitz's consistency step: sign the one survivor set of a round (from signed receipts).
 release_shares:     open exactly the shares the aggregator needs for a survivor set at least t partners confirmed,
-                    never both kinds for one partner in one round (checked against the partner's own records).
+                    or, when the receipts of the partner's whole roster are given, the self-mask shares of all
+                    (no confirmation wave when nobody dropped out); never both kinds for one partner in one
+                    round (checked against the partner's own records).
 Every function first checks the plan against the partner's own agreement (fedchem.algo.guard).
 """
 
@@ -87,7 +89,11 @@ def confirm_survivors(inputs, outputs, task_properties):
 @tools.register
 def release_shares(inputs, outputs, task_properties):
     guard = guard_of(inputs, "release_shares")
-    confirmations = [read_json(p) for p in inputs["confirmation"]]
+    confirmations = [read_json(p) for p in inputs.get("confirmation") or []]
+    receipts = [read_json(p) for p in inputs.get("receipt") or []]
+    if bool(confirmations) == bool(receipts):
+        raise guard.refuse("consistency", "a release takes either survivor-set confirmations or, when nobody "
+                                          "dropped out, the whole roster's receipts: not both, not neither")
     secret = secagg.load_secret_bundle(inputs["secret_keys"])
     plan_id = secret.plan_id
     publics = _publics(inputs["public_keys"])
@@ -95,7 +101,10 @@ def release_shares(inputs, outputs, task_properties):
     with guard.state.locked():
         rec = guard.plan_record(plan_id)
         guard.pinned_publics(rec, publics)
-        round_, survivors, dropped = guard.release_plan(plan_id, confirmations)
+        if receipts:
+            round_, survivors, dropped = guard.unanimous_release_plan(plan_id, receipts)
+        else:
+            round_, survivors, dropped = guard.release_plan(plan_id, confirmations)
         maybe_fail(guard.me, round_, "release")
         bad = sorted(p for p, b in sealed.items() if b.threshold != guard.agreement.threshold)
         if bad:

@@ -97,9 +97,12 @@ FUNCTIONS: dict[str, FunctionDef] = {f.name: f for f in [
     FunctionDef(
         "release_shares", "fedchem.algo.functions.keys", "partner",
         inputs=(OPENER, DATASAMPLES, Input("secret_keys", "model"), Input("public_keys", "model", multiple=True),
-                Input("sealed_shares", "model", multiple=True), Input("confirmation", "model", multiple=True)),
+                Input("sealed_shares", "model", multiple=True),
+                Input("confirmation", "model", multiple=True, optional=True),
+                Input("receipt", "model", multiple=True, optional=True)),
         outputs=(Output("released_shares", Content.RELEASED_SHARES),),
-        description="Decrypts the shares the aggregator needs: self-mask seeds of survivors, pair keys of dropouts.",
+        description="Decrypts the shares the aggregator needs: self-mask seeds of survivors, pair keys of dropouts "
+                    "(for confirmed survivors, or for the whole roster from all its receipts).",
     ),
     FunctionDef(
         "aggregate", "fedchem.algo.functions.aggregate", "aggregator",

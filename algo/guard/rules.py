@@ -181,8 +181,9 @@ class PartnerGuard:
             raise self.refuse("own agreement", f"a {purpose} was made under another agreement")
         return signer
 
-    def confirm(self, plan_id: str, round_: int, receipts: Sequence[Mapping]) -> dict:
-        """Bonawitz's consistency step: sign the one survivor set of this round (from verified receipts)."""
+    def _survivors_of(self, plan_id: str, round_: int, receipts: Sequence[Mapping]) -> tuple[dict, list[str]]:
+        """(this partner's round record, the survivor set) from receipts verified against the pinned keys: each of
+        this plan, round and the roster this partner masked with; its own among them; at least t of them."""
         rec = self.plan_record(plan_id)
         self.check_round(rec, round_)
         rnd = self.state.round(plan_id, round_)
@@ -202,14 +203,48 @@ class PartnerGuard:
         if len(survivors) < self.agreement.threshold:
             raise self.refuse("threshold", f"{len(survivors)} survivors, below the agreed threshold "
                                            f"{self.agreement.threshold}")
+        return rnd, survivors
+
+    def _commit_survivors(self, plan_id: str, round_: int, rnd: dict, survivors: list[str]) -> None:
+        """Record `survivors` as this partner's one survivor set of the round (before anything is signed or
+        released: fail closed); another set than one recorded earlier is refused."""
         if rnd.get("confirmed") is not None and rnd["confirmed"] != survivors:
             raise self.refuse("one survivor set per round", f"this partner already confirmed another survivor set "
                                                             f"for round {round_}")
         rnd["confirmed"] = survivors
         self.state.save_round(plan_id, round_, rnd)
+
+    def confirm(self, plan_id: str, round_: int, receipts: Sequence[Mapping]) -> dict:
+        """Bonawitz's consistency step: sign the one survivor set of this round (from verified receipts)."""
+        rnd, survivors = self._survivors_of(plan_id, round_, receipts)
+        self._commit_survivors(plan_id, round_, rnd, survivors)
         body = {"format": CONFIRM_FORMAT, "agreement": self.fingerprint, "plan_id": plan_id, "round": round_,
                 "survivors": survivors, "signer": self.me}
         return {**body, "signature": sign(self._signing_key(plan_id), "survivors", body)}
+
+    def unanimous_release_plan(self, plan_id: str, receipts: Sequence[Mapping]) -> tuple[int, list[str], list[str]]:
+        """(round, survivors, []) for a release without confirmations: only when the receipts hold a verified
+        receipt from every partner this partner masked with, that whole roster then recorded as its one survivor
+        set of the round (as confirm records it). Such a release opens self-mask shares only.
+
+        Why this is as safe as t confirmations: what the aggregator must never get is t shares of a partner's
+        self-mask seed and t of its mask key. Key shares are opened only for a set without that partner, and only
+        by partners that confirmed that set, which t partners must have signed; a partner that released here has
+        recorded the whole roster as its set and signs no other. So the partners opening either kind of share for
+        one partner are disjoint, and t of each cannot exist when 2t > n + c (c colluding partners), the same
+        counting as with the confirmation wave."""
+        plans = {r.get("plan_id") if isinstance(r, Mapping) else None for r in receipts}
+        rounds = {r.get("round") if isinstance(r, Mapping) else None for r in receipts}
+        if not receipts or plans != {plan_id} or len(rounds) != 1:
+            raise self.refuse("consistency", "the receipts are not of one plan and round")
+        round_ = self.check_round(self.plan_record(plan_id), rounds.pop())
+        rnd, survivors = self._survivors_of(plan_id, round_, receipts)
+        missing = sorted(set(rnd["masked"]["roster"]) - set(survivors))
+        if missing:
+            raise self.refuse("consistency", f"a release without survivor-set confirmations needs the signed receipt "
+                                             f"of every partner this one masked with; missing: {', '.join(missing)}")
+        self._commit_survivors(plan_id, round_, rnd, survivors)
+        return round_, survivors, []
 
     def release_plan(self, plan_id: str, confirmations: Sequence[Mapping]) -> tuple[int, list[str], list[str]]:
         """(round, survivors, dropped) this partner may release for: a set at least t partners signed, that this

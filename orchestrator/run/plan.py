@@ -149,6 +149,21 @@ def release_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: l
     return tasks
 
 
+def unanimous_release_tasks(ctx: PlanContext, round_: int, roster: list[str]) -> list[TaskPlan]:
+    """When every partner of the round's roster masked (nobody dropped out): each releases its self-mask shares
+    straight from the signed receipts of the whole roster, without the confirmation wave. Each partner checks that
+    it holds a receipt from every partner it masked with and commits to that set as its one survivor set of the
+    round (README, threat model: why this is as safe as t confirmations)."""
+    tasks = []
+    for q in roster:
+        inputs = list(_data_refs(ctx, q)) + [Ref("secret_keys", ctx.task_id(f"keygen/{q}"), "secret_keys")]
+        inputs += [Ref("public_keys", ctx.task_id(f"keygen/{p}"), "public_keys") for p in roster]
+        inputs += [Ref("sealed_shares", ctx.task_id(f"deal_shares/{p}"), "sealed_shares") for p in roster]
+        inputs += [Ref("receipt", ctx.task_id(f"train/{p}/{round_}"), "receipt") for p in roster]
+        tasks.append(_task(ctx, f"release/{q}/{round_}", "release_shares", ctx.partner_orgs[q], inputs, round_))
+    return tasks
+
+
 def aggregate_task(ctx: PlanContext, round_: int, first_round: int, roster: list[str], survivors: list[str],
                    releasers: list[str]) -> TaskPlan:
     """The aggregator's sum of the survivors' masked updates into the next trunk."""
@@ -191,8 +206,7 @@ def full_plan(ctx: PlanContext, partners: list[str], first_round: int, last_roun
             prev = r - 1 if r > first_round else None
             tasks.append(train_task(ctx, p, r, first_round, partners, prev))
         if ctx.secure:
-            tasks += confirm_tasks(ctx, r, partners, partners)
-            tasks += release_tasks(ctx, r, partners, partners)
+            tasks += unanimous_release_tasks(ctx, r, partners)
         tasks.append(aggregate_task(ctx, r, first_round, partners, partners, partners))
     for p in partners:
         tasks.append(evaluate_task(ctx, p, last_round, first_round, last_round))

@@ -1,6 +1,6 @@
 """One federated round: every active partner trains, the survivors confirm the survivor set and release their
-shares, the aggregator sums the masked updates; then each partner's head is listed for it to pull and the trunk
-saved.
+shares (when nobody dropped out, each releases straight from the whole roster's signed receipts, one wave fewer),
+the aggregator sums the masked updates; then each partner's head is listed for it to pull and the trunk saved.
 
 A partner whose train task fails (or is canceled) drops out from this round on and the round completes through the
 secure-aggregation recovery; too few survivors, confirmations or releases for the threshold, or a failed
@@ -63,7 +63,12 @@ def run_round(run: ActiveRun, r: int) -> None:
         raise run.stop(f"round {r}: no partner submitted")
     releasers = list(survivors)
     t = time.perf_counter()
-    if run.secure:  # consistency step: each survivor signs the survivor set; then releases for that set
+    if run.secure and not dropped:  # nobody dropped: each releases from the whole roster's receipts at once
+        releasers = _each_partner(run, planner.unanimous_release_tasks(ctx, r, active), "release its shares")
+        if len(releasers) < threshold:
+            raise run.stop(f"round {r}: only {len(releasers)} partners released shares, below the threshold of "
+                           f"{threshold}: nothing was unmasked")
+    elif run.secure:  # consistency step: each survivor signs the survivor set; then releases for that set
         confirmers = _each_partner(run, planner.confirm_tasks(ctx, r, active, survivors), "confirm the survivor set")
         if len(confirmers) < threshold:
             raise run.stop(f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below the "

@@ -115,6 +115,36 @@ def test_survivor_set_is_one_per_round_and_confirmed_by_t_partners(tmp_path):
         guards2["p1"].confirm(PLAN, 1, only)
 
 
+def test_release_without_confirmations_needs_every_receipt_and_commits_to_the_whole_roster(tmp_path):
+    """The release of a round nobody dropped out of (no confirmation wave): only with a verified receipt from
+    every partner of the roster; a refusal records nothing; once done, the partner signs no other survivor set,
+    so no key share of any partner can follow from it (the both-kinds attack needs a smaller set)."""
+    guards = _guards(tmp_path)
+    receipts = _round(guards)
+    g = guards["p1"]
+    for fewer in (receipts[:2], receipts[1:]):  # p3's receipt withheld; p1's own withheld
+        with pytest.raises(ProtocolError, match=r"rule: consistency"):
+            g.unanimous_release_plan(PLAN, fewer)
+    tampered = {**receipts[2], "partner": "p2"}  # p3's receipt relabelled: its signature no longer verifies
+    with pytest.raises(ProtocolError, match=r"rule: consistency\].*signature"):
+        g.unanimous_release_plan(PLAN, [receipts[0], receipts[1], tampered])
+    other_round = _round(guards, r=2)
+    with pytest.raises(ProtocolError, match=r"rule: consistency\].*one plan and round"):
+        g.unanimous_release_plan(PLAN, receipts[:2] + other_round[2:])
+    assert g.state.round(PLAN, 1).get("confirmed") is None  # the refusals committed p1 to nothing
+    assert g.unanimous_release_plan(PLAN, receipts) == (1, NAMES, [])
+    assert g.state.round(PLAN, 1)["confirmed"] == NAMES
+    assert g.unanimous_release_plan(PLAN, receipts) == (1, NAMES, [])  # the same again reveals nothing new
+    with pytest.raises(ProtocolError, match=r"rule: one survivor set per round"):
+        g.confirm(PLAN, 1, receipts[:2])  # so p1 signs no set without p3 ...
+    smaller = [guards["p2"].confirm(PLAN, 1, receipts[:2])]  # p2 alone can sign the set {p1, p2} now
+    with pytest.raises(ProtocolError, match=r"rule: consistency\].*confirmed by 1 partners, fewer than"):
+        g.release_plan(PLAN, smaller)  # ... and no set without p3 gets the t signatures a key share needs
+    # the other order: a partner that confirmed a smaller set (a dropout) makes no release without confirmations
+    with pytest.raises(ProtocolError, match=r"rule: one survivor set per round"):
+        guards["p2"].unanimous_release_plan(PLAN, receipts)
+
+
 def test_never_both_shares_of_one_partner_across_requests(tmp_path):
     """The state rule on its own (below the consistency step): after releasing p3's self-mask share, a request
     naming p3 dropped is refused, by any later task of the same node, and nothing is recorded for it."""

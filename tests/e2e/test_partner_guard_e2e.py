@@ -78,29 +78,30 @@ def test_recovery_works_when_a_partner_releases_both_shares(attacker):
 
 
 def test_double_release_is_refused(attacker):
-    """(a) A second confirmation and a second release per partner in the same round, with fewer receipts."""
+    """(a) The honest round had nobody drop out, so each partner released from the whole roster's receipts (no
+    confirmation wave) and committed to that set. Afterwards, per partner: a confirmation of a set without the
+    victim, a release from fewer receipts (the victim "dropped"), a release fed receipts as confirmations."""
     att, partners = attacker
     fewer = [n for n in att.names if n != VICTIM]
+    assert not [t for t in att.res.tasks.values() if t.function == "confirm_survivors"]  # the fast path ran
     for n in fewer:
         before = _refusals(partners, n)
-        honest = att.task(f"confirm/{n}/1")
-        receipts = tuple(r for r in honest.inputs if r.identifier != "receipt") + tuple(
-            planner.Ref("receipt", att.ctx.task_id(f"train/{p}/1"), "receipt") for p in fewer)
-        assert not att.submit(att.renamed(honest, "-fewer", inputs=receipts))
+        confirm = planner.confirm_tasks(att.ctx, 1, att.names, fewer)[fewer.index(n)]
+        assert not att.submit(att.renamed(confirm, "-fewer"))
         _assert_refused(partners, n, "one survivor set per round", before)
-        # a second release fed the survivors' receipts as its evidence (no set confirmed by t partners)
-        before = _refusals(partners, n)
         release = att.task(f"release/{n}/1")
-        inputs = tuple(r for r in release.inputs if r.identifier != "confirmation") + tuple(
-            planner.Ref("confirmation", att.ctx.task_id(f"train/{p}/1"), "receipt") for p in fewer)
+        assert [r.identifier for r in release.inputs].count("receipt") == len(att.names)
+        kept = tuple(r for r in release.inputs if r.identifier != "receipt")
+        before = _refusals(partners, n)
+        inputs = kept + tuple(planner.Ref("receipt", att.ctx.task_id(f"train/{p}/1"), "receipt") for p in fewer)
         assert not att.submit(att.renamed(release, "-fewer", inputs=inputs))
         _assert_refused(partners, n, "consistency", before)
-        # a second release with only the confirmations of the two (the honest ones sign the full set)
         before = _refusals(partners, n)
-        inputs = tuple(r for r in release.inputs if r.identifier != "confirmation") + tuple(
-            planner.Ref("confirmation", att.ctx.task_id(f"confirm/{p}/1"), "confirmation") for p in fewer)
-        again = att.renamed(release, "-again", inputs=inputs)
-        # the same confirmed set again is answered, and reveals nothing new: self-mask shares of the same survivors
+        inputs = kept + tuple(planner.Ref("confirmation", att.ctx.task_id(f"train/{p}/1"), "receipt") for p in fewer)
+        assert not att.submit(att.renamed(release, "-asconf", inputs=inputs))
+        _assert_refused(partners, n, "consistency", before)
+        # the same whole-roster release again is answered, and reveals nothing new: the same self-mask shares
+        again = att.renamed(release, "-again")
         assert att.submit(again)
         rel = secagg.load_released_shares(att.output(again, "released_shares"))
         assert rel.key_shares == {} and sorted(rel.survivors) == sorted(att.names)

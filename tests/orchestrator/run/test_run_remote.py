@@ -157,7 +157,7 @@ def test_remote_run_submits_the_checked_plan_and_downloads_nothing_private(remot
     expected = {t.name: t for t in planner.full_plan(ctx, names, 1, consortium.federation.rounds)}
     sent = channel.tasks
     assert sorted(s.tag for s in sent.values()) == sorted(expected)
-    assert len(sent) == len(expected)  # the whole plan at the SDK boundary, confirmation steps included
+    assert len(sent) == len(expected)  # the whole plan at the SDK boundary (nobody dropped: no confirmation wave)
     for spec in sent.values():
         want = expected[spec.tag]
         assert spec.worker == want.worker
