@@ -1,5 +1,5 @@
-"""The federated run: set-up (checks, ledger, key setup), R rounds of train -> confirm -> release -> aggregate, a
-final evaluation -- each its own module (setup, rounds, evaluation), composed here.
+"""The federated run: set-up (checks, ledger, key setup), R rounds of train -> (confirm, after a dropout) -> release
+-> aggregate, a final evaluation -- each its own module (setup, rounds, evaluation), composed here.
 
 Every step is submitted, then waited on (fedchem.orchestrator.run.submit): Substra's local backend runs a task inside
 the submitting call, a real node later, so the same path serves both. A partner whose train task fails or is
