@@ -134,19 +134,26 @@ def confirm_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: l
     return tasks
 
 
+def _release_wave(ctx: PlanContext, round_: int, roster: list[str], releasers: list[str],
+                  evidence: list[Ref]) -> list[TaskPlan]:
+    """One release task on each of `releasers`, each reading the same `evidence` (confirmations or receipts)."""
+    tasks = []
+    for q in releasers:
+        inputs = list(_data_refs(ctx, q)) + [Ref("secret_keys", ctx.task_id(f"keygen/{q}"), "secret_keys")]
+        inputs += [Ref("public_keys", ctx.task_id(f"keygen/{p}"), "public_keys") for p in roster]
+        inputs += [Ref("sealed_shares", ctx.task_id(f"deal_shares/{p}"), "sealed_shares") for p in roster]
+        tasks.append(_task(ctx, f"release/{q}/{round_}", "release_shares", ctx.partner_orgs[q], inputs + evidence,
+                           round_))
+    return tasks
+
+
 def release_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: list[str],
                   confirmers: list[str] | None = None) -> list[TaskPlan]:
     """On each confirming survivor: release the shares that let the aggregator remove masks, for the survivor set
     the confirmations sign."""
     confirmers = survivors if confirmers is None else confirmers
-    tasks = []
-    for q in confirmers:
-        inputs = list(_data_refs(ctx, q)) + [Ref("secret_keys", ctx.task_id(f"keygen/{q}"), "secret_keys")]
-        inputs += [Ref("public_keys", ctx.task_id(f"keygen/{p}"), "public_keys") for p in roster]
-        inputs += [Ref("sealed_shares", ctx.task_id(f"deal_shares/{p}"), "sealed_shares") for p in roster]
-        inputs += [Ref("confirmation", ctx.task_id(f"confirm/{p}/{round_}"), "confirmation") for p in confirmers]
-        tasks.append(_task(ctx, f"release/{q}/{round_}", "release_shares", ctx.partner_orgs[q], inputs, round_))
-    return tasks
+    confirmations = [Ref("confirmation", ctx.task_id(f"confirm/{p}/{round_}"), "confirmation") for p in confirmers]
+    return _release_wave(ctx, round_, roster, confirmers, confirmations)
 
 
 def unanimous_release_tasks(ctx: PlanContext, round_: int, roster: list[str]) -> list[TaskPlan]:
@@ -154,14 +161,8 @@ def unanimous_release_tasks(ctx: PlanContext, round_: int, roster: list[str]) ->
     straight from the signed receipts of the whole roster, without the confirmation wave. Each partner checks that
     it holds a receipt from every partner it masked with and commits to that set as its one survivor set of the
     round (README, threat model: why this is as safe as t confirmations)."""
-    tasks = []
-    for q in roster:
-        inputs = list(_data_refs(ctx, q)) + [Ref("secret_keys", ctx.task_id(f"keygen/{q}"), "secret_keys")]
-        inputs += [Ref("public_keys", ctx.task_id(f"keygen/{p}"), "public_keys") for p in roster]
-        inputs += [Ref("sealed_shares", ctx.task_id(f"deal_shares/{p}"), "sealed_shares") for p in roster]
-        inputs += [Ref("receipt", ctx.task_id(f"train/{p}/{round_}"), "receipt") for p in roster]
-        tasks.append(_task(ctx, f"release/{q}/{round_}", "release_shares", ctx.partner_orgs[q], inputs, round_))
-    return tasks
+    return _release_wave(ctx, round_, roster, roster,
+                         [Ref("receipt", ctx.task_id(f"train/{p}/{round_}"), "receipt") for p in roster])
 
 
 def aggregate_task(ctx: PlanContext, round_: int, first_round: int, roster: list[str], survivors: list[str],
