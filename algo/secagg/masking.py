@@ -10,7 +10,8 @@ when numba is loaded): one buffer fewer to write and add.
 
 Why AES-128-CTR by default. Any secure PRG makes the protocol (Bonawitz et al. use AES-CTR). On the project's
 machines (AES-NI and VAES) cryptography's AES-128-CTR makes keystream about 1.7 times as fast as its ChaCha20
-(10.5-11 against 6.1-6.6 GB/s on one core, measured by bench/secagg.py), and keystream is most of masking's time.
+(10.5-11 against 6.1-6.6 GB/s on one core, measured; bench/secagg.py prints both), and keystream is most of
+masking's time.
 Its 128-bit key matches the security of the X25519 agreement the keys come from (about 128 bits), so a 256-bit
 cipher key would not raise the protocol's. The AES key is derived from the 32-byte mask key with HKDF, bound to the
 cipher's name, so one mask key never keys two ciphers. ChaCha20 (the 32-byte key itself) remains for hardware
