@@ -10,7 +10,7 @@ figures swing by several percent from the next one's), split into:
     of which     in-task load / validation / local training / masking / saving its private state for the next
                  round (head, optimizer, selection; from each partner's private round log)
     substra+proc the rest: Substra's bookkeeping and each task's Python start and imports
-  release        the survivors' confirmation and share-release tasks (secure only)
+  release        the share-release tasks, and before them the confirmation tasks after a dropout (secure only)
   aggregate      the aggregator's task (process start included)
   download       checkpoints and trunk copied to the run folder
 and the ratio (secure round time) / (plain round time). Goal on the demo configuration: <= 1.05 at 10 partners.

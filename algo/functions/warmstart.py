@@ -1,7 +1,7 @@
 """Warm task processes for Substra's local backend: a server that has imported the task modules forks one child per
 task, so a task no longer pays the interpreter's start and torch's import (~1.5 s a train task, README).
 
-Why. Substra's subprocess backend starts `python function.py @args` for every task; a 3-partner round runs 10 such
+Why. Substra's subprocess backend starts `python function.py @args` for every task; a 3-partner round runs 7 such
 processes and one torch import costs more than the round's local training. The backend passes this process's
 environment to every task, so a local run (`orchestrator.run.driver`) starts `serve()` in a child process, sets
 FEDCHEM_WARM_SOCKET for the time of the run, and each task script calls `run_warm()` first: it hands its argv,
