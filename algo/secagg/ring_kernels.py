@@ -25,24 +25,31 @@ import numpy as np
 from numba import njit
 
 
+@njit(inline="always")
+def _encode(x, clip, factor):
+    """One value's ring word (int64, before the caller's wrap to its ring) and whether it was clipped and whether it
+    was NaN or infinite (x - x is 0 only for finite x; such a value is clipped like any other, its word garbage):
+    encoding.encode_chunk's arithmetic (float64 clip and multiply, round half to even). Inlined into each kernel."""
+    y = x if x < clip else clip
+    y = y if y > -clip else -clip
+    return np.int64(np.rint(y * factor)), np.int64(y != x), np.int64((x - x) != 0.0)
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def add_encoded(values, clip, factor, acc):
     """acc += the ring encoding of clip(values) * factor, wrapping; returns (how many were clipped, how many were
-    NaN or infinite).
+    NaN or infinite: the caller refuses the chunk when that count is not 0).
 
     `acc` is a ring vector read as signed words (int64 for the 64-bit ring, int32 for the 32-bit one, the caller's
     view), not sharing memory with `values`: numba's integer addition wraps in two's complement, and a 32-bit word
-    keeps the low 32 bits, which is the ring arithmetic. A non-finite value is clipped like any other (its word is
-    garbage) and counted: the caller refuses the chunk when the count is not 0 (x - x is 0 only for finite x)."""
+    keeps the low 32 bits, which is the ring arithmetic."""
     n_clipped = 0
     n_bad = 0
     for i in range(values.shape[0]):
-        x = np.float64(values[i])
-        y = x if x < clip else clip
-        y = y if y > -clip else -clip
-        n_clipped += np.int64(y != x)
-        n_bad += np.int64((x - x) != 0.0)
-        acc[i] += np.int64(np.rint(y * factor))
+        word, clipped, bad = _encode(np.float64(values[i]), clip, factor)
+        n_clipped += clipped
+        n_bad += bad
+        acc[i] += word
     return n_clipped, n_bad
 
 
@@ -55,10 +62,8 @@ def encode_over(values, clip, factor, base):
     n_clipped = 0
     n_bad = 0
     for i in range(values.shape[0]):
-        x = values[i]
-        y = x if x < clip else clip
-        y = y if y > -clip else -clip
-        n_clipped += np.int64(y != x)
-        n_bad += np.int64((x - x) != 0.0)
-        words[i] = base[i] + np.int64(np.rint(y * factor))
+        word, clipped, bad = _encode(values[i], clip, factor)
+        n_clipped += clipped
+        n_bad += bad
+        words[i] = base[i] + word
     return n_clipped, n_bad
