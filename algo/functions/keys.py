@@ -73,11 +73,7 @@ def deal_shares(inputs, outputs, task_properties):
 def confirm_survivors(inputs, outputs, task_properties):
     guard = guard_of(inputs, "confirm_survivors")
     receipts = [read_json(p) for p in inputs["receipt"]]
-    plans = {r.get("plan_id") for r in receipts}
-    rounds = {r.get("round") for r in receipts}
-    if len(plans) != 1 or len(rounds) != 1:
-        raise guard.refuse("consistency", "the receipts are not of one plan and round")
-    plan_id, round_ = plans.pop(), rounds.pop()
+    plan_id, round_ = guard.plan_and_round(receipts)
     maybe_fail(guard.me, round_ if isinstance(round_, int) else -1, "confirm")
     with guard.state.locked():
         rec = guard.plan_record(plan_id)

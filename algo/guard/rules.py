@@ -181,6 +181,15 @@ class PartnerGuard:
             raise self.refuse("own agreement", f"a {purpose} was made under another agreement")
         return signer
 
+    def plan_and_round(self, receipts: Sequence[object]) -> tuple[object, object]:
+        """The one (plan id, round) a set of receipts names; refused when they name several, or none (each is
+        checked again, signature included, by confirm and unanimous_release_plan)."""
+        plans = {r.get("plan_id") if isinstance(r, Mapping) else None for r in receipts}
+        rounds = {r.get("round") if isinstance(r, Mapping) else None for r in receipts}
+        if len(plans) != 1 or len(rounds) != 1:
+            raise self.refuse("consistency", "the receipts are not of one plan and round")
+        return plans.pop(), rounds.pop()
+
     def _survivors_of(self, plan_id: str, round_: int, receipts: Sequence[Mapping]) -> tuple[dict, list[str]]:
         """(this partner's round record, the survivor set) from receipts verified against the pinned keys: each of
         this plan, round and the roster this partner masked with; its own among them; at least t of them."""
@@ -233,11 +242,9 @@ class PartnerGuard:
         recorded the whole roster as its set and signs no other. So the partners opening either kind of share for
         one partner are disjoint, and t of each cannot exist when 2t > n + c (c colluding partners), the same
         counting as with the confirmation wave."""
-        plans = {r.get("plan_id") if isinstance(r, Mapping) else None for r in receipts}
-        rounds = {r.get("round") if isinstance(r, Mapping) else None for r in receipts}
-        if not receipts or plans != {plan_id} or len(rounds) != 1:
-            raise self.refuse("consistency", "the receipts are not of one plan and round")
-        round_ = self.check_round(self.plan_record(plan_id), rounds.pop())
+        plan, round_ = self.plan_and_round(receipts)
+        if plan != plan_id:
+            raise self.refuse("consistency", "the receipts are of another plan than this partner's keys")
         rnd, survivors = self._survivors_of(plan_id, round_, receipts)
         missing = sorted(set(rnd["masked"]["roster"]) - set(survivors))
         if missing:
