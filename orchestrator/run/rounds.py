@@ -63,18 +63,17 @@ def run_round(run: ActiveRun, r: int) -> None:
         raise run.stop(f"round {r}: no partner submitted")
     releasers = list(survivors)
     t = time.perf_counter()
-    if run.secure and not dropped:  # nobody dropped: each releases from the whole roster's receipts at once
-        releasers = _each_partner(run, planner.unanimous_release_tasks(ctx, r, active), "release its shares")
-        if len(releasers) < threshold:
-            raise run.stop(f"round {r}: only {len(releasers)} partners released shares, below the threshold of "
-                           f"{threshold}: nothing was unmasked")
-    elif run.secure:  # consistency step: each survivor signs the survivor set; then releases for that set
-        confirmers = _each_partner(run, planner.confirm_tasks(ctx, r, active, survivors), "confirm the survivor set")
-        if len(confirmers) < threshold:
-            raise run.stop(f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below the "
-                           f"threshold of {threshold}: nothing was unmasked")
-        releasers = _each_partner(run, planner.release_tasks(ctx, r, active, survivors, confirmers),
-                                  "release its shares")
+    if run.secure:
+        if dropped:  # consistency step: each survivor signs the survivor set; then releases for that set
+            confirmers = _each_partner(run, planner.confirm_tasks(ctx, r, active, survivors),
+                                       "confirm the survivor set")
+            if len(confirmers) < threshold:
+                raise run.stop(f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below the "
+                               f"threshold of {threshold}: nothing was unmasked")
+            release = planner.release_tasks(ctx, r, active, survivors, confirmers)
+        else:  # nobody dropped: each releases from the whole roster's receipts, with no confirmation wave
+            release = planner.unanimous_release_tasks(ctx, r, active)
+        releasers = _each_partner(run, release, "release its shares")
         if len(releasers) < threshold:
             raise run.stop(f"round {r}: only {len(releasers)} partners released shares, below the threshold of "
                            f"{threshold}: nothing was unmasked")
