@@ -15,6 +15,9 @@ def run_task(argv: list[str]) -> None:
     after torch was imported (measured), is skipped on every task of every round."""
     import substratools as tools
 
+    from fedchem.opener.fileio import durable_writes
+
+    durable_writes(False)  # outputs are scratch files Substra copies when the task ends (fileio.durable_writes)
     tools.execute(list(argv[1:]) + TASK_ARGS)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -43,7 +43,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Owner-only file, atomically (fileio: temp file, fsync, rename), then the folder fsynced so the rename
     itself survives a crash."""
     path = Path(path)
-    atomic_write(path, data, PRIVATE_FILE_MODE)
+    atomic_write(path, data, PRIVATE_FILE_MODE, durable=True)  # even in a task process (fileio.durable_writes)
     _fsync_dir(path.parent)
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from fedchem.algo.params import load_meta, load_params, save_params
-from fedchem.opener.fileio import atomic_folder, atomic_write, json_text, read_json, sha256_file, write_json
+from fedchem.algo.guard.state import NodeState
+from fedchem.opener.fileio import (atomic_folder, atomic_write, durable_writes, json_text, read_json, sha256_file,
+                                   write_json)
 
 
 def test_trunk_and_head_share_one_format(tmp_path):
@@ -43,6 +45,36 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
         atomic_write(path, broken)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+def test_a_task_process_skips_the_fsync_of_its_outputs_never_of_the_partner_state(tmp_path, monkeypatch):
+    """durable_writes(False) (what a Substra task sets) drops the fsync of ordinary atomic writes; the node's
+    protocol state is still synced (file and folder), since the replay and double-release records must survive."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    atomic_write(tmp_path / "default.bin", b"x")
+    assert len(synced) == 1
+    state = NodeState(tmp_path / "node")
+    plan = "0123abcd-0000-4000-8000-000000000000"
+    durable_writes(False)
+    try:
+        synced.clear()
+        atomic_write(tmp_path / "output.bin", b"y")
+        write_json(tmp_path / "output.json", {"a": 1})
+        assert synced == []
+        assert (tmp_path / "output.bin").read_bytes() == b"y" and read_json(tmp_path / "output.json") == {"a": 1}
+        atomic_write(tmp_path / "forced.bin", b"z", durable=True)
+        assert len(synced) == 1
+        synced.clear()
+        state.save_round(plan, 1, {"masked": ["p1"]})
+        assert len(synced) == 2  # the record and its folder
+        assert state.round(plan, 1) == {"masked": ["p1"]}
+    finally:
+        durable_writes(True)
+    synced.clear()
+    atomic_write(tmp_path / "default.bin", b"w")
+    assert len(synced) == 1
 
 
 def test_modes_and_stable_json(tmp_path):
