@@ -52,11 +52,11 @@ ENTRYPOINT ["python3", "function.py", "--function-name", "{name}"]
 
 SCRIPT = """\
 \"\"\"Substra task script for fedchem function `{name}`: {description}\"\"\"
-import signal
+import _signal  # the builtin under `signal`: importing it runs no Python code, so a Ctrl-C cannot land inside it
 
 # Ctrl-C reaches the task with the CLI (one process group): end quietly, the CLI reports the interruption and
 # leaves a resumable run. First, so that no import is under Python's KeyboardInterrupt handler.
-signal.signal(signal.SIGINT, signal.SIG_DFL)
+_signal.signal(_signal.SIGINT, _signal.SIG_DFL)
 
 import os  # noqa: E402
 import sys  # noqa: E402
