@@ -148,21 +148,31 @@ def _release_wave(ctx: PlanContext, round_: int, roster: list[str], releasers: l
 
 
 def release_tasks(ctx: PlanContext, round_: int, roster: list[str], survivors: list[str],
-                  confirmers: list[str] | None = None) -> list[TaskPlan]:
-    """On each confirming survivor: release the shares that let the aggregator remove masks, for the survivor set
-    the confirmations sign."""
+                  confirmers: list[str] | None = None, releasers: list[str] | None = None) -> list[TaskPlan]:
+    """On each of `releasers` (default: every confirming survivor): release the shares that let the aggregator
+    remove masks, for the survivor set the confirmations of all `confirmers` sign."""
     confirmers = survivors if confirmers is None else confirmers
     confirmations = [Ref("confirmation", ctx.task_id(f"confirm/{p}/{round_}"), "confirmation") for p in confirmers]
-    return _release_wave(ctx, round_, roster, confirmers, confirmations)
+    return _release_wave(ctx, round_, roster, confirmers if releasers is None else releasers, confirmations)
 
 
-def unanimous_release_tasks(ctx: PlanContext, round_: int, roster: list[str]) -> list[TaskPlan]:
-    """When every partner of the round's roster masked (nobody dropped out): each releases its self-mask shares
-    straight from the signed receipts of the whole roster, without the confirmation wave. Each partner checks that
-    it holds a receipt from every partner it masked with and commits to that set as its one survivor set of the
-    round (README, threat model: why this is as safe as t confirmations)."""
-    return _release_wave(ctx, round_, roster, roster,
+def unanimous_release_tasks(ctx: PlanContext, round_: int, roster: list[str],
+                            releasers: list[str] | None = None) -> list[TaskPlan]:
+    """When every partner of the round's roster masked (nobody dropped out): each of `releasers` (default: the
+    whole roster) releases its self-mask shares straight from the signed receipts of the whole roster, without the
+    confirmation wave. Each checks that it holds a receipt from every partner it masked with and commits to that set
+    as its one survivor set of the round (README, threat model: why this is as safe as t confirmations)."""
+    return _release_wave(ctx, round_, roster, roster if releasers is None else releasers,
                          [Ref("receipt", ctx.task_id(f"train/{p}/{round_}"), "receipt") for p in roster])
+
+
+def release_order(candidates: list[str], round_: int) -> list[str]:
+    """The order in which a round asks partners to release: the candidates rotated by the round, so that when only
+    the threshold's number is asked (local mode, where tasks run one after another) the work moves round to round."""
+    if not candidates:
+        return []
+    k = (round_ - 1) % len(candidates)
+    return candidates[k:] + candidates[:k]
 
 
 def aggregate_task(ctx: PlanContext, round_: int, first_round: int, roster: list[str], survivors: list[str],

@@ -1,6 +1,7 @@
 """One federated round: every active partner trains, the survivors confirm the survivor set and release their
-shares (when nobody dropped out, each releases straight from the whole roster's signed receipts, one wave fewer),
-the aggregator sums the masked updates; then each partner's head is listed for it to pull and the trunk saved.
+shares (when nobody dropped out, straight from the whole roster's signed receipts, one wave fewer; in local mode
+only the threshold's number of them, the rest only if one fails), the aggregator sums the masked updates; then each
+partner's head is listed for it to pull and the trunk saved.
 
 A partner whose train task fails (or is canceled) drops out from this round on and the round completes through the
 secure-aggregation recovery; too few survivors, confirmations or releases for the threshold, or a failed
@@ -9,6 +10,7 @@ aggregation, is a clean, resumable stop (RunStopped, exit 3) that unmasks nothin
 
 from __future__ import annotations
 
+import functools
 import time
 
 from fedchem.orchestrator.ledger import RoundRecord
@@ -70,10 +72,17 @@ def run_round(run: ActiveRun, r: int) -> None:
             if len(confirmers) < threshold:
                 raise run.stop(f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below the "
                                f"threshold of {threshold}: nothing was unmasked")
-            release = planner.release_tasks(ctx, r, active, survivors, confirmers)
-        else:  # nobody dropped: each releases from the whole roster's receipts, with no confirmation wave
-            release = planner.unanimous_release_tasks(ctx, r, active)
-        releasers = _each_partner(run, release, "release its shares")
+            order = planner.release_order(confirmers, r)
+            wave = functools.partial(planner.release_tasks, ctx, r, active, survivors, confirmers)
+        else:  # nobody dropped: releases from the whole roster's receipts, with no confirmation wave
+            order = planner.release_order(active, r)
+            wave = functools.partial(planner.unanimous_release_tasks, ctx, r, active)
+        # t releases unmask the sum. Where tasks run one after another (local mode) only t partners are asked, and
+        # the others only if one of them fails; on real nodes a wave's tasks run side by side, so all are asked
+        first = order[:threshold] if run.net.synchronous else order
+        releasers = _each_partner(run, wave(first), "release its shares")
+        if len(releasers) < threshold and len(first) < len(order):
+            releasers += _each_partner(run, wave(order[len(first):]), "release its shares")
         if len(releasers) < threshold:
             raise run.stop(f"round {r}: only {len(releasers)} partners released shares, below the threshold of "
                            f"{threshold}: nothing was unmasked")

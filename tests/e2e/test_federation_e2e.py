@@ -162,6 +162,29 @@ def test_partner_dropping_out_mid_round_is_recovered(consortium_path, tmp_path, 
     assert not (res.run_dir / "partners" / "partner-2" / "metrics.json").exists()
 
 
+def test_a_failed_release_is_made_up_by_a_partner_not_asked_yet(consortium_path, tmp_path, monkeypatch):
+    """Local mode asks only t partners to release (2 of 3, the roster rotated by the round): when one of them fails,
+    the partner not asked yet releases instead and the round unmasks; nobody trained in vain, nobody is dropped."""
+    consortium, partners = load_all(consortium_path)
+    monkeypatch.setenv("FEDCHEM_TEST_FAIL", "partner-2:1:release")
+    lines = []
+    res = run_federation(consortium, partners, tmp_path / "release", console=lines.append, keep_network=True)
+    ledger = Ledger.load(res.run_dir)
+    assert ledger.status == "completed" and ledger.dropped == {}
+    assert [r.survivors for r in ledger.rounds] == [["partner-1", "partner-2", "partner-3"]] * 2
+    assert any("partner-2: failed to release its shares" in s for s in lines)
+    releases = {t.round: [] for t in res.tasks.values()}
+    for t in sorted(res.tasks.values(), key=lambda t: t.name):  # the tasks that ran to the end
+        if t.function == "release_shares":
+            releases[t.round].append(t.name.split("/")[1])
+    assert releases[1] == ["partner-1", "partner-3"]  # asked: partner-1, partner-2 (failed), then partner-3
+    assert releases[2] == ["partner-2", "partner-3"]  # round 2: the roster rotated by one, only t asked
+    name_of = {t.task_id: t.name for t in res.tasks.values()}
+    aggregate = next(t for t in res.tasks.values() if t.name == "aggregate/1")
+    assert sorted(name_of[r.parent_task] for r in aggregate.inputs if r.identifier == "released_shares") == \
+        ["release/partner-1/1", "release/partner-3/1"]  # the two that released
+
+
 def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, monkeypatch, capsys):
     """Also the file-mode scan: under umask 000, after the stopped run and after the resumed one, every file of the
     run folder and of the prepared folders is owner-only and no secret-key bundle is left."""

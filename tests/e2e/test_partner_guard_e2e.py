@@ -52,6 +52,15 @@ def _assert_refused(partners, name, rule, before):
     assert log.startswith(before) and f"[rule: {rule}]" in log[len(before):], log[len(before):]
 
 
+def _honest_releasers(att, round_=1) -> list[str]:
+    """The partners the honest local run asked to release in a round: the threshold's number (2 of 3), in the
+    roster rotated by the round (orchestrator.run.rounds)."""
+    names = {t.name for t in att.res.tasks.values()}
+    releasers = [n for n in att.names if f"release/{n}/{round_}" in names]
+    assert releasers == att.names[:2]
+    return releasers
+
+
 def _no_recovery(att, victim=VICTIM, round_=1):
     with pytest.raises(ProtocolError):
         att.recover_update(victim, round_)
@@ -78,12 +87,13 @@ def test_recovery_works_when_a_partner_releases_both_shares(attacker):
 
 
 def test_double_release_is_refused(attacker):
-    """(a) The honest round had nobody drop out, so each partner released from the whole roster's receipts (no
-    confirmation wave) and committed to that set. Afterwards, per partner: a confirmation of a set without the
+    """(a) The honest round had nobody drop out, so the partners asked to release (t = 2 of 3, the two besides the
+    victim) released from the whole roster's receipts (no confirmation wave) and committed to that set. Afterwards, per partner: a confirmation of a set without the
     victim, a release from fewer receipts (the victim "dropped"), a release fed receipts as confirmations."""
     att, partners = attacker
     fewer = [n for n in att.names if n != VICTIM]
     assert not [t for t in att.res.tasks.values() if t.function == "confirm_survivors"]  # the fast path ran
+    assert _honest_releasers(att) == fewer  # t = 2 of the 3 released; the victim was not asked
     for n in fewer:
         before = _refusals(partners, n)
         confirm = planner.confirm_tasks(att.ctx, 1, att.names, fewer)[fewer.index(n)]
@@ -199,7 +209,10 @@ def secagg_settings(**changes):
 
 
 def test_refusal_logs_and_state_are_owner_only(attacker):
+    """Also what each partner recorded of the honest round: its masking, and for the t partners the local run asked
+    to release (the first t of the roster in round 1), the one survivor set and the self-mask shares released."""
     att, partners = attacker
+    releasers = _honest_releasers(att)
     for name in att.names:
         root = node_dir_of(partners[name])
         for p in [root, *root.rglob("*")]:
@@ -207,5 +220,9 @@ def test_refusal_logs_and_state_are_owner_only(attacker):
             assert mode & 0o077 == 0, f"{p} is {oct(mode)}"
         rounds = list(root.glob(f"plans/{att.plan_id}/round_*.json"))
         rec = json.loads(rounds[0].read_text())
-        assert rec["masked"]["roster"] == sorted(att.names) and rec["confirmed"] == sorted(att.names)
-        assert rec["released"] == {"b": sorted(att.names), "s": []}
+        assert rec["masked"]["roster"] == sorted(att.names)
+        if name in releasers:
+            assert rec["confirmed"] == sorted(att.names)
+            assert rec["released"] == {"b": sorted(att.names), "s": []}
+        else:
+            assert "confirmed" not in rec and "released" not in rec
