@@ -12,7 +12,8 @@ script too. When no server answers, the script runs the task itself (cold), as b
 
 What a child shares with its server: the imported modules and nothing else. The server imports code only (no data,
 no keys, no torch operation: its thread pools are not started) and serves only its own user (SO_PEERCRED; the
-socket sits in an owner-only folder). numba is not preloaded, so a task takes the same path, with the same bits, as
+socket sits in an owner-only folder; cryptography's OpenSSL backend is loaded, and OpenSSL reseeds its generator
+in each child). numba is not preloaded, so a task takes the same path, with the same bits, as
 a cold one (tested). numpy's global generator, which a fork would copy, is reseeded from the OS in each child.
 Remote mode never uses it: a real node runs each task in its own pod.
 
@@ -282,9 +283,12 @@ def _run_child(request: dict, fds: list[int]) -> None:
 # ----------------------------------------------------------------------------------------------- for the driver
 
 
-# beside every function's entry module, what they import inside functions and the datasets' opener; no numba
+# beside every function's entry module, what they import inside functions and the datasets' opener, and
+# cryptography's OpenSSL backend, which its key classes load on first use (~8 ms of every task); no numba.
+# OpenSSL reseeds its generator in a forked child, so each child's keys are its own (tested: even after the server
+# drew from it, which the real server never does)
 LAZY_IMPORTS = ("fedchem.algo.model", "fedchem.algo.training", "fedchem.algo.evaluation",
-                "fedchem.opener.substra_opener")
+                "fedchem.opener.substra_opener", "cryptography.hazmat.backends.openssl")
 
 
 def preload() -> list[str]:

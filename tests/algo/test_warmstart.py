@@ -117,6 +117,23 @@ def test_each_child_draws_its_own_numpy_randomness(script, server, tmp_path):
     assert draws[0] != draws[1]  # a fork copies the global generator: without the reseed both would be equal
 
 
+def test_each_child_makes_its_own_keys_from_a_server_that_loaded_openssl(script, tmp_path, monkeypatch):
+    """The server preloads cryptography's OpenSSL backend (LAZY_IMPORTS); here it has even drawn from OpenSSL's
+    generator before forking. Two children must still make different X25519 and Ed25519 keys and seeds."""
+    assert "cryptography.hazmat.backends.openssl" in warmstart.LAZY_IMPORTS
+    monkeypatch.setenv("PROBE_DRAW_AT_IMPORT", "1")
+    with warmstart.serving(modules=["warmprobe", "cryptography.hazmat.backends.openssl"]) as srv:
+        assert srv.wait_ready(timeout=60)
+        reports = []
+        for name in ("one", "two"):
+            proc, out = launch(script, tmp_path, name)
+            assert finish(proc)[0] == 0
+            reports.append(json.loads(out.read_text()))
+        assert len(srv.served()) == 2
+    for key in ("x25519", "ed25519", "seed"):
+        assert reports[0][key] != reports[1][key]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_task_does_not_outlive_its_script(script, server, tmp_path, sig):
     proc, out = launch(script, tmp_path, "sleeper", "sleep")
