@@ -72,14 +72,18 @@ def run_round(run: ActiveRun, r: int) -> None:
             if len(confirmers) < threshold:
                 raise run.stop(f"round {r}: only {len(confirmers)} partners confirmed the survivor set, below the "
                                f"threshold of {threshold}: nothing was unmasked")
-            order = planner.release_order(confirmers, r)
+            candidates = confirmers
             wave = functools.partial(planner.release_tasks, ctx, r, active, survivors, confirmers)
         else:  # nobody dropped: releases from the whole roster's receipts, with no confirmation wave
-            order = planner.release_order(active, r)
+            candidates = active
             wave = functools.partial(planner.unanimous_release_tasks, ctx, r, active)
         # t releases unmask the sum. Where tasks run one after another (local mode) only t partners are asked, and
         # the others only if one of them fails; on real nodes a wave's tasks run side by side, so all are asked
-        first = order[:threshold] if run.net.synchronous else order
+        if run.net.synchronous:
+            order = planner.release_order(candidates, r)
+            first = order[:threshold]
+        else:
+            order = first = candidates
         releasers = _each_partner(run, wave(first), "release its shares")
         if len(releasers) < threshold and len(first) < len(order):
             releasers += _each_partner(run, wave(order[len(first):]), "release its shares")
