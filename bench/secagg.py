@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import fedchem.algo.secagg as sa
 from fedchem.algo.config import SecAggConfig
@@ -59,10 +58,7 @@ def timed(fn, *args, repeat: int = 1, **kw):
 
 def _keystream_into_buffer(n_bytes: int, cipher: str = "chacha20") -> None:
     chunk = masking.CHUNK_BYTES
-    if cipher == "chacha20":
-        enc = Cipher(algorithms.ChaCha20(os.urandom(32), bytes(16)), None).encryptor()
-    else:
-        enc = Cipher(algorithms.AES(os.urandom(16)), modes.CTR(bytes(16))).encryptor()
+    enc = masking.keystream(cipher, os.urandom(32 if cipher == "chacha20" else 16))  # the bare cipher, from block 0
     zeros, buf = bytes(chunk), memoryview(bytearray(chunk))
     for _ in range(n_bytes // chunk):
         enc.update_into(zeros, buf)

@@ -128,7 +128,7 @@ def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.nda
     base = acc if base is None else base
     if kernel is not None:
         signed = signed_dtype(8 * acc.itemsize)
-        if _same_memory(values, acc):  # in place: the kernel that reads and writes one buffer
+        if same_memory(values, acc):  # in place: the kernel that reads and writes one buffer
             n_clipped, n_bad = kernel.encode_over(values, float(clip), float(factor), base.view(signed))
         else:
             if base is not acc:
@@ -143,9 +143,9 @@ def encode_add_chunk(values: np.ndarray, clip: float, factor: float, acc: np.nda
     return n_clipped
 
 
-def _same_memory(values: np.ndarray, acc: np.ndarray) -> bool:
+def same_memory(values: np.ndarray, acc: np.ndarray) -> bool:
     """Whether `acc` is exactly the memory of float64 `values`, word for word (masking in place); any other overlap
-    is refused by mask_update before a chunk is encoded."""
+    is refused by mask_update (protocol._output_for, which asks this too) before a chunk is encoded."""
     return (values.dtype == np.float64 and acc.itemsize == 8
             and values.__array_interface__["data"][0] == acc.__array_interface__["data"][0])
 

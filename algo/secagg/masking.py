@@ -27,6 +27,7 @@ result is bit-identical to it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -74,19 +75,20 @@ class KeystreamMask:
     """One mask: the keystream of a 32-byte mask key under `cipher`, read sequentially in chunks from byte
     `start_byte` on, with the sign it enters the sum with (+1/-1)."""
 
-    def __init__(self, key: bytes, sign: int, start_byte: int = 0, cipher: str = DEFAULT_CIPHER,
-                 *, _derived: bytes | None = None):
+    def __init__(self, key: bytes, sign: int, start_byte: int = 0, cipher: str = DEFAULT_CIPHER):
         if sign not in (1, -1):
             raise ValueError("sign must be +1 or -1")
         self.sign = sign
         self.cipher = cipher
-        self._key = key
-        self._cipher_key = cipher_key(key, cipher) if _derived is None else _derived
+        self._cipher_key = cipher_key(key, cipher)
         self._encryptor = keystream(cipher, self._cipher_key, start_byte)
 
     def at(self, start_byte: int) -> KeystreamMask:
-        """The same mask, read from byte `start_byte` of its keystream on (a multiple of 64)."""
-        return KeystreamMask(self._key, self.sign, start_byte, self.cipher, _derived=self._cipher_key)
+        """The same mask, read from byte `start_byte` of its keystream on (a multiple of 64); the cipher key is
+        reused, so AES's HKDF runs once a mask, not once a thread."""
+        other = copy.copy(self)
+        other._encryptor = keystream(self.cipher, self._cipher_key, start_byte)
+        return other
 
     def write(self, acc: np.ndarray, zeros: memoryview) -> None:
         """acc = sign * next len(acc) words of the keystream (mod 2^k), generated straight into `acc` (contiguous)."""

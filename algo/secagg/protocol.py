@@ -19,6 +19,7 @@ from fedchem.algo.secagg.encoding import (
     decode_chunk,
     encode_add_chunk,
     ring_dtype,
+    same_memory,
     scales,
     signed_dtype,
 )
@@ -152,8 +153,7 @@ def _output_for(update: np.ndarray, out: np.ndarray | None, dtype: np.dtype, whe
                             f"{out.dtype} {out.shape}", where, "pass in_place_buffer(d).view(np.uint64) or none")
     if not np.may_share_memory(update, out):
         return out, False
-    exact = (update.dtype == np.float64 and out.itemsize == 8 and update.flags.c_contiguous
-             and update.__array_interface__["data"][0] == out.__array_interface__["data"][0])
+    exact = update.flags.c_contiguous and same_memory(update, out)
     if not exact:
         raise ProtocolError("the output vector overlaps the update other than word for word", where,
                             "mask in place only a float64 update held in in_place_buffer(d), on the 64-bit ring")
