@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fedchem.algo.functions.specs import FUNCTIONS, FunctionDef
 from fedchem.opener.errors import ConfigError, FedchemError, PrivacyError, RunStopped
+from fedchem.opener.fileio import PRIVATE_FILE_MODE
 from fedchem.opener.substra_opener import partner_opener_source
 from fedchem.orchestrator.run.archive import Wheel, fedchem_wheel, function_archive, pinned_constraints
 from fedchem.orchestrator.run.plan import DatasetKeys, TaskPlan
@@ -240,6 +241,29 @@ def download(net: Network, reader: str, task: TaskPlan, identifier: str, dest: P
     if readers != ("public",) and net.orgs[reader] not in readers:
         raise PrivacyError(f"'{reader}' may not read output '{identifier}'", where=f"task '{task.name}'",
                            fix="only an authorized organisation downloads an output")
-    dest.mkdir(parents=True, exist_ok=True)
-    path = net.clients[reader].download_model_from_task(task.task_id, identifier=identifier, folder=dest)
-    return Path(path)
+    return fetch_output(net.clients[reader], task.task_id, identifier, dest)
+
+
+LOCAL_BACKENDS = ("subprocess", "docker")  # Substra's local backends: their outputs are files on this machine
+
+
+def fetch_output(client, task_key: str, identifier: str, folder: Path) -> Path:
+    """One task output through `client` into `folder`. On Substra's local backend, a hard link to the file it stores
+    instead of its copy: every partner pulls its optimizer state (twice the trunk) every round, and on these
+    machines a copy into fresh page cache is the slow part of a round (README, *Figures*). Substra never rewrites a
+    stored output, so the link holds the same bytes; on a real backend, or where no link can be made (another file
+    system), it is Substra's own download."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = getattr(client, "backend_mode", None)  # a str in substra 1.0 (its BackendType's value)
+    if getattr(mode, "value", mode) in LOCAL_BACKENDS:
+        asset = client.get_task_output_asset(task_key, identifier).asset
+        dest = folder / f"model_{asset.key}"
+        try:
+            os.link(asset.address.storage_address, dest)
+        except OSError:
+            pass  # another file system: Substra's copy below
+        else:  # a link has the stored file's mode (a task's umask): owner-only, as every file of a run folder
+            os.chmod(dest, PRIVATE_FILE_MODE)
+            return dest
+    return Path(client.download_model_from_task(task_key, identifier=identifier, folder=folder))

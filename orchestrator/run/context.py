@@ -39,6 +39,8 @@ class ActiveRun:
     secure: bool
     active: list[str] = field(default_factory=list)  # partners still taking part
     last_head: dict[str, int | None] = field(default_factory=dict)  # partner -> round of its newest head task
+    free_outputs: bool = True  # local mode: remove outputs no later task reads after each round (run.transient)
+    freed: set[tuple[str, str]] = field(default_factory=set)  # (task id, output) removed from Substra's local store
 
     @property
     def agg(self) -> str:

@@ -46,14 +46,17 @@ class RunResult:
 def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConfig], run_dir: Path, *,
                    rounds: int | None = None, resume: bool = False, secure: bool | None = None,
                    network: sb.Network | None = None, console: Callable[[str], None] | None = None,
-                   keep_network: bool = False, consortium_path: Path | None = None) -> RunResult:
+                   keep_network: bool = False, keep_outputs: bool = False,
+                   consortium_path: Path | None = None) -> RunResult:
     """Run (or resume) a federated training; returns the ledger and, for tests, the Substra network and tasks.
 
     `secure=False` is a test-only switch (no CLI flag or config key reaches it): partners refuse its plain plan
     unless each opted in on its own node (fedchem.algo.guard.rules.PLAIN_OPT_IN).
 
     The run holds its folder (workdir.run_session): owner-only files, and Substra's work folder with the secret-key
-    bundles removed on every exit path. A run that ends by an error leaves a ledger that says so."""
+    bundles removed on every exit path (`keep_network`: kept, for tests). In local mode each round's outputs that no
+    later task reads leave Substra's store once the round is recorded (run.transient; `keep_outputs`: every one
+    stays until the end, for tests that read them all). A run that ends by an error leaves a ledger that says so."""
     say = console or logging.getLogger(__name__).info  # progress lines (no data, no values); the CLI prints them
     run_dir = Path(run_dir).resolve()
     with workdir.run_session(run_dir, keep=keep_network, say=say):
@@ -68,6 +71,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             local = network is None or network.local
             with sb.working_directory(work), (warmstart.serving() if local else contextlib.nullcontext()) as warm:
                 run = start_plan(consortium, partners, run_dir, opened, network, plan_id, work, say)
+                run.free_outputs = not keep_outputs
                 result.network, result.tasks = run.net, run.known
                 if warm is not None:  # a cold task costs more than waiting out the server's imports
                     warm.wait_ready(timeout=30)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from fedchem.opener.errors import DataError, PrivacyError
 from fedchem.opener.fileio import lock_down, move_private, private_dir, write_private, write_private_json
 from fedchem.orchestrator.ledger import Ledger
+from fedchem.orchestrator.run.backend import fetch_output
 
 PULLED = "pulled.json"          # partner-side record: destination -> task key it was pulled from
 PUBLIC_OUTPUTS = {"trunk"}      # the global trunk: readable by every consortium member
@@ -124,8 +125,7 @@ def _check_own_output(client: Any, org: str, item: dict) -> None:
 
 def _download(client: Any, item: dict, tmpdir: Path) -> Path:
     private_dir(tmpdir)
-    got = Path(client.download_model_from_task(item["task_key"], identifier=item["identifier"], folder=tmpdir))
-    return lock_down(got)
+    return lock_down(fetch_output(client, item["task_key"], item["identifier"], tmpdir))
 
 
 def pull_partner(run_dir: Path, partner: str, client: Any, org: str | None = None, ledger: Ledger | None = None,

@@ -1,7 +1,8 @@
 """One federated round: every active partner trains, the survivors confirm the survivor set and release their
 shares (when nobody dropped out, straight from the whole roster's signed receipts, one wave fewer; in local mode
 only the threshold's number of them, the rest only if one fails), the aggregator sums the masked updates; then each
-partner's head is listed for it to pull and the trunk saved.
+partner's head is listed for it to pull and the trunk saved, and (local mode) the outputs no later task reads are
+removed from Substra's store (fedchem.orchestrator.run.transient).
 
 A partner whose train task fails (or is canceled) drops out from this round on and the round completes through the
 secure-aggregation recovery; too few survivors, confirmations or releases for the threshold, or a failed
@@ -16,6 +17,7 @@ import time
 from fedchem.orchestrator.ledger import RoundRecord
 from fedchem.orchestrator.run import plan as planner
 from fedchem.orchestrator.run import pull as puller
+from fedchem.orchestrator.run import transient
 from fedchem.orchestrator.run.context import ActiveRun, download_as, trunk_path
 from fedchem.orchestrator.run.plan import TaskPlan
 
@@ -120,6 +122,8 @@ def _record_round(run: ActiveRun, r: int, survivors: list[str], dropped: list[st
                                      seconds={k: round(v, 3) for k, v in times.items()}))
     ledger.completed_rounds = r
     ledger.save(run_dir)
+    if run.free_outputs:  # local mode: what no later task reads leaves Substra's store
+        transient.free_after_round(run, r, run.freed)
     old = trunk_path(run_dir, r - 2)
     if r - 2 >= 1 and old.exists():
         old.unlink()

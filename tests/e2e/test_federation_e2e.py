@@ -36,7 +36,7 @@ def secure_run(consortium_path, tmp_path_factory):
     consortium, partners = load_all(consortium_path)
     out = []
     res = run_federation(consortium, partners, tmp_path_factory.mktemp("runs") / "secure", console=out.append,
-                         keep_network=True, consortium_path=consortium_path)
+                         keep_network=True, keep_outputs=True, consortium_path=consortium_path)  # scanned below
     return res, out
 
 
@@ -183,6 +183,39 @@ def test_a_failed_release_is_made_up_by_a_partner_not_asked_yet(consortium_path,
     aggregate = next(t for t in res.tasks.values() if t.name == "aggregate/1")
     assert sorted(name_of[r.parent_task] for r in aggregate.inputs if r.identifier == "released_shares") == \
         ["release/partner-1/1", "release/partner-3/1"]  # the two that released
+    # local mode removes from Substra's store what no later task reads once a round is recorded (run.transient);
+    # keep_network leaves the store here to look at
+    task_id = {t.name: t.task_id for t in res.tasks.values()}
+
+    def stored(name: str, identifier: str) -> Path:
+        asset = res.network.operator.get_task_output_asset(task_id[name], identifier).asset
+        return Path(asset.address.storage_address)
+
+    for name, identifier in [("train/partner-1/1", "masked_update"), ("train/partner-1/1", "optimizer"),
+                             ("train/partner-3/1", "head"), ("release/partner-3/1", "released_shares"),
+                             ("aggregate/1", "trunk"), ("train/partner-2/2", "masked_update"),
+                             ("train/partner-2/2", "receipt"), ("release/partner-2/2", "released_shares")]:
+        assert not stored(name, identifier).exists(), (name, identifier)
+    for name, identifier in [("train/partner-1/2", "head"), ("train/partner-1/2", "optimizer"),  # final evaluation
+                             ("train/partner-1/2", "selection"), ("aggregate/2", "trunk"),
+                             ("keygen/partner-1", "public_keys"), ("keygen/partner-1", "secret_keys"),
+                             ("deal_shares/partner-2", "sealed_shares")]:  # key set-up: read by every round
+        assert stored(name, identifier).is_file(), (name, identifier)
+    # the partners' pulls are hard links to what Substra stores (one machine), and outlive its removal
+    ck = res.run_dir / "partners" / "partner-1" / "checkpoints"
+    assert (ck / "round_002" / "optimizer.npz").stat().st_ino == stored("train/partner-1/2", "optimizer").stat().st_ino
+    with np.load(ck / "round_001" / "optimizer.npz") as z:  # its stored file was removed after round 2
+        assert z["format"] and len(z.files) > 1
+    # where no link can be made (another file system: RAM-backed /dev/shm here), Substra's own copy
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != res.run_dir.stat().st_dev:
+        import tempfile
+        from fedchem.orchestrator.run.backend import fetch_output
+        with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+            got = fetch_output(res.network.clients["partner-1"], task_id["train/partner-1/2"], "optimizer",
+                               Path(elsewhere))
+            original = stored("train/partner-1/2", "optimizer")
+            assert got.stat().st_ino != original.stat().st_ino and got.read_bytes() == original.read_bytes()
 
 
 def test_below_threshold_stops_cleanly_then_resumes(consortium_path, tmp_path, monkeypatch, capsys):

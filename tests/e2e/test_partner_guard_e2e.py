@@ -37,7 +37,8 @@ def consortium_path(tmp_path_factory):
 def attacker(consortium_path, tmp_path_factory):
     consortium, partners = load_all(consortium_path)
     res = run_federation(consortium, partners, tmp_path_factory.mktemp("guard-runs") / "victim", rounds=1,
-                         console=lambda s: None, keep_network=True, consortium_path=consortium_path)
+                         console=lambda s: None, keep_network=True, keep_outputs=True,  # replayed by the attacks
+                         consortium_path=consortium_path)
     assert res.ledger.status == "completed"
     return Attacker(res), partners
 
