@@ -3,7 +3,9 @@
 For each N, one consortium is built from MoleculeACE (real data) with the demo's model and training settings, and
 three runs of R rounds are made in this process: secure aggregation on, then off (the test-only switch), both with
 the warm task server a local run starts (fedchem.algo.functions.warmstart), then secure again with every task
-started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves. Each figure is the median over
+started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves; with --copy-baseline, secure once
+more with Substra copying each task output into its store (its own way) instead of storing the task's file as a
+hard link (fedchem.orchestrator.run.local_store), that change's same-run baseline. Each figure is the median over
 rounds 2..R of its run, column by column (the first round also pays for Python's first imports, and one round's
 figures swing by several percent from the next one's), split into:
   train tasks    wall time of the partners' train tasks (submitted one after another in local mode)
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import statistics
@@ -262,6 +265,24 @@ def median_breakdown(run_dir: Path, clock: RoundCpu, rounds: int) -> dict:
 # secure and plain with the warm task server (the default of a local run), then secure with every task started
 # cold (FEDCHEM_WARM=0: what a round cost before the server), the same-run baseline of the server's gain
 MODES = (("secure", True), ("plain", False), ("secure-cold", True))
+COPY_MODE = ("secure-copy", True)  # --copy-baseline: Substra's own copy of each output (local_store's baseline)
+
+
+def substra_copies(on: bool):
+    """When `on`, Substra's local worker copies each output into its store, as it does by itself, instead of the
+    hard link a local run makes it store (fedchem.orchestrator.run.local_store): that change's same-run baseline."""
+    import shutil
+
+    from substra.sdk.backends.local.compute import worker
+
+    from fedchem.orchestrator.run import local_store
+
+    if not on:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(local_store, "link_outputs", lambda: False))
+    stack.enter_context(mock.patch.object(worker, "shutil", shutil))
+    return stack
 
 
 def cold_tasks(cold: bool):
@@ -276,7 +297,11 @@ def main() -> int:
                     help="rounds of each run; figures are medians over rounds 2..R (default 4)")
     ap.add_argument("--max-per-target", type=int, default=300)
     ap.add_argument("--startup-only", action="store_true", help="only the per-task start-up breakdown")
+    ap.add_argument("--copy-baseline", action="store_true",
+                    help="one more secure run in which Substra copies each task output into its store, as it does "
+                         "by itself, instead of the hard link a local run makes it store (that change's baseline)")
     args = ap.parse_args()
+    modes = MODES + ((COPY_MODE,) if args.copy_baseline else ())
     print_startup(startup_breakdown())
     if args.startup_only:
         return 0
@@ -289,14 +314,14 @@ def main() -> int:
             print(f"[{n} partners] data built and prepared in {time.perf_counter() - t:.0f} s", flush=True)
             consortium, partners = load_all(cpath)
             figures = {}
-            for mode, secure in MODES:
+            for mode, secure in modes:
                 if not secure:  # the test-only plain mode: each (throw-away) partner opts in on its own node
                     for p in partners.values():
                         (node_dir_of(p) / PLAIN_OPT_IN).write_text("bench only\n")
                 run_dir = tmp / f"run-{n}-{mode}"
                 t = time.perf_counter()
                 clock = RoundCpu()
-                with cold_tasks(mode.endswith("cold")):
+                with cold_tasks(mode.endswith("cold")), substra_copies(mode == COPY_MODE[0]):
                     run_federation(consortium, partners, run_dir, rounds=args.rounds, secure=secure, console=clock)
                 figures[mode] = median_breakdown(run_dir, clock, args.rounds)
                 figures[mode]["aggregation_math"], figures[mode]["cpu_aggregation_math"] = aggregation_math_seconds(
@@ -314,31 +339,34 @@ def main() -> int:
             "in_saving_state", "substra_and_process", "release", "aggregate", "aggregation_math", "download"]
     print(f"{'partners':>8} {'mode':>11} " + " ".join(f"{k:>19}" for k in keys))
     for n, fig in rows:
-        for mode, _ in MODES:
+        for mode, _ in modes:
             print(f"{n:>8} {mode:>11} " + " ".join(f"{fig[mode][k]:>19.2f}" for k in keys))
-        for mode, _ in MODES:
+        for mode, _ in modes:
             f = fig[mode]
             math = f["in_local_training"] + f["in_masking"] + f["aggregation_math"]
             print(f"{n:>8} {mode:>11} fixed-cost share (not training, masking or aggregation math): "
                   f"{1 - math / f['round_total']:.1%} (goal <= 25% for 3 partners; validation alone "
                   f"{f['in_validate'] / f['round_total']:.1%}, Substra + task start-up of the train tasks "
                   f"{f['substra_and_process'] / f['round_total']:.1%})")
-        for mode, _ in MODES:
+        for mode, _ in modes:
             print(f"{n:>8} {mode:>11} each measured round: "
                   + ", ".join(f"{x:.2f}" for x in fig[mode]["each_round"]) + " s")
         ratio = fig["secure"]["round_total"] / fig["plain"]["round_total"]
         print(f"{n:>8} ratio secure/plain round time: {ratio:.3f} (goal <= 1.05 at 10 partners)")
         gain = fig["secure-cold"]["round_total"] / fig["secure"]["round_total"]
         print(f"{n:>8} secure round, every task cold / warm task server: {gain:.2f}x")
+        if COPY_MODE[0] in fig:
+            gain = fig[COPY_MODE[0]]["round_total"] / fig["secure"]["round_total"]
+            print(f"{n:>8} secure round, Substra copying each output / storing it as a hard link: {gain:.2f}x")
     print("\nthe same round in CPU seconds (this process and every task process; on a loaded machine wall time "
           "mostly measures the others' jobs, CPU time what the round itself costs)")
     ckeys = ["cpu_round_total", "cpu_in_train_tasks", "cpu_in_load", "cpu_in_validate", "cpu_in_local_training",
              "cpu_in_masking", "cpu_aggregation_math"]
     print(f"{'partners':>8} {'mode':>11} " + " ".join(f"{k.removeprefix('cpu_'):>19}" for k in ckeys))
     for n, fig in rows:
-        for mode, _ in MODES:
+        for mode, _ in modes:
             print(f"{n:>8} {mode:>11} " + " ".join(f"{fig[mode][k]:>19.2f}" for k in ckeys))
-        for mode, _ in MODES:
+        for mode, _ in modes:
             f = fig[mode]
             math = f["cpu_in_local_training"] + f["cpu_in_masking"] + f["cpu_aggregation_math"]
             print(f"{n:>8} {mode:>11} fixed-cost share in CPU time: {1 - math / f['cpu_round_total']:.1%} "

@@ -17,7 +17,7 @@ def run_task(argv: list[str]) -> None:
 
     from fedchem.opener.fileio import durable_writes
 
-    durable_writes(False)  # outputs are scratch files Substra copies when the task ends (fileio.durable_writes)
+    durable_writes(False)  # outputs are files Substra takes over when the task ends (fileio.durable_writes)
     tools.execute(list(argv[1:]) + TASK_ARGS)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,9 +1,10 @@
 """Substra plumbing for a run: one client per organisation, function archives, datasets, submission, downloads.
 
 Local mode (`subprocess`): every client lives in this process and shares one in-memory Substra; each becomes an
-organisation numbered in creation order. Substra writes `local-worker/` into the current directory, so the run
-chdirs into its work folder first. Remote mode builds the same clients against real backends (fedchem.orchestrator
-.remote). Downloads go through the reader's own client and are refused when the plan did not authorize that reader.
+organisation numbered in creation order, and its tasks' outputs are stored as hard links (local_store). Substra
+writes `local-worker/` into the current directory, so the run chdirs into its work folder first. Remote mode builds
+the same clients against real backends (fedchem.orchestrator.remote). Downloads go through the reader's own client
+and are refused when the plan did not authorize that reader.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def local_network(partners: list[str], aggregator: str) -> Network:
     """One subprocess-backend client per organisation; the aggregator's first, partners in consortium order."""
     import substra
 
+    from fedchem.orchestrator.run.local_store import link_outputs
+
     quiet_substra()
+    link_outputs()  # outputs stored as hard links to what each task wrote, not copies (local_store's docstring)
     clients, orgs = {}, {}
     for name in [aggregator] + list(partners):
         c = substra.Client(client_name=name, backend_type="subprocess")

@@ -41,6 +41,7 @@ class ActiveRun:
     last_head: dict[str, int | None] = field(default_factory=dict)  # partner -> round of its newest head task
     free_outputs: bool = True  # local mode: remove outputs no later task reads after each round (run.transient)
     freed: set[tuple[str, str]] = field(default_factory=set)  # (task id, output) removed from Substra's local store
+    to_free: dict[str, list[str]] = field(default_factory=dict)  # worker -> its stored files queued (run.transient)
 
     @property
     def agg(self) -> str:

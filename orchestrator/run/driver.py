@@ -14,6 +14,7 @@ same trunk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from fedchem.orchestrator.config import ConsortiumConfig, PartnerConfig
 from fedchem.orchestrator.ledger import Ledger
 from fedchem.orchestrator.run import backend as sb
 from fedchem.orchestrator.run import plan as planner
+from fedchem.orchestrator.run import transient
 from fedchem.orchestrator.run import workdir
 from fedchem.orchestrator.run.context import stopped
 from fedchem.orchestrator.run.evaluation import final_evaluation
@@ -55,7 +57,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
 
     The run holds its folder (workdir.run_session): owner-only files, and Substra's work folder with the secret-key
     bundles removed on every exit path (`keep_network`: kept, for tests). In local mode each round's outputs that no
-    later task reads leave Substra's store once the round is recorded (run.transient; `keep_outputs`: every one
+    later task reads leave Substra's store, each just before its organisation's next task (run.transient; `keep_outputs`: every one
     stays until the end, for tests that read them all). A run that ends by an error leaves a ledger that says so."""
     say = console or logging.getLogger(__name__).info  # progress lines (no data, no values); the CLI prints them
     run_dir = Path(run_dir).resolve()
@@ -72,6 +74,8 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
             with sb.working_directory(work), (warmstart.serving() if local else contextlib.nullcontext()) as warm:
                 run = start_plan(consortium, partners, run_dir, opened, network, plan_id, work, say)
                 run.free_outputs = not keep_outputs
+                if run.free_outputs:  # a round's unread outputs go just before their owner's next task
+                    run.submitter.before_submit = functools.partial(transient.free_before, run)
                 result.network, result.tasks = run.net, run.known
                 if warm is not None:  # a cold task costs more than waiting out the server's imports
                     warm.wait_ready(timeout=30)
@@ -80,6 +84,7 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
                     for r in range(run.first_round, run.rounds + 1):
                         run_round(run, r)
                     final_evaluation(run)
+                    transient.free_queued(run)
                 except TaskTimedOut as exc:
                     raise stopped(run.ledger, run_dir, say, exc.what) from None
                 finally:

@@ -49,6 +49,7 @@ class Submitter:
     say: Callable[[str], None]
     known: dict[str, TaskPlan] = field(default_factory=dict)  # every task submitted so far, by id
     created: bool = False
+    before_submit: Callable[[list[TaskPlan]], object] | None = None  # called with each batch before it is submitted
 
     def step(self, tasks: list[TaskPlan]) -> StepResult:
         """Check, submit and wait; TaskTimedOut (a resumable stop) when a task does not finish in time."""
@@ -56,6 +57,8 @@ class Submitter:
         result = StepResult()
         submitted: list[TaskPlan] = []
         for batch in ([[t] for t in tasks] if self.net.synchronous else [tasks]):
+            if self.before_submit is not None:
+                self.before_submit(batch)
             try:
                 self._submit(batch)
             except sb.TaskFailed:

@@ -1,5 +1,6 @@
 """Local mode: a round's task outputs that no later task reads are removed from Substra's store once the round is
-recorded, as a real backend removes outputs marked transient (Substra's local backend ignores that mark).
+recorded, as a real backend removes outputs marked transient (Substra's local backend ignores that mark). Each file
+goes just before the next task of the organisation that wrote it: that task writes about as much again.
 
 Why. Substra's local backend keeps every output of every task until the run ends: a train task alone leaves its
 masked update and its optimizer state, each twice the trunk's size, so a 10-partner demo round added about
@@ -42,25 +43,45 @@ def unread_outputs(known: dict[str, TaskPlan], keep: set[Output], gone: set[Outp
 
 
 def free_after_round(run: ActiveRun, r: int, gone: set[Output]) -> list[Output]:
-    """Remove from Substra's local store the outputs no task after round `r` reads; returns what was removed and
-    adds it to `gone`. Nothing happens on a real backend (each node manages its own storage)."""
+    """Queue for removal from Substra's local store the outputs no task after round `r` reads (`free_before` removes
+    them); returns what was queued and adds it to `gone`. Nothing happens on a real backend (each node manages its
+    own storage)."""
     if not run.net.local:
         return []
     from substra.sdk.exceptions import TaskAssetNotFoundError
 
     client = run.net.operator  # one in-process Substra: its records of every organisation's outputs
-    removed = []
+    queued = []
     for tid, ident in unread_outputs(run.known, still_read(run, r), gone):
         gone.add((tid, ident))
         try:
             path = client.get_task_output_asset(tid, ident).asset.address.storage_address
         except TaskAssetNotFoundError:  # a task that failed left no such output
             continue
+        run.to_free.setdefault(run.known[tid].worker, []).append(str(path))
+        queued.append((tid, ident))
+    return queued
+
+
+def free_before(run: ActiveRun, tasks: list[TaskPlan]) -> int:
+    """Remove the queued outputs of the organisations that run `tasks`, just before they run (the submitter's
+    hook): returns how many files went. Each organisation's next task writes about what it frees (a train task,
+    its masked update and optimizer state), and memory freed moments before it is written again is reused, where
+    memory freed a round earlier has gone back to the host and is slow to fault in (README, *Figures*)."""
+    return sum(_unlink(run.to_free.pop(worker, [])) for worker in {t.worker for t in tasks})
+
+
+def free_queued(run: ActiveRun) -> int:
+    """Remove every queued output (the run's end: no task follows); returns how many files went."""
+    return sum(_unlink(run.to_free.pop(worker)) for worker in list(run.to_free))
+
+
+def _unlink(paths: list[str]) -> int:
+    n = 0
+    for path in paths:
         try:
             os.unlink(path)
-        except FileNotFoundError:
+        except OSError:  # gone already, or only space is lost: the run's end removes the whole store
             continue
-        except OSError:  # only space is lost: the run's end removes the whole store
-            continue
-        removed.append((tid, ident))
-    return removed
+        n += 1
+    return n
