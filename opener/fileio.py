@@ -37,8 +37,8 @@ def durable_writes(on: bool) -> None:
     A Substra task turns it off (`fedchem.algo.functions.entry`): its outputs are files that Substra takes into its
     own storage the moment the task ends (a copy, or locally a hard link: orchestrator.run.local_store, which Substra
     does not sync either), so a power cut before then loses the task whatever was synced, while each fsync cost
-    ~10 ms here, 70 ms a train task (README, *Figures*). Writes that must survive a
-    crash on their own, the partner's protocol state (`fedchem.algo.guard.state`), pass durable=True."""
+    ~10 ms here, 70 ms a train task (README, *Figures*). Writes that must survive a crash on their own, the
+    partner's protocol state (`fedchem.algo.guard.state`), pass durable=True."""
     _durable[0] = bool(on)
 
 

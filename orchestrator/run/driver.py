@@ -57,8 +57,9 @@ def run_federation(consortium: ConsortiumConfig, partners: dict[str, PartnerConf
 
     The run holds its folder (workdir.run_session): owner-only files, and Substra's work folder with the secret-key
     bundles removed on every exit path (`keep_network`: kept, for tests). In local mode each round's outputs that no
-    later task reads leave Substra's store, each just before its organisation's next task (run.transient; `keep_outputs`: every one
-    stays until the end, for tests that read them all). A run that ends by an error leaves a ledger that says so."""
+    later task reads leave Substra's store, each just before its organisation's next task (run.transient;
+    `keep_outputs`: every one stays until the end, for tests that read them all). A run that ends by an error leaves
+    a ledger that says so."""
     say = console or logging.getLogger(__name__).info  # progress lines (no data, no values); the CLI prints them
     run_dir = Path(run_dir).resolve()
     with workdir.run_session(run_dir, keep=keep_network, say=say):

@@ -52,7 +52,7 @@ def _worker_module():
 
     if substra.__version__ != SUBSTRA_VERSION or not hasattr(worker.Worker, "_save_output"):
         return None
-    if getattr(worker, "shutil", None) not in (shutil,) and not isinstance(worker.shutil, _LinkingShutil):
+    if getattr(worker, "shutil", None) is not shutil and not isinstance(worker.shutil, _LinkingShutil):
         return None  # something else replaced it: leave it alone
     return worker
 

@@ -123,7 +123,7 @@ def _record_round(run: ActiveRun, r: int, survivors: list[str], dropped: list[st
     ledger.completed_rounds = r
     ledger.save(run_dir)
     if run.free_outputs:  # local mode: what no later task reads leaves Substra's store
-        transient.free_after_round(run, r, run.freed)
+        transient.queue_after_round(run, r, run.freed)
     old = trunk_path(run_dir, r - 2)
     if r - 2 >= 1 and old.exists():
         old.unlink()

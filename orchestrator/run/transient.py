@@ -42,7 +42,7 @@ def unread_outputs(known: dict[str, TaskPlan], keep: set[Output], gone: set[Outp
             for ident, _ in task.outputs if (tid, ident) not in keep and (tid, ident) not in gone]
 
 
-def free_after_round(run: ActiveRun, r: int, gone: set[Output]) -> list[Output]:
+def queue_after_round(run: ActiveRun, r: int, gone: set[Output]) -> list[Output]:
     """Queue for removal from Substra's local store the outputs no task after round `r` reads (`free_before` removes
     them); returns what was queued and adds it to `gone`. Nothing happens on a real backend (each node manages its
     own storage)."""
