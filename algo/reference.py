@@ -23,6 +23,8 @@ class ReferenceRowSparseAdam(adam.RowSparseAdam):
     """Row-sparse Adam as first written: gather the touched rows' moments, update, scatter, one whole-array
     operation after the other (full state only)."""
 
+    has_compiled_step = False  # nothing for train_local to preload: the code before issue 17 never imported numba
+
     @torch.no_grad()
     def step(self) -> int:
         rows = adam.sparse_rows(self.param.grad)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fedchem.algo import evaluation, model as M, selection, training
+from fedchem.algo.adam import COMPILE_MIN_STEPS
 from fedchem.algo.batches import BatchSource
 from fedchem.algo.config import ModelConfig, TrainingConfig
 from fedchem.algo.evaluation import EvalResult, json_ready
@@ -143,6 +144,34 @@ def _reusable(snapshots: dict[str, tuple[dict, dict]], won: list[str]) -> tuple[
     return next((s for k, s in snapshots.items() if k in won and id(s) not in kept), None)
 
 
+def _set_up(data: PreparedDataset, folds: Folds, model_cfg: ModelConfig, train_cfg: TrainingConfig,
+            steps: int) -> tuple[M.Trunk, M.Head, training.Optimizer, BatchSource]:
+    """A fresh trunk, head and optimiser, and the training batches. When the run takes the compiled step and may
+    use two threads, the worker thread builds the model (torch's initialisation releases the GIL: ~0.2 s for a
+    32k x 1000 trunk and its zeroed moments) while this thread starts numba (~0.5 s, RowSparseAdam.preload) and slices
+    the batches. The model is the same bit for bit either way (seeded generators of its own)."""
+    seed, partner = train_cfg.seed, data.manifest.get("partner")
+    n_features, nc, nr = data.n_features, data.Y_class.shape[1], data.Y_regr.shape[1]
+    regr_bias = training.regression_means(data, folds.train)
+
+    def build() -> tuple[M.Trunk, M.Head, training.Optimizer]:
+        trunk = M.init_trunk(n_features, model_cfg, seed)
+        head = M.init_head(model_cfg, nc, nr, training.head_seed(seed, partner), regr_bias=regr_bias)
+        return trunk, head, training.Optimizer(trunk, head, train_cfg, expected_steps=steps)
+
+    optimiser = training.RowSparseAdam  # the input layer's (algo.reference swaps in the one of before)
+    if steps < COMPILE_MIN_STEPS or training.step_threads() < 2 or not optimiser.has_compiled_step:
+        built = build()
+        return (*built, BatchSource(data, folds.train))
+    pending = optimiser.pool().submit(build)
+    try:
+        optimiser.preload(train_cfg.input_optimizer_state)
+        source = BatchSource(data, folds.train)
+    finally:
+        built = pending.result()  # waited for even when this thread failed: no half-built model left running
+    return (*built, source)
+
+
 def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
                 report: Reporter | None = None, where: str = "", overwrite: bool = False,
                 protected: tuple = ()) -> LocalRun:
@@ -159,12 +188,8 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     folds = split_folds(data, train_cfg, where)
     report = report or (lambda event, info: None)
     seed, partner = train_cfg.seed, data.manifest.get("partner")
-    trunk = M.init_trunk(data.n_features, model_cfg, seed)
-    head = M.init_head(model_cfg, data.Y_class.shape[1], data.Y_regr.shape[1], training.head_seed(seed, partner),
-                       regr_bias=training.regression_means(data, folds.train))
-    source = BatchSource(data, folds.train)
     n_steps = math.ceil(folds.train.size / train_cfg.batch_size)
-    opt = training.Optimizer(trunk, head, train_cfg, expected_steps=n_steps * train_cfg.epochs)
+    trunk, head, opt, source = _set_up(data, folds, model_cfg, train_cfg, n_steps * train_cfg.epochs)
     history: list[dict] = []
     sel = selection.Selection()
     snapshots: dict[str, tuple[dict, dict]] = {}  # kind -> (trunk state, head state) of its chosen epoch
@@ -193,9 +218,11 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
             break
     chosen = sel.chosen()
     primary = "classification" if "classification" in snapshots else "regression"
-    if snapshots:  # the model files hold the primary kind's chosen epoch (classification when there is any)
-        trunk.load_state_dict(snapshots[primary][0])
-        head.load_state_dict(snapshots[primary][1])
+    # the model files hold the primary kind's chosen epoch (classification when there is any), written from its
+    # snapshot's own tensors: loading it back into the trunk would be one more 131 MB copy at 32k x 1000
+    trunk_arrays, head_arrays = M.trunk_to_arrays(trunk, copy=False), M.head_to_arrays(head, copy=False)
+    if snapshots:
+        trunk_arrays, head_arrays = ({k: v.numpy() for k, v in part.items()} for part in snapshots[primary])
     nc, nr = data.Y_class.shape[1], data.Y_regr.shape[1]
     (vc, vr), (tc, tr) = selection.chosen_predictions(sel, folds.validation.size, folds.test.size, nc, nr)
     val = evaluation.evaluate_predictions(data, folds.validation, vc, vr)
@@ -204,8 +231,8 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     best_epoch = chosen.get(primary, len(history))
 
     with os_errors(out_dir), atomic_folder(out_dir) as tmp:
-        save_params(tmp / "trunk.npz", M.trunk_to_arrays(trunk, copy=False))  # written at once: no copy needed
-        save_params(tmp / "head.npz", M.head_to_arrays(head, copy=False))
+        save_params(tmp / "trunk.npz", trunk_arrays)  # views, written at once: no copy needed
+        save_params(tmp / "head.npz", head_arrays)
         (tmp / "model.json").write_text(json.dumps({
             "n_features": data.n_features, "n_class_tasks": int(data.Y_class.shape[1]),
             "n_regr_tasks": int(data.Y_regr.shape[1]), "model": model_cfg.model_dump(mode="json"),

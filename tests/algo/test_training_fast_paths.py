@@ -468,3 +468,79 @@ def test_rowwise_state_trains_as_well_on_the_planted_signal(ds):
             training.train_epochs(trunk, head, ds, train, cfg, epochs=1, seed=e, optimizer=opt)
         aucs[state] = evaluation.evaluate(trunk, head, ds, val).aggregate["classification"]["auc_roc"]
     assert aucs["rowwise"] > 0.6 and aucs["rowwise"] > aucs["full"] - 0.05
+
+
+PRELOAD_THEN_TRAIN = """
+import json, sys
+import numpy as np
+from algo_synthetic import synthetic_dataset
+from fedchem.algo import model as M, row_kernels, training
+from fedchem.algo.adam import COMPILE_MIN_STEPS, RowSparseAdam
+from fedchem.algo.config import ModelConfig, TrainingConfig
+
+state, transform = sys.argv[1], sys.argv[2]
+kernels = {"feature_order": row_kernels.feature_order,
+           "step": row_kernels.adam_rows if state == "full" else row_kernels.rowwise_adam_rows}
+RowSparseAdam.preload(state)
+after_preload = {k: len(f.signatures) for k, f in kernels.items()}
+ds = synthetic_dataset(n=200, n_features=256, n_class=2, n_regr=1)
+mcfg = ModelConfig(hidden_sizes=(16,), input_transform=transform)
+tcfg = TrainingConfig(batch_size=50, input_optimizer_state=state)
+trunk, head = M.init_trunk(ds.n_features, mcfg, 1), M.init_head(mcfg, 2, 1, 1)
+opt = training.Optimizer(trunk, head, tcfg, expected_steps=COMPILE_MIN_STEPS)
+assert opt.sparse.compiled
+training.train_epochs(trunk, head, ds, np.arange(150), tcfg, epochs=1.0, seed=3, optimizer=opt)
+print(json.dumps({"preload": after_preload, "trained": {k: len(f.signatures) for k, f in kernels.items()}}))
+"""
+
+
+@pytest.mark.parametrize("state,transform", [("full", "binarize"), ("full", "log1p"), ("rowwise", "none")])
+def test_preload_loads_exactly_the_kernels_training_then_calls(state, transform):
+    """After `RowSparseAdam.preload` a fresh process trains with the compiled step without numba typing a new
+    signature: the scratch step asked for the very ones training asks for (else the preload would be wasted)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    helpers = Path(__file__).resolve().parents[1] / "helpers"
+    run = subprocess.run([sys.executable, "-c", PRELOAD_THEN_TRAIN, state, transform], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(helpers)})
+    assert run.returncode == 0, run.stderr
+    counts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert all(n >= 1 for n in counts["preload"].values()), counts
+    assert counts["trained"] == counts["preload"], counts
+
+
+def test_set_up_on_two_threads_builds_the_one_thread_model_bit_for_bit(ds, monkeypatch):
+    """train_local's set-up builds the model on the worker thread while numba starts (a compiled run, two
+    threads); the trunk, head, optimiser state and batches are those of the plain sequential set-up."""
+    folds = TL.Folds(train=np.arange(0, 200), validation=np.arange(200, 250), test=np.arange(250, 300))
+    steps = adam.COMPILE_MIN_STEPS
+    monkeypatch.setattr(training, "step_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(adam.RowSparseAdam, "preload", staticmethod(lambda state: calls.append(state)))
+    overlapped = TL._set_up(ds, folds, MCFG, TCFG, steps)
+    assert calls == [TCFG.input_optimizer_state]  # the overlapped branch was the one taken
+    monkeypatch.setattr(training, "step_threads", lambda: 1)
+    sequential = TL._set_up(ds, folds, MCFG, TCFG, steps)
+    assert len(calls) == 1
+    for a, b in zip(overlapped[:2], sequential[:2]):
+        for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), k
+    for k, x in overlapped[2].state_arrays().items():
+        np.testing.assert_array_equal(x, sequential[2].state_arrays()[k], err_msg=k)
+    assert overlapped[2].sparse.compiled and sequential[2].sparse.compiled
+    assert (overlapped[3].X != sequential[3].X).nnz == 0
+
+
+def test_todays_path_preloads_nothing(ds, monkeypatch):
+    """The baseline of bench/train_speed.py stays the code before issue 17: no numba start in its set-up."""
+    folds = TL.Folds(train=np.arange(0, 200), validation=np.arange(200, 250), test=np.arange(250, 300))
+    monkeypatch.setattr(training, "step_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(adam.RowSparseAdam, "preload", staticmethod(lambda state: calls.append(state)))
+    with reference.todays_path(threads=1):
+        TL._set_up(ds, folds, MCFG, TCFG, adam.COMPILE_MIN_STEPS)
+    assert calls == []
