@@ -308,6 +308,47 @@ def test_split_cuts_whole_chunks_and_covers_everything(monkeypatch):
         assert all(lo % 512 == 0 for lo, _ in ranges)
 
 
+def test_over_ranges_runs_the_second_range_on_one_kept_worker_and_waits_for_it(monkeypatch):
+    """The first range runs on the caller's thread, the second on the process's one worker thread (the same
+    thread every call: no thread started per mask); a failure in either range is raised only after both ended."""
+    import threading
+    import time
+
+    monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)
+    seen = []
+
+    def work(lo, hi):
+        seen.append((lo, threading.current_thread().name))
+        return lo, hi
+    assert masking.over_ranges(10_001, 8, work) == masking.split(10_001, 8)
+    assert masking.over_ranges(10_001, 8, work) == masking.split(10_001, 8)
+    names = [name for _, name in sorted(seen)]
+    assert names[0] == names[1] == threading.current_thread().name
+    assert names[2] == names[3] and names[2].startswith("fedchem-mask")
+    assert masking.over_ranges(100, 8, work) == [(0, 100)]  # one range: no worker
+
+    finished = []
+
+    def slow_second_fails_first(lo, hi):
+        if lo == 0:
+            raise RuntimeError("first range")
+        time.sleep(0.2)
+        finished.append(lo)
+    with pytest.raises(RuntimeError, match="first range"):
+        masking.over_ranges(10_001, 8, slow_second_fails_first)
+    assert finished  # the second range had ended before the error reached the caller
+
+    def second_fails(lo, hi):
+        if lo:
+            raise ValueError("second range")
+    with pytest.raises(ValueError, match="second range"):
+        masking.over_ranges(10_001, 8, second_fails)
+
+    def nested(lo, hi):  # a range that masks again must not wait on the worker it runs on
+        return masking.over_ranges(10_001, 8, work)
+    assert masking.over_ranges(10_001, 8, nested) == [masking.split(10_001, 8)] * 2
+
+
 def test_no_non_cryptographic_generator_or_torch_in_secagg_sources():
     for src in SECAGG_DIR.glob("*.py"):
         text = src.read_text()
