@@ -349,6 +349,21 @@ def test_over_ranges_runs_the_second_range_on_one_kept_worker_and_waits_for_it(m
     assert masking.over_ranges(10_001, 8, nested) == [masking.split(10_001, 8)] * 2
 
 
+def test_a_forked_child_masks_with_its_own_worker_thread(monkeypatch):
+    """A task forked from a process that has masked before (the warm server's children) starts its own worker:
+    without the at-fork reset it would wait forever on the parent's thread, which the child does not have."""
+    import signal
+
+    monkeypatch.setattr(masking, "CHUNK_BYTES", 4096)
+    assert masking.over_ranges(10_001, 8, lambda lo, hi: hi - lo) == [5120, 4881]  # the parent's worker exists
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(30)  # a hang dies of SIGALRM: the test fails instead of hanging
+        os._exit(0 if masking.over_ranges(10_001, 8, lambda lo, hi: hi - lo) == [5120, 4881] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_no_non_cryptographic_generator_or_torch_in_secagg_sources():
     for src in SECAGG_DIR.glob("*.py"):
         text = src.read_text()
