@@ -84,6 +84,17 @@ def reference_snapshot(trunk, head, into=None):
     return copy.deepcopy(trunk.state_dict()), copy.deepcopy(head.state_dict())
 
 
+def reference_write_beside(write, *args):
+    """The trunk's file as first written: on this thread, before the rest of the output (a finished Future)."""
+    from concurrent.futures import Future
+    done = Future()
+    try:
+        done.set_result(write(*args))
+    except Exception as exc:  # raised where the overlapped write's error is: on leaving the output block
+        done.set_exception(exc)
+    return done
+
+
 def reference_masks_in_step(*args) -> contextlib.AbstractContextManager[None]:
     """Dropout's masks drawn inside each step by nn.Dropout, as first written (no MaskStream)."""
     return contextlib.nullcontext()
@@ -95,17 +106,20 @@ def todays_path(threads: int | None = None) -> Iterator[None]:
     `threads` (default: every core, as `use_all_cores`, now `set_threads`, did) is torch's thread count meanwhile."""
     from fedchem.algo import train_local
     saved = (training.RowSparseAdam, model._RowSparseEmbeddingBag, batches.BatchSource.batches,
-             train_local._validate, train_local._snapshot, training._masks_ahead, torch.get_num_threads())
+             train_local._validate, train_local._snapshot, training._masks_ahead, train_local._write_beside,
+             torch.get_num_threads())
     training.RowSparseAdam = ReferenceRowSparseAdam
     model._RowSparseEmbeddingBag = ReferenceRowSparseEmbeddingBag
     batches.BatchSource.batches = reference_batches
     train_local._validate = reference_validate
     train_local._snapshot = reference_snapshot
     training._masks_ahead = reference_masks_in_step
+    train_local._write_beside = reference_write_beside
     torch.set_num_threads(threads or training.all_cores())
     try:
         yield
     finally:
         (training.RowSparseAdam, model._RowSparseEmbeddingBag, batches.BatchSource.batches,
-         train_local._validate, train_local._snapshot, training._masks_ahead, n) = saved
+         train_local._validate, train_local._snapshot, training._masks_ahead, train_local._write_beside,
+         n) = saved
         torch.set_num_threads(n)

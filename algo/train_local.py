@@ -8,13 +8,15 @@ bench/quality.py calls it directly. The output folder is built in a temporary fo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -145,11 +147,13 @@ def _reusable(snapshots: dict[str, tuple[dict, dict]], won: list[str]) -> tuple[
 
 
 def _set_up(data: PreparedDataset, folds: Folds, model_cfg: ModelConfig, train_cfg: TrainingConfig,
-            steps: int) -> tuple[M.Trunk, M.Head, training.Optimizer, BatchSource]:
-    """A fresh trunk, head and optimiser, and the training batches. When the run takes the compiled step and may
-    use two threads, the worker thread builds the model (torch's initialisation releases the GIL: ~0.2 s for a
-    32k x 1000 trunk and its zeroed moments) while this thread starts numba (~0.5 s, RowSparseAdam.preload) and slices
-    the batches. The model is the same bit for bit either way (seeded generators of its own)."""
+            steps: int) -> tuple[M.Trunk, M.Head, training.Optimizer, BatchSource, tuple[dict, dict] | None]:
+    """A fresh trunk, head and optimiser, the training batches, and a blank snapshot or None. When the run takes
+    the compiled step and may use two threads, the worker thread builds the model (torch's initialisation releases
+    the GIL: ~0.2 s for a 32k x 1000 trunk and its zeroed moments) and then the blank snapshot the first improved
+    epoch is copied into (its pages faulted in here, not in the epoch loop), while this thread starts numba
+    (~0.45 s, RowSparseAdam.preload) and slices the batches. The model is the same bit for bit either way (seeded
+    generators of its own)."""
     seed, partner = train_cfg.seed, data.manifest.get("partner")
     n_features, nc, nr = data.n_features, data.Y_class.shape[1], data.Y_regr.shape[1]
     regr_bias = training.regression_means(data, folds.train)
@@ -162,14 +166,26 @@ def _set_up(data: PreparedDataset, folds: Folds, model_cfg: ModelConfig, train_c
     optimiser = training.RowSparseAdam  # the input layer's (algo.reference swaps in the one of before)
     if steps < COMPILE_MIN_STEPS or training.step_threads() < 2 or not optimiser.has_compiled_step:
         built = build()
-        return (*built, BatchSource(data, folds.train))
-    pending = optimiser.pool().submit(build)
+        return (*built, BatchSource(data, folds.train), None)
+
+    def build_and_blank() -> tuple[M.Trunk, M.Head, training.Optimizer, tuple[dict, dict]]:
+        trunk, head, opt = build()
+        return trunk, head, opt, _blank_snapshot(trunk, head)
+    pending = optimiser.pool().submit(build_and_blank)
     try:
         optimiser.preload(train_cfg.input_optimizer_state)
         source = BatchSource(data, folds.train)
     finally:
-        built = pending.result()  # waited for even when this thread failed: no half-built model left running
-    return (*built, source)
+        trunk, head, opt, blank = pending.result()  # waited for even when this thread failed
+    return trunk, head, opt, source, blank
+
+
+def _blank_snapshot(trunk: M.Trunk, head: M.Head) -> tuple[dict, dict]:
+    """Zeroed tensors shaped as a snapshot: written once, so that their memory is mapped before `_snapshot` fills
+    them (a first copy into fresh memory faults 32,000 pages at 32k x 1000)."""
+    with torch.no_grad():
+        return ({k: torch.zeros_like(v) for k, v in trunk.state_dict().items()},
+                {k: torch.zeros_like(v) for k, v in head.state_dict().items()})
 
 
 def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainingConfig,
@@ -189,7 +205,7 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     report = report or (lambda event, info: None)
     seed, partner = train_cfg.seed, data.manifest.get("partner")
     n_steps = math.ceil(folds.train.size / train_cfg.batch_size)
-    trunk, head, opt, source = _set_up(data, folds, model_cfg, train_cfg, n_steps * train_cfg.epochs)
+    trunk, head, opt, source, blank = _set_up(data, folds, model_cfg, train_cfg, n_steps * train_cfg.epochs)
     history: list[dict] = []
     sel = selection.Selection()
     snapshots: dict[str, tuple[dict, dict]] = {}  # kind -> (trunk state, head state) of its chosen epoch
@@ -204,7 +220,10 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
         val, won = selection.consider(sel, epoch + 1, trunk, head, data, folds.validation, folds.test,
                                       validate=_validate)
         if won:  # one copy shared by the kinds it won
-            state = _snapshot(trunk, head, into=_reusable(snapshots, won))
+            into = _reusable(snapshots, won)
+            if into is None and blank is not None:
+                into, blank = blank, None
+            state = _snapshot(trunk, head, into=into)
             for kind in won:
                 snapshots[kind] = state
         improved = any(sel.best[k].value is not None and sel.best[k].index == epoch + 1 for k in won)
@@ -224,14 +243,14 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     if snapshots:
         trunk_arrays, head_arrays = ({k: v.numpy() for k, v in part.items()} for part in snapshots[primary])
     nc, nr = data.Y_class.shape[1], data.Y_regr.shape[1]
-    (vc, vr), (tc, tr) = selection.chosen_predictions(sel, folds.validation.size, folds.test.size, nc, nr)
-    val = evaluation.evaluate_predictions(data, folds.validation, vc, vr)
-    test = evaluation.evaluate_predictions(data, folds.test, tc, tr)
-    seconds = time.perf_counter() - t_start
     best_epoch = chosen.get(primary, len(history))
 
-    with os_errors(out_dir), atomic_folder(out_dir) as tmp:
-        save_params(tmp / "trunk.npz", trunk_arrays)  # views, written at once: no copy needed
+    with os_errors(out_dir), atomic_folder(out_dir) as tmp, _written_beside(save_params, tmp / "trunk.npz",
+                                                                        trunk_arrays):  # views: no copy needed
+        (vc, vr), (tc, tr) = selection.chosen_predictions(sel, folds.validation.size, folds.test.size, nc, nr)
+        val = evaluation.evaluate_predictions(data, folds.validation, vc, vr)
+        test = evaluation.evaluate_predictions(data, folds.test, tc, tr)
+        seconds = time.perf_counter() - t_start
         save_params(tmp / "head.npz", head_arrays)
         (tmp / "model.json").write_text(json.dumps({
             "n_features": data.n_features, "n_class_tasks": int(data.Y_class.shape[1]),
@@ -257,6 +276,25 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
         check_local_out(out_dir, overwrite, protected)  # again: the folder may have changed while training
     return LocalRun(out_dir=out_dir, best_epoch=best_epoch, epochs_run=len(history), validation=val, test=test,
                     history=history, seconds=seconds, selected=chosen)
+
+
+def _write_beside(write: Callable, *args) -> Future:
+    """`write(*args)` started on the worker thread: the trunk's file (131 MB at 32k x 1000, whose copy into the
+    page cache, CRC and fsync release the GIL) is written while this thread evaluates and writes the rest."""
+    return training.RowSparseAdam.pool().submit(write, *args)
+
+
+@contextlib.contextmanager
+def _written_beside(write: Callable, *args) -> Iterator[None]:
+    """The block runs while `_write_beside(write, *args)` does; on leaving, the write has ended: its error is
+    raised after a clean block, and after a failed one the block's own error (the folder is then removed)."""
+    done = _write_beside(write, *args)
+    try:
+        yield
+    except BaseException:
+        done.exception()
+        raise
+    done.result()
 
 
 def is_local_output(folder: Path) -> bool:

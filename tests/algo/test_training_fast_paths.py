@@ -533,6 +533,9 @@ def test_set_up_on_two_threads_builds_the_one_thread_model_bit_for_bit(ds, monke
         np.testing.assert_array_equal(x, sequential[2].state_arrays()[k], err_msg=k)
     assert overlapped[2].sparse.compiled and sequential[2].sparse.compiled
     assert (overlapped[3].X != sequential[3].X).nnz == 0
+    blank, none = overlapped[4], sequential[4]
+    assert none is None and [list(part) for part in blank] == [list(m.state_dict()) for m in overlapped[:2]]
+    assert all(not t.any() for part in blank for t in part.values())
 
 
 def test_todays_path_preloads_nothing(ds, monkeypatch):
@@ -544,3 +547,72 @@ def test_todays_path_preloads_nothing(ds, monkeypatch):
     with reference.todays_path(threads=1):
         TL._set_up(ds, folds, MCFG, TCFG, adam.COMPILE_MIN_STEPS)
     assert calls == []
+
+
+def test_train_local_with_the_overlapped_set_up_writes_the_sequential_runs_files(ds, tmp_path, monkeypatch):
+    """A compiled run set up on two threads (model built beside numba's start, the first snapshot copied into
+    the blank one) writes the same model and figures, bit for bit, as the same compiled run set up on one."""
+    monkeypatch.setattr(training, "COMPILE_MIN_STEPS", 1)
+    monkeypatch.setattr(TL, "COMPILE_MIN_STEPS", 1)
+    mcfg = ModelConfig(hidden_sizes=(64,), dropout=0.1)
+    cfg = TCFG.model_copy(update={"epochs": 5, "early_stopping_patience": 0, "learning_rate": 3e-2})
+    blanks = []
+    real_blank = TL._blank_snapshot
+    monkeypatch.setattr(TL, "_blank_snapshot", lambda t, h: blanks.append(1) or real_blank(t, h))
+    runs = {}
+    for threads in (2, 1):
+        monkeypatch.setattr(training, "step_threads", lambda n=threads: n)
+        runs[threads] = TL.train_local(ds, tmp_path / f"t{threads}", mcfg, cfg)
+    assert blanks == [1]  # only the two-thread run took the overlapped set-up
+    assert sum(h["best"] for h in runs[2].history) >= 2  # the blank snapshot was filled and then reused
+    assert [h["validation"] for h in runs[2].history] == [h["validation"] for h in runs[1].history]
+    for name in ("trunk.npz", "head.npz", "test_predictions.npz"):
+        with np.load(tmp_path / "t2" / name) as x, np.load(tmp_path / "t1" / name) as y:
+            assert sorted(x.files) == sorted(y.files)
+            for k in x.files:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}:{k}")
+
+
+def test_a_failed_output_block_waits_for_the_trunks_writer_and_leaves_no_folder(ds, tmp_path, monkeypatch):
+    """The trunk's file is written on the worker thread: when the rest of the output fails, the temporary folder
+    is removed only after that writer ended (else its late write would make the folder again, half-filled),
+    and a previous output stays as it was."""
+    import time
+
+    cfg = TCFG.model_copy(update={"epochs": 2, "early_stopping_patience": 0})
+    TL.train_local(ds, tmp_path / "out", MCFG, cfg)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()}
+    real_save = TL.save_params
+
+    def slow_trunk(path, arrays, *a, **k):
+        if path.name == "trunk.npz":
+            time.sleep(0.5)
+        return real_save(path, arrays, *a, **k)
+
+    def broken(*a, **k):
+        raise RuntimeError("predictions could not be written")
+    monkeypatch.setattr(TL, "save_params", slow_trunk)
+    monkeypatch.setattr(TL, "save_predictions", broken)
+    with pytest.raises(RuntimeError, match="predictions could not be written"):
+        TL.train_local(ds, tmp_path / "out", MCFG, cfg)
+    time.sleep(0.7)  # a writer still running would have made its folder again by now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()} == before
+
+
+def test_a_failed_trunk_write_fails_the_run_and_keeps_the_previous_output(ds, tmp_path, monkeypatch):
+    cfg = TCFG.model_copy(update={"epochs": 2, "early_stopping_patience": 0})
+    TL.train_local(ds, tmp_path / "out", MCFG, cfg)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()}
+    real_save = TL.save_params
+
+    def full_disk(path, arrays, *a, **k):
+        if path.name == "trunk.npz":
+            raise OSError(28, "No space left on device")
+        return real_save(path, arrays, *a, **k)
+    monkeypatch.setattr(TL, "save_params", full_disk)
+    from fedchem.opener.errors import FedchemError
+    with pytest.raises(FedchemError, match="no space left on the device"):
+        TL.train_local(ds, tmp_path / "out", MCFG, cfg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()} == before
