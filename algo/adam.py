@@ -29,7 +29,6 @@ as Adam: opt in with `training.input_optimizer_state: rowwise` (default `full`, 
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from fedchem.algo.batches import FeatureOrder, feature_order
+from fedchem.algo.worker_thread import KeptWorker
 
 COMPILE_MIN_STEPS = 200  # the compiled step costs ~0.5 s a process (numba import, cached kernel load) and saves
 # ~2-5 ms a step on Tox21-sized layers (bench/train_speed.py): worth it from a few hundred steps on
@@ -91,24 +91,12 @@ def sparse_rows(grad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] 
     return idx, grad.values()
 
 
-_POOL: ThreadPoolExecutor | None = None
+_WORKER = KeptWorker("fedchem-adam")  # takes half of a step's chunks (torch releases the GIL in its kernels)
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The one worker thread that takes half of a step's chunks (torch releases the GIL in its kernels)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(1, thread_name_prefix="fedchem-adam")
-    return _POOL
-
-
-def _forget_pool() -> None:
-    """A forked child has no copy of the worker thread: it makes its own when it needs one."""
-    global _POOL
-    _POOL = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+    """The one worker thread of the row-sparse step (algo.worker_thread)."""
+    return _WORKER.executor()
 
 
 class RowSparseAdam:

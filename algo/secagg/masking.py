@@ -28,16 +28,14 @@ result is bit-identical to it.
 from __future__ import annotations
 
 import copy
-import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from fedchem.algo.secagg.keys import bind, hkdf
+from fedchem.algo.worker_thread import KeptWorker
 
 CIPHERS = ("aes-128-ctr", "chacha20")
 DEFAULT_CIPHER = "aes-128-ctr"  # SecAggConfig.mask_cipher's default (a test checks they agree)
@@ -128,25 +126,7 @@ def split(length: int, itemsize: int, parts: int | None = None) -> list[tuple[in
     return [(cuts[i], cuts[i + 1]) for i in range(parts)]
 
 
-_WORKER: ThreadPoolExecutor | None = None
-
-
-def _worker() -> ThreadPoolExecutor:
-    """The one worker thread that masks the second range (kept for the process: starting two threads per call
-    cost ~0.2-0.7 ms of a 3 ms mask of 10^6 words, bench/secagg.py's smallest case)."""
-    global _WORKER
-    if _WORKER is None:
-        _WORKER = ThreadPoolExecutor(1, thread_name_prefix="fedchem-mask")
-    return _WORKER
-
-
-def _forget_worker() -> None:
-    """A forked child has no copy of the worker thread: it starts its own when it needs one."""
-    global _WORKER
-    _WORKER = None
-
-
-os.register_at_fork(after_in_child=_forget_worker)
+_WORKER = KeptWorker("fedchem-mask")  # masks the second range (algo.worker_thread: no thread started per mask)
 
 
 def over_ranges(length: int, itemsize: int, work: Callable[[int, int], T]) -> list[T]:
@@ -155,9 +135,9 @@ def over_ranges(length: int, itemsize: int, work: Callable[[int, int], T]) -> li
 
     An exception in any range is raised here (after every range has finished)."""
     ranges = split(length, itemsize)
-    if len(ranges) == 1 or threading.current_thread().name.startswith("fedchem-mask"):  # never wait on itself
+    if len(ranges) == 1 or _WORKER.is_current():  # a range that masks again runs inline: never wait on itself
         return [work(lo, hi) for lo, hi in ranges]
-    others = [_worker().submit(work, lo, hi) for lo, hi in ranges[1:]]
+    others = [_WORKER.executor().submit(work, lo, hi) for lo, hi in ranges[1:]]
     try:
         first = work(*ranges[0])
     finally:
