@@ -573,25 +573,32 @@ def test_train_local_with_the_overlapped_set_up_writes_the_sequential_runs_files
                 np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}:{k}")
 
 
+def _previous_output_and_trunk_hook(ds, tmp_path, monkeypatch, on_trunk):
+    """A finished train-local output in tmp_path/out (its files' bytes returned), then save_params patched so
+    that `on_trunk()` runs before the trunk's file is written; the run's TrainingConfig comes back too."""
+    cfg = TCFG.model_copy(update={"epochs": 2, "early_stopping_patience": 0})
+    TL.train_local(ds, tmp_path / "out", MCFG, cfg)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()}
+    real_save = TL.save_params
+
+    def hooked(path, arrays, *a, **k):
+        if path.name == "trunk.npz":
+            on_trunk()
+        return real_save(path, arrays, *a, **k)
+    monkeypatch.setattr(TL, "save_params", hooked)
+    return cfg, before
+
+
 def test_a_failed_output_block_waits_for_the_trunks_writer_and_leaves_no_folder(ds, tmp_path, monkeypatch):
     """The trunk's file is written on the worker thread: when the rest of the output fails, the temporary folder
     is removed only after that writer ended (else its late write would make the folder again, half-filled),
     and a previous output stays as it was."""
     import time
 
-    cfg = TCFG.model_copy(update={"epochs": 2, "early_stopping_patience": 0})
-    TL.train_local(ds, tmp_path / "out", MCFG, cfg)
-    before = {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()}
-    real_save = TL.save_params
-
-    def slow_trunk(path, arrays, *a, **k):
-        if path.name == "trunk.npz":
-            time.sleep(0.5)
-        return real_save(path, arrays, *a, **k)
+    cfg, before = _previous_output_and_trunk_hook(ds, tmp_path, monkeypatch, lambda: time.sleep(0.5))
 
     def broken(*a, **k):
         raise RuntimeError("predictions could not be written")
-    monkeypatch.setattr(TL, "save_params", slow_trunk)
     monkeypatch.setattr(TL, "save_predictions", broken)
     with pytest.raises(RuntimeError, match="predictions could not be written"):
         TL.train_local(ds, tmp_path / "out", MCFG, cfg)
@@ -601,17 +608,11 @@ def test_a_failed_output_block_waits_for_the_trunks_writer_and_leaves_no_folder(
 
 
 def test_a_failed_trunk_write_fails_the_run_and_keeps_the_previous_output(ds, tmp_path, monkeypatch):
-    cfg = TCFG.model_copy(update={"epochs": 2, "early_stopping_patience": 0})
-    TL.train_local(ds, tmp_path / "out", MCFG, cfg)
-    before = {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()}
-    real_save = TL.save_params
-
-    def full_disk(path, arrays, *a, **k):
-        if path.name == "trunk.npz":
-            raise OSError(28, "No space left on device")
-        return real_save(path, arrays, *a, **k)
-    monkeypatch.setattr(TL, "save_params", full_disk)
     from fedchem.opener.errors import FedchemError
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+    cfg, before = _previous_output_and_trunk_hook(ds, tmp_path, monkeypatch, full_disk)
     with pytest.raises(FedchemError, match="no space left on the device"):
         TL.train_local(ds, tmp_path / "out", MCFG, cfg)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
