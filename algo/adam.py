@@ -130,8 +130,16 @@ class RowSparseAdam:
 
     @staticmethod
     def preload(state: State = "full") -> None:
-        """Start numba and load the compiled step's kernels now (module function `preload`)."""
-        preload(state)
+        """Import numba and load (or compile) the compiled step's kernels now, by one step on a scratch layer of
+        two rows: the ~0.5 s of numba's start is then spent where the caller chooses (train_local spends it while
+        the worker thread initialises the model) instead of in the first training step. The scratch arrays have
+        the dtypes and layouts of a real step, so numba's dispatcher asks for exactly the signatures training
+        will."""
+        opt = RowSparseAdam(torch.nn.Parameter(torch.zeros(2, 4)), lr=1e-3, state=state)
+        opt.compiled = True
+        order = opt.feature_order(torch.tensor([0, 1, 1], dtype=torch.int64), torch.tensor([0, 2], dtype=torch.int64),
+                                  2)
+        opt.apply_gradient(RowGradient(order.features, order.ends, order.rows, None, torch.zeros(2, 4)))
 
     @staticmethod
     def pool() -> ThreadPoolExecutor:
@@ -257,17 +265,6 @@ class RowSparseAdam:
             p.mul_(1 - self.lr * self.weight_decay)
         p.addcmul_(m, scale.unsqueeze(1))
         self.param.index_copy_(0, idx, p)
-
-
-def preload(state: State = "full") -> None:
-    """Import numba and load (or compile) the compiled step's kernels now, by one step on a scratch layer of two
-    rows: the ~0.5 s of numba's start is then spent where the caller chooses (train_local spends it while the
-    worker thread initialises the model) instead of in the first training step. The scratch arrays have the
-    dtypes and layouts of a real step, so numba's dispatcher asks for exactly the signatures training will."""
-    opt = RowSparseAdam(torch.nn.Parameter(torch.zeros(2, 4)), lr=1e-3, state=state)
-    opt.compiled = True
-    order = opt.feature_order(torch.tensor([0, 1, 1], dtype=torch.int64), torch.tensor([0, 2], dtype=torch.int64), 2)
-    opt.apply_gradient(RowGradient(order.features, order.ends, order.rows, None, torch.zeros(2, 4)))
 
 
 class DenseAdamW:

@@ -239,9 +239,10 @@ def train_local(data: PreparedDataset, out_dir: Path, model_cfg: ModelConfig, tr
     primary = "classification" if "classification" in snapshots else "regression"
     # the model files hold the primary kind's chosen epoch (classification when there is any), written from its
     # snapshot's own tensors: loading it back into the trunk would be one more 131 MB copy at 32k x 1000
-    trunk_arrays, head_arrays = M.trunk_to_arrays(trunk, copy=False), M.head_to_arrays(head, copy=False)
     if snapshots:
         trunk_arrays, head_arrays = ({k: v.numpy() for k, v in part.items()} for part in snapshots[primary])
+    else:
+        trunk_arrays, head_arrays = M.trunk_to_arrays(trunk, copy=False), M.head_to_arrays(head, copy=False)
     nc, nr = data.Y_class.shape[1], data.Y_regr.shape[1]
     best_epoch = chosen.get(primary, len(history))
 
