@@ -63,6 +63,7 @@ def test_substra_stores_the_file_the_task_wrote(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # Substra's local-worker/ lands here
     monkeypatch.setattr(worker, "shutil", worker.shutil)  # restored after the test, whatever link_outputs does
+    monkeypatch.setattr(worker, "fs", worker.fs)
     assert local_store.link_outputs() and local_store.outputs_linked()
     assert local_store.link_outputs()  # idempotent
     linked = _stored_output(tmp_path, "linked")
@@ -75,6 +76,98 @@ def test_substra_stores_the_file_the_task_wrote(tmp_path, monkeypatch):
     assert not local_store.outputs_linked()
     copied = _stored_output(tmp_path, "copied")
     assert int(copied.read_text()) != os.stat(copied).st_ino
+
+
+THREE_OUTPUTS = '''\
+import os
+import substratools as tools
+
+
+@tools.register
+def write_three(inputs, outputs, task_properties):
+    for name, size in (("big_a", 3 << 20), ("big_b", 2 << 20), ("small", 100)):
+        with open(outputs[name], "wb") as fh:
+            fh.write(os.urandom(size))
+
+
+if __name__ == "__main__":
+    tools.execute()
+'''
+
+
+def _three_outputs(tmp_path: Path, tag: str) -> dict:
+    """Run a task writing two large outputs and a small one on a fresh subprocess-backend client: each output's
+    recorded checksum and stored path."""
+    import substra
+    from substra.sdk.schemas import (AssetKind, ComputeTaskOutputSpec, FunctionOutputSpec, FunctionSpec,
+                                     Permissions, TaskSpec)
+
+    archive = tmp_path / f"{tag}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("function.py", THREE_OUTPUTS)
+        z.writestr("Dockerfile", DOCKERFILE.replace("write_inode", "write_three"))
+    (tmp_path / "description.md").write_text("writes three outputs\n")
+    client = substra.Client(client_name=f"org-{tag}", backend_type="subprocess")
+    org = client.organization_info().organization_id
+    private = Permissions(public=False, authorized_ids=[org])
+    names = ("big_a", "big_b", "small")
+    function = client.add_function(FunctionSpec(
+        name=f"three-{tag}", description=tmp_path / "description.md", file=archive, permissions=private,
+        inputs=[], outputs=[FunctionOutputSpec(identifier=n, kind=AssetKind.model, multiple=False) for n in names]))
+    task = client.add_task(TaskSpec(function_key=function, worker=org, inputs=[],
+                                    outputs={n: ComputeTaskOutputSpec(permissions=private) for n in names}))
+    assets = {n: client.get_task_output_asset(task, n).asset for n in names}
+    return {n: (a.address.checksum, Path(a.address.storage_address)) for n, a in assets.items()}
+
+
+def test_large_outputs_are_hashed_side_by_side_with_substras_checksum(tmp_path, monkeypatch):
+    """A real task's two large outputs get their sha256 from the side-by-side hashing, not from Substra's own
+    hash_file (which then sees only the small output); every recorded checksum is the stored file's sha256."""
+    from substra.sdk import fs
+    from substra.sdk.backends.local.compute import worker
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(worker, "shutil", worker.shutil)
+    monkeypatch.setattr(worker, "fs", worker.fs)
+    hashed_by_substra = []
+    own = fs.hash_file
+
+    def spy(path):  # the outputs Substra's own function hashes (it hashes the function's archive too)
+        if "outputs" in Path(path).parts:
+            hashed_by_substra.append(Path(path).name)
+        return own(path)
+    monkeypatch.setattr(fs, "hash_file", spy)
+    assert local_store.link_outputs()
+    outputs = _three_outputs(tmp_path, "side")
+    for checksum, path in outputs.values():
+        assert checksum == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert hashed_by_substra == [outputs["small"][1].name]
+
+    import shutil
+
+    monkeypatch.setattr(worker, "shutil", shutil)  # the control: Substra's copy, nothing hashed beforehand
+    hashed_by_substra.clear()
+    outputs = _three_outputs(tmp_path, "control")
+    assert sorted(hashed_by_substra) == sorted(p.name for _c, p in outputs.values())
+    for checksum, path in outputs.values():
+        assert checksum == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_side_by_side_digest_is_taken_once_and_only_for_the_unchanged_file(tmp_path):
+    digests = local_store.OutputDigests()
+    a, b, small = tmp_path / "a", tmp_path / "b", tmp_path / "small"
+    a.write_bytes(b"a" * local_store.SIDE_BY_SIDE_BYTES)
+    b.write_bytes(b"b" * local_store.SIDE_BY_SIDE_BYTES)
+    small.write_bytes(b"c")
+    digests.prefetch(str(tmp_path))
+    st = os.stat(b)
+    b.write_bytes(b"B" * local_store.SIDE_BY_SIDE_BYTES)  # same size, new content
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a later write, whatever the clock's grain
+    os.link(a, tmp_path / "a-link")  # a second name moves the change time only: still the same file
+    assert digests.take(tmp_path / "a-link") == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert digests.take(a) is None  # taken once
+    assert digests.take(b) is None and digests.take(small) is None  # changed since; never hashed beforehand
+    assert local_store.hash_file(b) == hashlib.sha256(b.read_bytes()).hexdigest()  # Substra's own hashing then
 
 
 def test_link_or_copy_keeps_shutil_copys_contract(tmp_path):
