@@ -62,7 +62,7 @@ from fedchem.orchestrator.run.driver import run_federation  # noqa: E402
 from fedchem.orchestrator.run.pull import partner_dir  # noqa: E402
 from fedchem.orchestrator.ledger import Ledger  # noqa: E402
 from fedchem.orchestrator.demo.public_data import build_moleculeace  # noqa: E402
-from fedchem.algo.functions import warmstart  # noqa: E402
+from fedchem.algo.functions import warm_client, warmstart  # noqa: E402
 from fedchem.algo.functions.specs import FUNCTIONS  # noqa: E402
 
 GROUPS = ("torch", "numpy", "scipy", "sklearn", "rdkit", "matplotlib", "pydantic", "cryptography", "substratools",
@@ -83,10 +83,11 @@ def entry_imports(module: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _import_times(modules: list[str]) -> tuple[float, dict[str, float]]:
-    """(wall seconds, self import seconds per top-level package) of a fresh interpreter importing `modules`."""
-    code = ("import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n"
-            "    except ImportError:\n        pass\n" % (modules,))  # `from a import b` where b is a name
+def _import_times(modules: list[str], code: str | None = None) -> tuple[float, dict[str, float]]:
+    """(wall seconds, self import seconds per top-level package) of a fresh interpreter importing `modules` (or
+    running `code`)."""
+    code = code or ("import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n"
+                    "    except ImportError:\n        pass\n" % (modules,))  # `from a import b` where b is a name
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
                           check=True)
@@ -116,10 +117,16 @@ def startup_breakdown(repeat: int = 3) -> list[dict]:
                                 for _ in range(repeat)), key=lambda x: x[0])
             rows.append({"module": "train + sklearn.metrics + scipy.stats", "functions": "before: the metrics' "
                          "imports", "interpreter": interp, "wall": wall, **groups})
-    wall, groups = min((_import_times(["fedchem.algo.functions.warmstart"]) for _ in range(repeat)),
-                       key=lambda x: x[0])  # what a task script imports before it hands the task to a warm server
-    rows.append({"module": "warm hand-off", "functions": "any task, with a warm server", "interpreter": interp,
-                 "wall": wall, **groups})
+    # what a task script runs before it hands the task to a warm server: the client it carries (builtins only),
+    # and, the same-run baseline, what it imported until 2026-12-08 (fedchem's package and warmstart)
+    client = Path(warm_client.__file__).read_text()
+    handoff = f"exec(compile({client!r}, 'warm_client.py', 'exec'), {{}})"
+    for label, modules, code in (("warm hand-off", [], handoff),
+                                 ("warm hand-off, before: importing warmstart", ["fedchem.algo.functions.warmstart"],
+                                  None)):
+        wall, groups = min((_import_times(modules, code) for _ in range(3 * repeat)), key=lambda x: x[0])
+        rows.append({"module": label, "functions": "any task, with a warm server", "interpreter": interp,
+                     "wall": wall, **groups})
     return rows
 
 
@@ -136,7 +143,7 @@ def print_startup(rows: list[dict]) -> None:
     print(f"{'entry module (functions)':<60} {'total':>6} " + " ".join(f"{c[:8]:>8}" for c in cols))
     for r in rows:
         label = f"{r['module'].removeprefix('fedchem.algo.functions.')} ({r['functions']})"
-        print(f"{label:<60} {r['wall']:>6.2f} " + " ".join(f"{r.get(c, 0.0):>8.2f}" for c in cols))
+        print(f"{label:<60} {r['wall']:>6.3f} " + " ".join(f"{r.get(c, 0.0):>8.3f}" for c in cols))
     print()
 
 

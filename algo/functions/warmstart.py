@@ -31,103 +31,11 @@ import struct
 import sys
 import time
 
-ENV = "FEDCHEM_WARM_SOCKET"  # the server's socket, set by the local run for its tasks
-DISABLE_ENV = "FEDCHEM_WARM"  # "0": every task starts its own interpreter (cold), as Substra does it
+from fedchem.algo.functions.warm_client import (DISABLE_ENV, ENV, STREAMS, forward as _forward,
+                                                recv_message as _recv, run_warm, send_message as _send)
+
+__all__ = ["DISABLE_ENV", "ENV", "LOG_NAME", "WarmServer", "preload", "run_warm", "serve", "serving", "supported"]
 LOG_NAME = "served.log"  # beside the socket: a line per task started and ended (its CPU seconds)
-_HEADER = struct.Struct("!I")
-_STREAMS = 3  # stdin, stdout, stderr
-
-
-# ---------------------------------------------------------------------------------------------------- messages
-
-
-def _send(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
-    """One length-prefixed JSON message, with file descriptors riding on its first byte when given."""
-    data = json.dumps(message).encode()
-    frame = _HEADER.pack(len(data)) + data
-    if fds:
-        socket.send_fds(sock, [frame[:1]], fds)
-        frame = frame[1:]
-    sock.sendall(frame)
-
-
-def _recv_exact(sock: socket.socket, n: int, fds: list[int]) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        if not buf and not fds:  # the first byte may carry descriptors
-            chunk, got, _flags, _addr = socket.recv_fds(sock, n, _STREAMS)
-            fds.extend(got)
-        else:
-            chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("the peer closed the connection")
-        buf += chunk
-    return buf
-
-
-def _recv(sock: socket.socket) -> tuple[dict, list[int]]:
-    """The next message and any descriptors sent with it; ConnectionError when the peer is gone."""
-    fds: list[int] = []
-    (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, fds))
-    return json.loads(_recv_exact(sock, length, fds)), fds
-
-
-# ------------------------------------------------------------------------------------------------------ client
-
-
-def run_warm(argv: list[str], module: str) -> None:
-    """Run this task in a warm child and exit with its status; return (do nothing) when no server takes it.
-
-    Called by the task script before its imports. Once the server has said it forked, this never returns: the
-    task's outcome is the child's, never a second, cold run of the same task."""
-    path = os.environ.get(ENV)
-    if not path or os.environ.get(DISABLE_ENV) == "0":
-        return
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-        umask = os.umask(0o077)
-        os.umask(umask)
-        request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
-                   "path": list(sys.path), "module": module}
-        _send(sock, request, list(range(_STREAMS)))
-        started, _ = _recv(sock)
-        pid = int(started["pid"])
-    except (OSError, ValueError, KeyError):  # no server, or it refused before forking: nothing ran
-        sock.close()
-        return
-    try:  # signals go through a pidfd: never to another process that reused the number
-        child: int = os.pidfd_open(pid)
-    except OSError:  # it has ended already (its status is on the way)
-        child = -1
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: _die_with(child, signum))
-    try:
-        status = int(_recv(sock)[0]["status"])
-    except (OSError, ValueError, KeyError):
-        _forward(child, signal.SIGKILL)
-        sys.stderr.write("fedchem: the warm task server went away while task process %d ran; the task is stopped "
-                         "(rerun with FEDCHEM_WARM=0 to start every task cold)\n" % pid)
-        os._exit(1)
-    if status < 0:  # the child died of a signal: so does this script, as a cold task would have
-        signal.signal(-status, signal.SIG_DFL)
-        os.kill(os.getpid(), -status)
-        os._exit(128 - status)
-    os._exit(status)
-
-
-def _die_with(pidfd: int, signum: int) -> None:
-    """A signal for this script: the child gets it too, and the script ends by it, as a cold task would."""
-    _forward(pidfd, signum)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _forward(pidfd: int, signum: int) -> None:
-    """Signal the process behind a pidfd (nothing when it has ended, or when there is none: -1)."""
-    if pidfd >= 0:
-        with contextlib.suppress(ProcessLookupError, OSError):
-            signal.pidfd_send_signal(pidfd, signum)
 
 
 # ------------------------------------------------------------------------------------------------------ server
@@ -193,11 +101,11 @@ def _accept(listener, sel, running, own) -> None:
         conn.settimeout(10)
         request, fds = _recv(conn)
         conn.settimeout(None)
-        if len(fds) != _STREAMS:
+        if len(fds) != STREAMS:
             for fd in fds:
                 os.close(fd)
             raise ConnectionError("a request must carry stdin, stdout and stderr")
-    except (OSError, ValueError):  # also wait_ready's probe, which sends nothing
+    except (OSError, ValueError, EOFError, TypeError):  # also wait_ready's probe, which sends nothing
         conn.close()
         return
     pid = os.fork()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from fedchem.algo.functions.specs import FUNCTIONS
-from fedchem.orchestrator.run.archive import SCRIPT
+from fedchem.orchestrator.run.archive import task_script
 
 
 def test_aggregator_and_key_tasks_import_no_torch():
@@ -23,7 +23,7 @@ def test_every_function_is_registered_by_its_module():
     for fdef in FUNCTIONS.values():
         __import__(fdef.module)
         assert fdef.name in tools.register.get_registered_functions(), fdef.name
-        script = SCRIPT.format(name=fdef.name, module=fdef.module, description=fdef.description)
+        script = task_script(fdef.name, fdef.module, fdef.description)
         compile(script, f"{fdef.name}/function.py", "exec")
 
 

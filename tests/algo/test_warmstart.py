@@ -1,5 +1,5 @@
 """The warm task server (fedchem.algo.functions.warmstart), on real processes: the real task script
-(orchestrator.run.archive.SCRIPT) run warm and cold must be indistinguishable to Substra's subprocess backend
+(orchestrator.run.archive.task_script) run warm and cold must be indistinguishable to Substra's subprocess backend
 (streams, exit status, folder, environment, umask, arguments), a task must not outlive its script, and a script
 without a server runs the task itself. That a whole federated run gives the same bits warm and cold is
 tests/e2e/test_federation_e2e.py::test_warm_task_processes_give_the_cold_ones_bits."""
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fedchem.algo.functions import warmstart
-from fedchem.orchestrator.run.archive import SCRIPT
+from fedchem.orchestrator.run.archive import task_script
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 pytestmark = pytest.mark.skipif(not warmstart.supported(), reason="the warm server needs Linux's pidfds and "
@@ -29,7 +29,7 @@ def script(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
     path = tmp_path / "function" / "function.py"
     path.parent.mkdir()
-    path.write_text(SCRIPT.format(name="probe", module="warmprobe", description="the warm-server probe"))
+    path.write_text(task_script("probe", "warmprobe", "the warm-server probe"))
     return path
 
 
@@ -187,3 +187,20 @@ def test_wait_ready_sees_the_server_accept(script, tmp_path):
         assert srv.wait_ready(timeout=60)
         proc, out = launch(script, tmp_path, "first")
         assert finish(proc)[0] == 0 and json.loads(out.read_text())["pid"] != proc.pid  # the very first task: warm
+
+
+def test_the_script_hands_its_task_over_with_builtins_only(script):
+    """What the task script runs before the hand-off (the client it carries) loads no module but the builtin
+    marshal and _signal and the _socket extension: no fedchem package, no socket, json or signal (~12 ms of every
+    task's start, bench/round.py); a module added there fails this test."""
+    probe = (
+        "import ast, sys\n"
+        "tree = ast.parse(open(sys.argv[1]).read())\n"
+        "text = next(n.value.value for n in tree.body if isinstance(n, ast.Assign)"
+        " and n.targets[0].id == 'WARM_CLIENT')\n"
+        "before = set(sys.modules)\n"
+        "exec(compile(text, 'warm_client.py', 'exec'), {})\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n")
+    new = subprocess.run([sys.executable, "-c", probe, str(script)], capture_output=True, text=True, check=True)
+    assert set(new.stdout.split()) <= {"_socket", "marshal", "_signal"}, new.stdout
+    assert "_socket" in new.stdout.split()  # the probe saw the client's own import: the test can fail

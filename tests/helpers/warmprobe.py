@@ -1,6 +1,6 @@
 """A Substra function for the warm-server tests: it reports what process it ran in, then does what PROBE_ACTION says.
 
-Registered with substratools like fedchem's own functions, and run through archive.SCRIPT, the very task script
+Registered with substratools like fedchem's own functions, and run through archive.task_script, the very task script
 Substra's subprocess backend runs."""
 
 from __future__ import annotations
