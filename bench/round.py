@@ -7,7 +7,9 @@ started cold (FEDCHEM_WARM=0), the same-run baseline of what the server saves; w
 more with Substra copying each task output into its store (its own way) instead of storing the task's file as a
 hard link (fedchem.orchestrator.run.local_store), that change's same-run baseline. Each figure is the median over
 rounds 2..R of its run, column by column (the first round also pays for Python's first imports, and one round's
-figures swing by several percent from the next one's), split into:
+figures swing by several percent from the next one's); with --repeat K, the secure and the plain runs alternate K
+times each and the medians are over the measured rounds of all K (one run's figures also swing from the next
+run's, and a drift of the machine then reaches both modes), split into:
   train tasks    wall time of the partners' train tasks (submitted one after another in local mode)
     of which     in-task load / validation / local training / masking / saving its private state for the next
                  round (head, optimizer, selection; from each partner's private round log)
@@ -29,7 +31,7 @@ pass`) and importing its entry module with everything that module imports, funct
 The machine is shared: compare the secure/plain ratio and the shares, which are measured in one process, not the
 absolute seconds.
 
-    python bench/round.py [--partners 3 10] [--rounds 4] [--max-per-target 300]
+    python bench/round.py [--partners 3 10] [--rounds 4] [--max-per-target 300] [--repeat 3 --no-cold]
     python bench/round.py --startup-only
 """
 
@@ -255,14 +257,16 @@ def measured_rounds(rounds: int) -> list[int]:
     return list(range(2, rounds + 1)) or [1]
 
 
-def median_breakdown(run_dir: Path, clock: RoundCpu, rounds: int) -> dict:
-    """Each column of `round_breakdown` (and the round's CPU seconds) as its median over `measured_rounds`: one
-    round's figures swing by several percent from one round to the next on these machines."""
+def median_breakdown(runs: list[tuple[Path, RoundCpu]], rounds: int) -> dict:
+    """Each column of `round_breakdown` (and the round's CPU seconds) as its median over `measured_rounds` of every
+    run of a mode: one round's figures swing by several percent from one round to the next on these machines, and
+    one run's by as much from the next run's."""
     per_round = []
-    for r in measured_rounds(rounds):
-        row = round_breakdown(run_dir, r)
-        row["cpu_round_total"] = clock.of_round(r, rounds)
-        per_round.append(row)
+    for run_dir, clock in runs:
+        for r in measured_rounds(rounds):
+            row = round_breakdown(run_dir, r)
+            row["cpu_round_total"] = clock.of_round(r, rounds)
+            per_round.append(row)
     out = {k: statistics.median(row[k] for row in per_round) for k in per_round[0]}
     out["n_survivors"] = min(row["n_survivors"] for row in per_round)
     out["each_round"] = [row["round_total"] for row in per_round]
@@ -304,11 +308,19 @@ def main() -> int:
                     help="rounds of each run; figures are medians over rounds 2..R (default 4)")
     ap.add_argument("--max-per-target", type=int, default=300)
     ap.add_argument("--startup-only", action="store_true", help="only the per-task start-up breakdown")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of the secure and the plain mode each, alternately (secure, plain, secure, ...); "
+                         "figures are medians over the measured rounds of all of them (default 1)")
+    ap.add_argument("--no-cold", action="store_true",
+                    help="leave out the run with every task started cold (the warm server's baseline)")
     ap.add_argument("--copy-baseline", action="store_true",
                     help="one more secure run in which Substra copies each task output into its store, as it does "
                          "by itself, instead of the hard link a local run makes it store (that change's baseline)")
     args = ap.parse_args()
-    modes = MODES + ((COPY_MODE,) if args.copy_baseline else ())
+    modes = tuple(m for m in MODES if not (args.no_cold and m[0] == "secure-cold")) + \
+        ((COPY_MODE,) if args.copy_baseline else ())
+    # secure and plain alternate, --repeat times each, so that a drift of the machine reaches both; the others once
+    schedule = [m for _ in range(max(1, args.repeat)) for m in modes[:2]] + list(modes[2:])
     print_startup(startup_breakdown())
     if args.startup_only:
         return 0
@@ -320,20 +332,23 @@ def main() -> int:
             cpath = build(tmp, n, args.max_per_target)
             print(f"[{n} partners] data built and prepared in {time.perf_counter() - t:.0f} s", flush=True)
             consortium, partners = load_all(cpath)
-            figures = {}
-            for mode, secure in modes:
+            done: dict[str, list[tuple[Path, RoundCpu]]] = defaultdict(list)
+            for i, (mode, secure) in enumerate(schedule):
                 if not secure:  # the test-only plain mode: each (throw-away) partner opts in on its own node
                     for p in partners.values():
                         (node_dir_of(p) / PLAIN_OPT_IN).write_text("bench only\n")
-                run_dir = tmp / f"run-{n}-{mode}"
+                run_dir = tmp / f"run-{n}-{mode}-{i}"
                 t = time.perf_counter()
                 clock = RoundCpu()
                 with cold_tasks(mode.endswith("cold")), substra_copies(mode == COPY_MODE[0]):
                     run_federation(consortium, partners, run_dir, rounds=args.rounds, secure=secure, console=clock)
-                figures[mode] = median_breakdown(run_dir, clock, args.rounds)
-                figures[mode]["aggregation_math"], figures[mode]["cpu_aggregation_math"] = aggregation_math_seconds(
-                    figures[mode]["n_survivors"], trunk_size(run_dir), secure)
+                done[mode].append((run_dir, clock))
                 print(f"[{n} partners] {mode} run of {args.rounds} rounds: {time.perf_counter() - t:.0f} s", flush=True)
+            figures = {}
+            for mode, secure in modes:
+                figures[mode] = median_breakdown(done[mode], args.rounds)
+                figures[mode]["aggregation_math"], figures[mode]["cpu_aggregation_math"] = aggregation_math_seconds(
+                    figures[mode]["n_survivors"], trunk_size(done[mode][0][0]), secure)
             rows.append((n, figures))
     print()
     measured = measured_rounds(args.rounds)
@@ -360,8 +375,9 @@ def main() -> int:
                   + ", ".join(f"{x:.2f}" for x in fig[mode]["each_round"]) + " s")
         ratio = fig["secure"]["round_total"] / fig["plain"]["round_total"]
         print(f"{n:>8} ratio secure/plain round time: {ratio:.3f} (goal <= 1.05 at 10 partners)")
-        gain = fig["secure-cold"]["round_total"] / fig["secure"]["round_total"]
-        print(f"{n:>8} secure round, every task cold / warm task server: {gain:.2f}x")
+        if "secure-cold" in fig:
+            gain = fig["secure-cold"]["round_total"] / fig["secure"]["round_total"]
+            print(f"{n:>8} secure round, every task cold / warm task server: {gain:.2f}x")
         if COPY_MODE[0] in fig:
             gain = fig[COPY_MODE[0]]["round_total"] / fig["secure"]["round_total"]
             print(f"{n:>8} secure round, Substra copying each output / storing it as a hard link: {gain:.2f}x")
