@@ -108,28 +108,32 @@ def hash_file(path) -> str:
     return digest if digest is not None else fs.hash_file(path)
 
 
-class _PrefetchedFs(types.ModuleType):
-    """substra.sdk.fs for Substra's worker: `hash_file` takes side-by-side digests, every other name is fs's."""
+class _StandIn(types.ModuleType):
+    """A module for Substra's worker: the names given replaced, every other name the original module's."""
 
-    def __init__(self) -> None:
-        super().__init__("substra.sdk.fs")
-        self.hash_file = hash_file
+    def __init__(self, original: types.ModuleType, **names) -> None:
+        super().__init__(original.__name__)
+        self._original = original
+        self.__dict__.update(names)
 
     def __getattr__(self, name: str):
+        return getattr(self._original, name)
+
+
+class _PrefetchedFs(_StandIn):
+    """substra.sdk.fs for Substra's worker: `hash_file` takes side-by-side digests."""
+
+    def __init__(self) -> None:
         from substra.sdk import fs
 
-        return getattr(fs, name)
+        super().__init__(fs, hash_file=hash_file)
 
 
-class _LinkingShutil(types.ModuleType):
-    """shutil for Substra's worker module: `copy` links, every other name is shutil's."""
+class _LinkingShutil(_StandIn):
+    """shutil for Substra's worker module: `copy` links."""
 
     def __init__(self) -> None:
-        super().__init__("shutil")
-        self.copy = link_or_copy
-
-    def __getattr__(self, name: str):
-        return getattr(shutil, name)
+        super().__init__(shutil, copy=link_or_copy)
 
 
 def _worker_module():
