@@ -94,11 +94,6 @@ def sparse_rows(grad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] 
 _WORKER = KeptWorker("fedchem-adam")  # takes half of a step's chunks (torch releases the GIL in its kernels)
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The one worker thread of the row-sparse step (algo.worker_thread)."""
-    return _WORKER.executor()
-
-
 class RowSparseAdam:
     """Lazy Adam with decoupled weight decay for one parameter whose gradient is a sparse COO tensor of rows."""
 
@@ -144,7 +139,7 @@ class RowSparseAdam:
     @staticmethod
     def pool() -> ThreadPoolExecutor:
         """The worker thread its two-thread steps share (the input layer's forward pass uses it too)."""
-        return _pool()
+        return _WORKER.executor()
 
     def state_bytes(self) -> int:
         """Bytes the optimiser keeps for this parameter (both moments)."""
@@ -209,7 +204,7 @@ class RowSparseAdam:
         rule = (self.lr, b1, b2, self.eps, self.weight_decay, *tail)
         if self.threads > 1 and n > 1:  # disjoint rows: the same result as one thread, bit for bit
             half = n // 2
-            other = _pool().submit(kernel, *args, half, n, *rule)
+            other = _WORKER.executor().submit(kernel, *args, half, n, *rule)
             kernel(*args, 0, half, *rule)
             other.result()
         else:
@@ -235,7 +230,7 @@ class RowSparseAdam:
                     update(idx[a:b], grad_of(a, b), step)
         if self.threads > 1 and len(chunks) > 1:  # disjoint rows: the same result as one thread, bit for bit
             half = len(chunks) // 2
-            other = _pool().submit(run, chunks[half:])
+            other = _WORKER.executor().submit(run, chunks[half:])
             run(chunks[:half])
             other.result()
         else:
